@@ -1,0 +1,1 @@
+"""edgekit.boards: board profiles, board detection and CPU features. numpy-free, stdlib only."""
