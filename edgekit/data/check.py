@@ -1,0 +1,112 @@
+"""``edgekit data check``: is this dataset usable, and what is wrong with it?
+
+Reading a dataset already records label problems (see :class:`edgekit.data.Issue`); the
+check adds a full decode of every image (headers can be fine while the pixels are
+truncated) and decides whether the dataset can be used at all. Only a dataset that cannot
+be used is an error (exit 1): no train or val split, or a split without a readable image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from edgekit.data.dataset import DetectionDataset, Issue
+from edgekit.data.loader import load_dataset
+
+# issues that make a label or image unusable (the rest are informational)
+WARNING_KINDS = {"unreadable_image", "missing_image", "label_without_image", "class_out_of_range",
+                 "malformed_label", "unknown_class", "degenerate_box", "box_out_of_bounds"}
+
+
+@dataclass
+class CheckReport:
+    """What ``check_dataset`` found; ``to_dict()`` is the ``--json`` output."""
+
+    source: str
+    format: str
+    names: list[str]
+    counts: dict
+    issues: list[Issue]
+    fatal: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return not self.fatal
+
+    def issue_counts(self) -> dict:
+        return dict(sorted(Counter(i.kind for i in self.issues).items()))
+
+    def to_dict(self, examples: int = 20) -> dict:
+        by_kind = defaultdict(list)
+        for i in self.issues:
+            by_kind[i.kind].append(i.to_dict())
+        return {
+            "source": self.source,
+            "format": self.format,
+            "usable": self.usable,
+            "fatal": self.fatal,
+            "names": self.names,
+            "splits": self.counts,
+            "issue_counts": self.issue_counts(),
+            "issues": {k: v[:examples] for k, v in sorted(by_kind.items())},
+        }
+
+    def to_text(self) -> str:
+        lines = [f"{self.source} ({self.format}, {len(self.names)} classes: {', '.join(self.names)})"]
+        for split, c in self.counts.items():
+            per = ", ".join(f"{n}: {k}" for n, k in c["per_class"].items())
+            lines.append(f"  {split:5s} {c['images']:6d} images {c['boxes']:7d} boxes   {per}")
+        for kind, n in self.issue_counts().items():
+            mark = "!" if kind in WARNING_KINDS else " "
+            first = next(i for i in self.issues if i.kind == kind)
+            lines.append(f"  {mark} {kind}: {n}  (e.g. {os.path.basename(first.path)}: {first.detail})")
+        lines.append("  usable: yes" if self.usable else "  NOT USABLE: " + "; ".join(self.fatal))
+        return "\n".join(lines)
+
+
+def decode_images(ds: DetectionDataset, progress: bool = True) -> list[Issue]:
+    """Fully decode every image with OpenCV (as training and inference will) and report failures."""
+    import cv2
+    from tqdm import tqdm
+
+    bad = []
+    items = [(split, rec) for split, recs in ds.splits.items() for rec in recs]
+    for split, rec in tqdm(items, desc="decoding images", disable=not progress, leave=False):
+        img = cv2.imread(str(rec.path), cv2.IMREAD_COLOR)
+        if img is None:
+            bad.append((split, rec))
+        elif img.shape[:2] != (rec.height, rec.width):
+            bad.append((split, rec))
+    issues = [Issue("unreadable_image", split, str(rec.path), "OpenCV cannot decode it or its size differs from the header")
+              for split, rec in bad]
+    bad_ids = {id(rec) for _, rec in bad}
+    for split in ds.splits:
+        ds.splits[split] = [r for r in ds.splits[split] if id(r) not in bad_ids]
+    return issues
+
+
+def check_dataset(source: str | os.PathLike | DetectionDataset, decode: bool = True, progress: bool = False) -> CheckReport:
+    """Read a dataset, decode its images and report counts, issues and usability.
+
+    Example:
+        >>> from edgekit.data import sample_data_yaml
+        >>> report = check_dataset(sample_data_yaml())
+        >>> report.usable, report.counts["train"]["images"]
+        (True, 120)
+    """
+    ds = source if isinstance(source, DetectionDataset) else load_dataset(source)
+    issues = list(ds.issues)
+    if decode:
+        issues += decode_images(ds, progress)
+    fatal = []
+    if "train" not in ds.splits and "val" not in ds.splits:
+        fatal.append("no train or val split")
+    for split, recs in ds.splits.items():
+        if not recs:
+            fatal.append(f"split '{split}' has no readable image")
+    labelled = sum(len(r.classes) for recs in ds.splits.values() for r in recs)
+    if labelled == 0 and not fatal:
+        fatal.append("no labelled box in any split")
+    return CheckReport(ds.source, ds.format, ds.names, ds.counts(), issues, fatal)

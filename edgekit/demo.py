@@ -1,0 +1,66 @@
+"""``make demo``: the main job end to end on the sample data embedded in the package.
+
+Runs without ../shared and without a network. Each later stage of edgekit (train,
+export, verify, bench) adds its step here as it lands.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def step(n: int, total: int, text: str) -> None:
+    print(f"\n[{n}/{total}] {text}", flush=True)
+
+
+def geometry_floor(ds, imgsz: int) -> dict:
+    """mAP of perfect predictions that went through the letterbox at ``imgsz`` and back,
+    rounded to whole input pixels: the ceiling any detector at that input size can reach."""
+    from edgekit.metrics import evaluate_detections
+    from edgekit.runtime.preprocess import boxes_from_letterbox, boxes_to_letterbox, letterbox_params
+
+    gts, preds = [], []
+    for rec in ds.split("val"):
+        lb = letterbox_params((rec.height, rec.width), imgsz)
+        boxes = boxes_from_letterbox(np.round(boxes_to_letterbox(rec.boxes, lb)), lb)
+        gts.append({"boxes": rec.boxes, "classes": rec.classes})
+        preds.append({"boxes": boxes, "scores": np.ones(len(boxes)), "classes": rec.classes})
+    return evaluate_detections(gts, preds, ds.names).to_dict()
+
+
+def main() -> int:
+    from edgekit.data import convert_dataset, load_dataset, sample_data_yaml
+    from edgekit.data.check import check_dataset
+
+    t0 = time.time()
+    data = sample_data_yaml()
+    total = 3
+    step(1, total, f"check the embedded Fish4Knowledge sample ({data})")
+    report = check_dataset(data)
+    print(report.to_text())
+
+    step(2, total, "convert it to COCO and VOC and back: the labels survive")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("coco", "voc"):
+            out = convert_dataset(data, fmt, Path(tmp) / fmt, link=True)
+            same = load_dataset(out).counts() == load_dataset(data).counts()
+            print(f"  {fmt:4s}: {out}  counts identical: {same}")
+            if not same:
+                return 1
+
+    step(3, total, "how much mAP the input size alone costs (perfect boxes through the letterbox)")
+    ds = load_dataset(data)
+    for imgsz in (64, 128, 320):
+        r = geometry_floor(ds, imgsz)
+        print(f"  imgsz {imgsz:3d}: mAP50 {r['map50']:.3f}  mAP50-95 {r['map50_95']:.3f}")
+    print(f"\ndemo finished in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

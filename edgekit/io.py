@@ -1,0 +1,91 @@
+"""Atomic writes: an interrupted run never leaves a half-written file under its final name.
+
+Everything edgekit writes (artifacts, manifests, reports, converted datasets) goes through
+these helpers: the content is written to a temporary sibling, flushed, then renamed over
+the final name in one ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> atomic_write_bytes(p, b"hi").read_bytes()
+        b'hi'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+        >>> atomic_write_text(p, "{}").read_text()
+        '{}'
+    """
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
+    """Build a directory under a temporary name and move it to ``path`` only on success.
+
+    Yields the temporary directory to fill. If the block raises, the temporary directory is
+    removed and ``path`` is untouched. An existing non-empty ``path`` is an error unless
+    ``overwrite`` is true, in which case it is replaced only after the new one is complete.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "ds"
+        >>> with atomic_dir(out) as tmp:
+        ...     _ = (tmp / "x.txt").write_text("1")
+        >>> sorted(p.name for p in out.iterdir())
+        ['x.txt']
+    """
+    from edgekit.errors import EdgekitError
+
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise EdgekitError(f"{path} already exists and is not empty: choose another --out or pass --overwrite")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise EdgekitError(f"cannot write to {path.parent}: {exc.strerror}; choose a writable --out") from None
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

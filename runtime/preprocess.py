@@ -1,0 +1,164 @@
+"""Preprocessing written once: letterbox, its inverse for boxes, and tensor layout/dtype.
+
+Training, validation, INT8 calibration and every runtime backend call these functions, so
+the pixels a model was calibrated on are the pixels it sees on the board. numpy only at
+module level; OpenCV is imported inside :func:`letterbox` (the device may lack it until used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was letterboxed: ``new = old * scale + pad``.
+
+    Attributes:
+        scale: resize factor applied to both axes.
+        pad_x, pad_y: padding added on the left and top, in pixels of the new image.
+        src_w, src_h: original image size.
+        dst_w, dst_h: letterboxed image size.
+    """
+
+    scale: float
+    pad_x: float
+    pad_y: float
+    src_w: int
+    src_h: int
+    dst_w: int
+    dst_h: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def letterbox_params(src_hw: tuple[int, int], size: int | tuple[int, int], stride: int = 32,
+                     auto: bool = False, scaleup: bool = True) -> Letterbox:
+    """Compute the letterbox of an image of ``src_hw`` into ``size`` (int or (h, w)).
+
+    With ``auto`` the output is the smallest stride multiple that holds the resized image
+    (rectangular inference); otherwise it is exactly ``size``. Padding is split evenly
+    between the two sides, as Ultralytics and Darknet's letterbox do.
+
+    Example:
+        >>> lb = letterbox_params((202, 360), 320)
+        >>> round(lb.scale, 4), lb.pad_x, lb.pad_y, (lb.dst_h, lb.dst_w)
+        (0.8889, 0.0, 70.0, (320, 320))
+    """
+    src_h, src_w = int(src_hw[0]), int(src_hw[1])
+    if src_h <= 0 or src_w <= 0:
+        raise ValueError(f"letterbox: empty image of size {src_w}x{src_h}")
+    dst_h, dst_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    scale = min(dst_h / src_h, dst_w / src_w)
+    if not scaleup:
+        scale = min(scale, 1.0)
+    new_w, new_h = int(round(src_w * scale)), int(round(src_h * scale))
+    if auto:
+        dst_w = int(np.ceil(new_w / stride) * stride)
+        dst_h = int(np.ceil(new_h / stride) * stride)
+    pad_x, pad_y = (dst_w - new_w) / 2, (dst_h - new_h) / 2
+    # integer left/top pads, the odd pixel goes right/bottom
+    return Letterbox(scale, float(int(round(pad_x - 0.1))), float(int(round(pad_y - 0.1))), src_w, src_h, dst_w, dst_h)
+
+
+def letterbox(image: np.ndarray, size: int | tuple[int, int], stride: int = 32, auto: bool = False,
+              scaleup: bool = True, color: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``size``; returns the image and its :class:`Letterbox`.
+
+    Example:
+        >>> img = np.zeros((202, 360, 3), np.uint8)
+        >>> out, lb = letterbox(img, 320)
+        >>> out.shape, lb.pad_y
+        ((320, 320, 3), 70.0)
+    """
+    import cv2
+
+    lb = letterbox_params(image.shape[:2], size, stride, auto, scaleup)
+    new_w, new_h = int(round(lb.src_w * lb.scale)), int(round(lb.src_h * lb.scale))
+    if (new_w, new_h) != (lb.src_w, lb.src_h):
+        # bilinear both ways: cheap on a Cortex-A core, and what the model was trained on
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    left, top = int(lb.pad_x), int(lb.pad_y)
+    right, bottom = lb.dst_w - new_w - left, lb.dst_h - new_h - top
+    if left or top or right or bottom:
+        value = (color,) * (image.shape[2] if image.ndim == 3 else 1)
+        image = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=value)
+    return image, lb
+
+
+def boxes_to_letterbox(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """Map xyxy boxes from original-image pixels into letterboxed pixels.
+
+    Example:
+        >>> lb = Letterbox(0.5, 0.0, 10.0, 200, 100, 100, 70)
+        >>> boxes_to_letterbox(np.array([[0., 0., 200., 100.]]), lb).tolist()
+        [[0.0, 10.0, 100.0, 60.0]]
+    """
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) * lb.scale
+    return b + np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32)
+
+
+def boxes_from_letterbox(boxes: np.ndarray, lb: Letterbox, clip: bool = True) -> np.ndarray:
+    """Map xyxy boxes from letterboxed pixels back to original-image pixels (the inverse).
+
+    Example:
+        >>> lb = Letterbox(0.5, 0.0, 10.0, 200, 100, 100, 70)
+        >>> boxes_from_letterbox(np.array([[0., 10., 100., 60.]]), lb).tolist()
+        [[0.0, 0.0, 200.0, 100.0]]
+    """
+    b = (np.asarray(boxes, np.float32).reshape(-1, 4) - np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32)) / lb.scale
+    if clip:
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, lb.src_w)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, lb.src_h)
+    return b
+
+
+def to_tensor(image: np.ndarray, layout: str = "NCHW", dtype: str = "float32", rgb: bool = True,
+              mean: tuple[float, ...] = (0.0, 0.0, 0.0), std: tuple[float, ...] = (255.0, 255.0, 255.0),
+              quant: tuple[float, int] | None = None) -> np.ndarray:
+    """Turn a letterboxed HxWx3 BGR uint8 image into a batch-of-one model input.
+
+    ``float32``: ``(pixel - mean) / std`` (default: [0, 1]). ``uint8``: raw pixels.
+    ``int8``/``uint8`` with ``quant=(scale, zero_point)``: the float input quantized as
+    the model's input tensor expects (``q = round(x / scale) + zero_point``).
+
+    Example:
+        >>> x = to_tensor(np.full((4, 4, 3), 255, np.uint8))
+        >>> x.shape, float(x.max())
+        ((1, 3, 4, 4), 1.0)
+        >>> to_tensor(np.full((2, 2, 3), 255, np.uint8), "NHWC", "int8", quant=(1 / 255, -128)).max()
+        np.int8(127)
+    """
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 image, got shape {image.shape}")
+    x = image[..., ::-1] if rgb else image
+    if dtype == "uint8" and quant is None:
+        out = np.ascontiguousarray(x)
+    else:
+        x = (x.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+        if quant is not None:
+            scale, zero = quant
+            info = np.iinfo(np.dtype(dtype))
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max)
+        out = x.astype(dtype)
+    if layout == "NCHW":
+        out = out.transpose(2, 0, 1)
+    elif layout != "NHWC":
+        raise ValueError(f"layout must be NCHW or NHWC, got {layout}")
+    return np.ascontiguousarray(out[None])
+
+
+def preprocess(image: np.ndarray, size: int | tuple[int, int], layout: str = "NCHW", dtype: str = "float32",
+               rgb: bool = True, quant: tuple[float, int] | None = None, color: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """Letterbox + :func:`to_tensor` in one call: what every backend does before inference.
+
+    Example:
+        >>> x, lb = preprocess(np.zeros((202, 360, 3), np.uint8), 320)
+        >>> x.shape, x.dtype.name
+        ((1, 3, 320, 320), 'float32')
+    """
+    img, lb = letterbox(image, size, color=color)
+    return to_tensor(img, layout, dtype, rgb, quant=quant), lb

@@ -1,0 +1,46 @@
+"""Shared fixtures: paths to the embedded sample and to ../shared (skipped when absent)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO / ".." / "shared").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared: real datasets and third-party models; tests needing it skip without it."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent (real datasets and third-party models live there)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def sample_yaml() -> Path:
+    from edgekit.data import sample_data_yaml
+
+    return sample_data_yaml()
+
+
+@pytest.fixture()
+def sample_copy(tmp_path, sample_yaml) -> Path:
+    """A writable copy of the embedded sample (for tests that damage it)."""
+    dst = tmp_path / "fish"
+    shutil.copytree(sample_yaml.parent, dst)
+    return dst / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def bccd_yaml(shared_dir, tmp_path_factory) -> Path:
+    """A data.yaml pointing at ../shared/data/bccd in VOC format."""
+    p = tmp_path_factory.mktemp("bccd") / "data.yaml"
+    p.write_text(
+        f"format: voc\npath: {shared_dir / 'data' / 'bccd'}\n"
+        "train: ImageSets/Main/train.txt\nval: ImageSets/Main/val.txt\ntest: ImageSets/Main/test.txt\n"
+        "names: [RBC, WBC, Platelets]\n"
+    )
+    return p
