@@ -20,6 +20,9 @@ COMMANDS = [
     "info_cmd",
     "data_cmd",
     "eval_cmd",
+    "models_cmd",
+    "train_cmd",
+    "val_cmd",
 ]
 
 

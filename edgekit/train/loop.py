@@ -1,0 +1,187 @@
+"""The training loop behind :func:`edgekit.train.train` (setup, epochs, checkpoints, DDP)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+from edgekit.train.trainer import (ModelEMA, TrainOptions, data_hash, fit_anchors, fitness, next_run_dir,
+                                   param_groups, write_results)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size), initialising torch.distributed (gloo) under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def resolve_out(opts: TrainOptions, rank: int, world: int) -> Path:
+    if opts.out:
+        out = Path(opts.out)
+        if (out / "weights" / "last.pt").exists() and not opts.resume:
+            raise EdgekitError(f"{out} already holds a training run: pass --resume to continue it, or choose another --out")
+        return out
+    base = Path("runs") / "train" / opts.model
+    if opts.resume:
+        runs = sorted(Path("runs/train").glob(f"{opts.model}*/weights/last.pt"), key=os.path.getmtime)
+        if not runs:
+            raise EdgekitError(f"no run of {opts.model} to resume under runs/train: give --out")
+        return runs[-1].parents[1]
+    if world > 1:  # every rank must agree on one folder
+        obj = [str(next_run_dir(base)) if rank == 0 else None]
+        torch.distributed.broadcast_object_list(obj, src=0)
+        return Path(obj[0])
+    return next_run_dir(base)
+
+
+def build_model(opts: TrainOptions, ds, records):
+    from edgekit.models import create_model
+
+    kwargs = dict(opts.model_kwargs)
+    probe = create_model(opts.model, num_classes=ds.num_classes, imgsz=opts.imgsz, **kwargs)
+    n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
+    anchors = fit_anchors(records, opts.imgsz, n_anchors, opts.seed) if opts.anchors == "kmeans" else None
+    model = create_model(opts.model, num_classes=ds.num_classes, anchors=anchors, imgsz=opts.imgsz, **kwargs)
+    kwargs["imgsz"] = opts.imgsz
+    if model.head_spec["type"] == "yolo":
+        # grid sensitivity: a cell may predict centres up to half a cell outside it, so the
+        # loss can assign each box to neighbouring cells too (3x the positives)
+        model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
+    anchors_px = [[[w * (s if model.head_spec["anchor_units"] == "grid" else 1), h * (s if model.head_spec["anchor_units"] == "grid" else 1)]
+                   for w, h in g] for g, s in zip(model.head_spec["anchors"], model.head_spec["strides"])]
+    return model, kwargs, anchors_px
+
+
+def make_checkpoint(opts, model_name, kwargs, names, imgsz, anchors_px, head_spec, ema, epoch, metrics, dhash,
+                    optimizer=None, best=None) -> dict:
+    ck = {"model": model_name, "model_kwargs": kwargs, "names": list(names), "imgsz": imgsz, "anchors": anchors_px,
+          "head_spec": head_spec, "state_dict": {k: v.detach().clone() for k, v in ema.ema.state_dict().items()},
+          "epoch": epoch, "metrics": metrics, "data": {"source": str(opts.data), "train_hash": dhash},
+          "train_options": {k: v for k, v in asdict(opts).items() if k != "augment"} | {"augment": asdict(opts.augment)},
+          "edgekit_version": __version__, "ema_updates": ema.updates, "best_fitness": best}
+    if optimizer is not None:
+        ck["optimizer"] = optimizer.state_dict()
+    return ck
+
+
+def run_training(opts: TrainOptions) -> dict:
+    from tqdm import tqdm
+
+    from edgekit.data import load_dataset
+    from edgekit.train.checkpoint import read_checkpoint, save_checkpoint
+    from edgekit.train.loader import DetectionTrainSet, collate
+    from edgekit.train.loss import YoloLoss
+    from edgekit.validate import validate
+
+    rank, world = distributed()
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EdgekitError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
+    device = torch.device(f"cuda:{rank % max(torch.cuda.device_count(), 1)}" if opts.device.startswith("cuda") else "cpu")
+    torch.manual_seed(opts.seed + rank)
+    ds = load_dataset(opts.data)
+    train_recs = [r for r in ds.split("train") if r.valid_mask().any() or len(r.classes) == 0]
+    if opts.max_train_images:
+        train_recs = train_recs[:opts.max_train_images]
+    val_recs = ds.split("val")
+    out = resolve_out(opts, rank, world)
+    resume = read_checkpoint(out / "weights" / "last.pt") if opts.resume else None
+    if resume is not None:
+        saved = TrainOptions(**{**resume["train_options"], "augment": opts.augment})
+        opts = TrainOptions(**{**asdict(saved), "augment": saved.augment, "epochs": max(opts.epochs, saved.epochs),
+                               "resume": True, "out": str(out), "progress": opts.progress})
+    model, kwargs, anchors_px = (build_model(opts, ds, train_recs) if resume is None else (None, None, None))
+    if resume is not None:
+        from edgekit.train.checkpoint import model_from_checkpoint
+
+        model = model_from_checkpoint(resume).train()
+        kwargs, anchors_px = resume["model_kwargs"], resume["anchors"]
+    model = model.to(device)
+    head_spec = model.head_spec
+    loss_fn = YoloLoss(head_spec)
+    ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
+    optimizer = torch.optim.AdamW(param_groups(model, opts.weight_decay), lr=opts.lr, betas=(0.937, 0.999))
+    start_epoch, best, history = 0, -1.0, []
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        start_epoch, best = resume["epoch"] + 1, resume["best_fitness"] or -1.0
+        if (out / "results.json").exists():
+            import json
+
+            history = json.loads((out / "results.json").read_text())[:start_epoch]
+    train_set = DetectionTrainSet(train_recs, opts.imgsz, augment=opts.augment, seed=opts.seed)
+    sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=opts.seed) if world > 1 else None
+    loader = DataLoader(train_set, batch_size=opts.batch, shuffle=sampler is None, sampler=sampler,
+                        num_workers=opts.workers, collate_fn=collate, drop_last=len(train_set) > opts.batch,
+                        generator=torch.Generator().manual_seed(opts.seed))
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    nb = len(loader)
+    total_iters = max(opts.epochs * nb, 1)
+    warmup = min(max(int(opts.warmup_epochs * nb), 1), max(total_iters // 3, 1))
+
+    def lr_at(it: int) -> float:
+        if it < warmup:
+            return opts.lr * (it + 1) / warmup
+        frac = (it - warmup) / max(total_iters - warmup, 1)
+        return opts.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    dhash = data_hash(train_recs)
+    if rank == 0:
+        (out / "weights").mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for epoch in range(start_epoch, opts.epochs):
+        t0 = time.time()
+        model.train()
+        train_set.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        sums = {"box": 0.0, "obj": 0.0, "cls": 0.0}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", disable=not (opts.progress and rank == 0), leave=False)
+        for i, (x, targets) in enumerate(bar):
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(epoch * nb + i)
+            loss, parts = loss_fn(net(x.to(device)), targets)
+            if not torch.isfinite(loss):
+                raise EdgekitError(f"the loss became {float(loss)} at epoch {epoch + 1}: lower --lr or check the labels with `edgekit data check`")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            ema.update(model)
+            for k in sums:
+                sums[k] += parts[k]
+            bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
+        if rank != 0:
+            continue
+        metrics = validate(ema.ema, val_recs, ds.names, opts.imgsz, device=str(device))
+        fit = fitness(metrics)
+        row = {"epoch": epoch + 1, **{f"loss_{k}": round(v / max(nb, 1), 5) for k, v in sums.items()},
+               "map50": round(metrics["map50"], 5), "map50_95": round(metrics["map50_95"], 5),
+               "lr": round(lr_at(epoch * nb + nb - 1), 7), "epoch_s": round(time.time() - t0, 1)}
+        history.append(row)
+        write_results(out, history)
+        args = (opts, opts.model, kwargs, ds.names, opts.imgsz, anchors_px, head_spec, ema, epoch,
+                {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}}, dhash)
+        if fit > best:
+            best = fit
+            save_checkpoint(out / "weights" / "best.pt", make_checkpoint(*args, best=best))
+        save_checkpoint(out / "weights" / "last.pt", make_checkpoint(*args, optimizer=optimizer, best=best))
+        if opts.progress:
+            print(f"epoch {epoch + 1}/{opts.epochs}  loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "
+                  f"cls {row['loss_cls']:.4f}  val mAP50 {row['map50']:.4f} mAP50-95 {row['map50_95']:.4f}  {row['epoch_s']:.0f}s",
+                  flush=True)
+        summary = {"out": str(out), "best": str(out / "weights" / "best.pt"), "last": str(out / "weights" / "last.pt"),
+                   "epochs": epoch + 1, "val": row}
+    if world > 1:
+        torch.distributed.barrier()
+    return summary
