@@ -1,4 +1,4 @@
-"""``edgekit data check|convert``: inspect and convert datasets."""
+"""``edgekit data check|convert|crops``: inspect and convert datasets, cut boxes into classification sets."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ def add_parser(sub):
     v.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     v.set_defaults(func=run_convert)
 
+    k = dsub.add_parser("crops", help="cut labelled boxes into a class-per-folder dataset (for --task classify)")
+    k.add_argument("data", help="source: data.yaml (yolo/coco/voc), COCO .json, or VOC folder")
+    k.add_argument("--out", required=True, help="output folder: OUT/<split>/<class>/*.jpg (built atomically)")
+    k.add_argument("--pad", type=float, default=0.1, help="padding on each side, fraction of the box size (default 0.1)")
+    k.add_argument("--min-size", type=float, default=4, help="skip boxes smaller than this many pixels (default 4)")
+    k.add_argument("--splits", nargs="+", help="only these splits (default: all of the source)")
+    k.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    k.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    k.set_defaults(func=run_crops)
+
 
 def run_check(args) -> int:
     import json
@@ -41,4 +51,21 @@ def run_convert(args) -> int:
 
     out = convert_dataset(args.data, args.to, args.out, link=args.link, overwrite=args.overwrite)
     print(f"wrote {args.to} dataset: {out}")
+    return 0
+
+
+def run_crops(args) -> int:
+    import json
+    import sys
+
+    from edgekit.data.crops import crops_to_text, make_crops, read_crops_report
+
+    out = make_crops(args.data, args.out, pad=args.pad, min_size=args.min_size, splits=args.splits,
+                     overwrite=args.overwrite, progress=not args.json and sys.stderr.isatty())
+    report = read_crops_report(out)
+    if args.json:
+        print(json.dumps({"out": str(out), **report}, indent=2))
+    else:
+        print(crops_to_text(report))
+        print(f"wrote crops: {out}  (train with: edgekit train --task classify --model mobilenetv2-cls --data {out})")
     return 0

@@ -1,15 +1,21 @@
-"""``edgekit train``: train a registered detector on a dataset."""
+"""``edgekit train``: train a registered detector on a dataset, or a classifier on image folders."""
 
 from __future__ import annotations
 
+DEFAULTS = {"detect": {"imgsz": 320, "batch": 16}, "classify": {"imgsz": 64, "batch": 64}}
+
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="train a detector (see `edgekit models`) on a data.yaml")
-    p.add_argument("--model", required=True, help="registered model name, e.g. mobilenetv2-yolo")
-    p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder")
-    p.add_argument("--imgsz", type=int, default=320, help="square input size in pixels (default 320)")
+    p = sub.add_parser("train", help="train a detector or a classifier (see `edgekit models`)")
+    p.add_argument("--task", choices=["detect", "classify"], default="detect",
+                   help="detect (default): --data is a data.yaml; classify: --data is an image-folder root "
+                        "(root/train/<class>/*.jpg, e.g. from `edgekit data crops`)")
+    p.add_argument("--model", required=True, help="registered model name, e.g. mobilenetv2-yolo or mobilenetv2-cls")
+    p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
+                                                 "with --task classify an image-folder root")
+    p.add_argument("--imgsz", type=int, help="square input size in pixels (default 320; 64 with --task classify)")
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--batch", type=int, help="batch size (default 16; 64 with --task classify)")
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model)")
@@ -17,7 +23,8 @@ def add_parser(sub):
     p.add_argument("--lr", type=float, default=0.002, help="peak AdamW learning rate")
     p.add_argument("--width", type=float, help="width multiplier, for families that have one")
     p.add_argument("--anchors", choices=["kmeans", "default"], default="kmeans",
-                   help="k-means on the training boxes (default) or the family's defaults")
+                   help="k-means on the training boxes (default) or the family's defaults (detect only)")
+    p.add_argument("--balanced", action="store_true", help="sample every class equally often (classify only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=run)
@@ -26,13 +33,30 @@ def add_parser(sub):
 def run(args) -> int:
     import json
 
-    from edgekit.train import TrainOptions, train
+    from edgekit.errors import EdgekitError
+    from edgekit.models import list_models, model_task
 
+    if model_task(args.model) != args.task:
+        others = ", ".join(list_models(task=args.task))
+        raise EdgekitError(f"model '{args.model}' is a {model_task(args.model)} model: pass --task "
+                           f"{model_task(args.model)}, or pick a {args.task} model ({others})")
     kwargs = {"width": args.width} if args.width else {}
-    opts = TrainOptions(model=args.model, data=args.data, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
-                        out=args.out, device=args.device, resume=args.resume, workers=args.workers, lr=args.lr,
-                        anchors=args.anchors, model_kwargs=kwargs, seed=args.seed, progress=not args.json)
-    summary = train(opts)
+    imgsz = args.imgsz or DEFAULTS[args.task]["imgsz"]
+    batch = args.batch or DEFAULTS[args.task]["batch"]
+    if args.task == "classify":
+        from edgekit.train.classify import ClassifyOptions, train_classifier
+
+        summary = train_classifier(ClassifyOptions(
+            model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
+            device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, balanced=args.balanced,
+            model_kwargs=kwargs, seed=args.seed, progress=not args.json))
+    else:
+        from edgekit.train import TrainOptions, train
+
+        opts = TrainOptions(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch,
+                            out=args.out, device=args.device, resume=args.resume, workers=args.workers, lr=args.lr,
+                            anchors=args.anchors, model_kwargs=kwargs, seed=args.seed, progress=not args.json)
+        summary = train(opts)
     if not summary:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     if args.json:

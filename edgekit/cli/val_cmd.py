@@ -1,16 +1,22 @@
-"""``edgekit val``: mAP of a checkpoint on a dataset split, through the shared post-processing."""
+"""``edgekit val``: a checkpoint on a dataset split, through the shared post-processing.
+
+Detectors report mAP50, mAP50-95 and AP per class; classifiers (checkpoints with
+``task: classify``) report top-1, top-5, accuracy per class and the confusion matrix.
+"""
 
 from __future__ import annotations
 
 
 def add_parser(sub):
-    p = sub.add_parser("val", help="validate a checkpoint: mAP50, mAP50-95, per class, speed")
+    p = sub.add_parser("val", help="validate a checkpoint: mAP (detectors) or top-1/top-5 (classifiers), speed")
     p.add_argument("--weights", required=True, help="checkpoint (.pt) written by `edgekit train`")
-    p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder")
+    p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
+                                                 "for a classifier an image-folder root")
     p.add_argument("--split", default="val", help="train, val or test (default val)")
     p.add_argument("--imgsz", type=int, help="input size (default: the one it was trained at)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--unsure", type=float, help="classifiers: reject predictions whose top probability is below this")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -19,10 +25,30 @@ def run(args) -> int:
     import json
     import sys
 
+    from edgekit.train.checkpoint import read_checkpoint
+
+    progress = not args.json and sys.stderr.isatty()
+    if read_checkpoint(args.weights).get("task", "detect") == "classify":
+        from edgekit.validate_classify import validate_classifier_checkpoint
+
+        r = validate_classifier_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device,
+                                           progress=progress, unsure=args.unsure)
+        if args.json:
+            print(json.dumps(r, indent=2))
+            return 0
+        print(f"{r['model']} on {r['data']} [{r['split']}], {r['images']} images at {r['imgsz']}: "
+              f"top1 {r['top1']:.4f}  top{r['top5_k']} {r['top5']:.4f}  {r['ms_per_image']:.2f} ms/image")
+        if "unsure" in r:
+            u = r["unsure"]
+            kept = "-" if u["top1_kept"] is None else f"{u['top1_kept']:.4f}"
+            print(f"  unsure below {u['threshold']}: {u['rejected']:.1%} rejected, top1 on the rest {kept}")
+        for name, acc in r["per_class"].items():
+            print(f"  {name:12s} top1 {'-' if acc is None else f'{acc:.4f}'}")
+        return 0
+
     from edgekit.validate import validate_checkpoint
 
-    r = validate_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device,
-                            progress=not args.json and sys.stderr.isatty())
+    r = validate_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device, progress=progress)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0

@@ -11,13 +11,13 @@ Example:
     True
 """
 
-from edgekit.models.registry import create_model, get_model_factory, list_models, register_model
+from edgekit.models.registry import create_model, get_model_factory, list_models, model_task, register_model
 from edgekit.models.anchors import kmeans_anchors, split_anchors, anchor_fitness
 from edgekit.models.complexity import count_macs, count_params
 from edgekit.models.darknet import load_darknet
 
 # model families: one import line each registers them
-from edgekit.models import tiny_yolov2, tiny_yolov3, yolo_lite, mobilenetv2_yolo  # noqa: F401
+from edgekit.models import tiny_yolov2, tiny_yolov3, yolo_lite, mobilenetv2_yolo, mobilenetv2_cls  # noqa: F401
 
-__all__ = ["create_model", "list_models", "register_model", "get_model_factory", "kmeans_anchors",
+__all__ = ["create_model", "list_models", "model_task", "register_model", "get_model_factory", "kmeans_anchors",
            "split_anchors", "anchor_fitness", "count_macs", "count_params", "load_darknet"]

@@ -58,7 +58,9 @@ def model_from_checkpoint(ckpt: dict):
     """
     from edgekit.models import create_model
 
-    model = create_model(ckpt["model"], num_classes=len(ckpt["names"]), anchors=ckpt["anchors"], **ckpt.get("model_kwargs", {}))
+    # classifiers (task "classify") have no anchors; checkpoints older than the task key are detectors
+    anchors = {} if ckpt.get("task", "detect") == "classify" else {"anchors": ckpt["anchors"]}
+    model = create_model(ckpt["model"], num_classes=len(ckpt["names"]), **anchors, **ckpt.get("model_kwargs", {}))
     model.head_spec = dict(ckpt["head_spec"])
     try:
         model.load_state_dict(ckpt["state_dict"])

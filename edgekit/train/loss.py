@@ -60,7 +60,8 @@ class YoloLoss:
         (torch.Size([]), ['box', 'cls', 'obj'])
     """
 
-    def __init__(self, head_spec: dict, box: float = 0.05, obj: float = 1.0, cls: float = 0.5, anchor_t: float = 4.0):
+    def __init__(self, head_spec: dict, box: float = 0.05, obj: float = 1.0, cls: float = 0.5, anchor_t: float = 4.0,
+                 iou_ratio: float = 0.5):
         self.spec = head_spec
         self.region = head_spec["type"] == "region"
         self.nc = head_spec["num_classes"]
@@ -75,6 +76,9 @@ class YoloLoss:
         self.w_obj = obj * (imgsz / 640) ** 2 * 3 / nl
         self.w_cls = cls * self.nc / 80 * 3 / nl
         self.anchor_t = anchor_t
+        # objectness target of a positive = (1 - r) + r * IoU. YOLOv5 uses r = 1, but with
+        # objects of a few pixels the early IoUs are ~0 and objectness learns "nothing anywhere"
+        self.iou_ratio = iou_ratio
 
     def decode_cells(self, p: torch.Tensor, k: int, gi: torch.Tensor, gj: torch.Tensor, anchor: torch.Tensor):
         """Predicted (cx, cy, w, h) in grid units for gathered raw rows ``p`` (n, 5 + C)."""
@@ -142,7 +146,7 @@ class YoloLoss:
                 pbox = self.decode_cells(ps, k, gi.float(), gj.float(), self.anchors[k].to(dev)[a])
                 ciou = bbox_ciou(pbox, tbox)
                 lbox = lbox + (1.0 - ciou).mean()
-                tobj[b, a, gj, gi] = ciou.detach().clamp(0).to(tobj.dtype)
+                tobj[b, a, gj, gi] = ((1 - self.iou_ratio) + self.iou_ratio * ciou.detach().clamp(0)).to(tobj.dtype)
                 if self.nc > 1:
                     if self.region:
                         lcls = lcls + F.cross_entropy(ps[:, 5:], tcls)

@@ -25,7 +25,7 @@ def tiny_batch(sample_yaml, imgsz, n=4):
     return collate([DetectionTrainSet(recs, imgsz)[i] for i in range(n)])
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", list_models(task="detect"))  # classifiers: tests/edgekit/test_classify.py
 def test_every_model_learns_a_tiny_batch(name, sample_yaml):
     torch.manual_seed(0)
     from edgekit.train.trainer import fit_anchors

@@ -1,0 +1,91 @@
+"""Train one seed detector with stated settings and record its test-split accuracy as data.
+
+    python benchmarks/train_seed.py --model mobilenetv2-yolo --data ../shared/data/fish4knowledge/data.yaml \
+        --imgsz 320 --epochs 30
+
+Writes ``benchmarks/results/train-<model>-<data>-<imgsz>.json`` with the keys other tools
+read (model, data, imgsz, epochs, params, gflops, map50, map50_95 on the test split,
+wall_s, host, device) plus per-class APs, the validation curve and the exact settings.
+With ``--keep-weights``, a best.pt under 5 MB is copied to ``benchmarks/weights/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def host_string() -> str:
+    from edgekit.boards.cpu import cpu_info
+
+    cpu = cpu_info()
+    return f"{cpu['model'] or platform.processor()} ({cpu['cores']} cores), {platform.system()} {platform.machine()}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument("--width", type=float)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--runs", default="runs/bench", help="where the training runs go")
+    p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to benchmarks/weights/")
+    a = p.parse_args(argv)
+
+    import torch
+
+    from edgekit.data import load_dataset
+    from edgekit.models.complexity import count_macs, count_params
+    from edgekit.train import TrainOptions, train
+    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.validate import validate
+
+    data_name = Path(a.data).resolve().parent.name if Path(a.data).suffix in (".yaml", ".yml") else Path(a.data).stem
+    tag = f"{a.model}-{data_name}-{a.imgsz}"
+    out = Path(a.runs) / tag
+    if out.exists():
+        shutil.rmtree(out)
+    kwargs = {"width": a.width} if a.width else {}
+    t0 = time.time()
+    summary = train(TrainOptions(model=a.model, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
+                                 out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs))
+    wall = time.time() - t0
+    model, ckpt = load_checkpoint(summary["best"])
+    test = validate(model, load_dataset(a.data).split("test"), ckpt["names"], a.imgsz)
+    result = {
+        "model": a.model, "data": data_name, "imgsz": a.imgsz, "epochs": a.epochs,
+        "params": count_params(model), "gflops": round(2 * count_macs(model, a.imgsz) / 1e9, 4),
+        "map50": round(test["map50"], 4), "map50_95": round(test["map50_95"], 4),
+        "wall_s": round(wall, 1), "host": host_string(), "device": a.device,
+        "per_class": test["per_class"], "test_images": test["images"], "ms_per_image": test["ms_per_image"],
+        "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
+        "settings": {"batch": a.batch, "lr": a.lr, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
+                     "threads": torch.get_num_threads(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+    }
+    from edgekit import __version__
+    from edgekit.io import atomic_write_text
+
+    result["edgekit"] = __version__
+    dest = HERE / "results" / f"train-{tag}.json"
+    atomic_write_text(dest, json.dumps(result, indent=1))
+    print(f"{tag}: test mAP50 {result['map50']:.4f} mAP50-95 {result['map50_95']:.4f} in {wall / 60:.1f} min -> {dest}")
+    if a.keep_weights and Path(summary["best"]).stat().st_size < 5 * 2**20:
+        (HERE / "weights").mkdir(exist_ok=True)
+        shutil.copy(summary["best"], HERE / "weights" / f"{tag}.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
