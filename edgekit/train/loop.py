@@ -85,6 +85,9 @@ def run_training(opts: TrainOptions) -> dict:
     from edgekit.validate import validate
 
     rank, world = distributed()
+    if opts.threads:
+        # process-wide; on a small host, threads + loader workers must not exceed the cores
+        torch.set_num_threads(opts.threads)
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
         raise EdgekitError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
     device = torch.device(f"cuda:{rank % max(torch.cuda.device_count(), 1)}" if opts.device.startswith("cuda") else "cpu")

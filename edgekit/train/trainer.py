@@ -38,7 +38,8 @@ class TrainOptions:
     out: str | None = None
     device: str = "cpu"
     resume: bool = False
-    workers: int = 2
+    workers: int = 1
+    threads: int | None = None  # torch intra-op threads; None: torch's default
     lr: float = 0.002
     weight_decay: float = 0.0005
     warmup_epochs: float = 2.0
