@@ -112,7 +112,7 @@ def read_coco(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDa
         >>> ds.category_ids[:3]  # doctest: +SKIP
         [1, 2, 3]
     """
-    from edgekit.data.yolo import dataset_root, resolve, split_entries
+    from edgekit.data.yolo import dataset_root, resolve
 
     source = Path(source)
     issues: list[Issue] = []

@@ -20,7 +20,6 @@ import numpy as np
 
 from edgekit.data.dataset import (
     IMAGE_SUFFIXES,
-    SPLITS,
     DetectionDataset,
     ImageRecord,
     Issue,

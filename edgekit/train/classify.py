@@ -11,7 +11,6 @@ per epoch and ``--resume``.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -122,19 +121,6 @@ def balanced_sampler(items: list[tuple[Path, int]], num_classes: int, seed: int)
                                                   generator=torch.Generator().manual_seed(seed))
 
 
-def cosine_lr(it: int, total: int, warmup: int, lr: float) -> float:
-    """Linear warm-up to ``lr`` over ``warmup`` iterations, then cosine down to 1 % of it.
-
-    Example:
-        >>> [round(cosine_lr(i, 10, 2, 1.0), 3) for i in (0, 1, 2, 9)]
-        [0.5, 1.0, 1.0, 0.048]
-    """
-    if it < warmup:
-        return lr * (it + 1) / warmup
-    frac = (it - warmup) / max(total - warmup, 1)
-    return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
 def fitness(metrics: dict) -> float:
     return 0.9 * (metrics["top1"] or 0.0) + 0.1 * (metrics["top5"] or 0.0)
 
@@ -181,7 +167,7 @@ def train_classifier(opts: ClassifyOptions) -> dict:
     from edgekit import __version__
     from edgekit.data.folders import items_hash
     from edgekit.train.checkpoint import save_checkpoint
-    from edgekit.train.trainer import ModelEMA, param_groups, write_results
+    from edgekit.train.trainer import ModelEMA, cosine_lr, param_groups, write_results
     from edgekit.validate_classify import validate_classifier
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

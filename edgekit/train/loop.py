@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
-from edgekit.train.trainer import (ModelEMA, TrainOptions, data_hash, fit_anchors, fitness, next_run_dir,
+from edgekit.train.trainer import (ModelEMA, TrainOptions, cosine_lr, data_hash, fit_anchors, fitness, next_run_dir,
                                    param_groups, write_results)
 
 
@@ -133,10 +131,7 @@ def run_training(opts: TrainOptions) -> dict:
     warmup = min(max(int(opts.warmup_epochs * nb), 1), max(total_iters // 3, 1))
 
     def lr_at(it: int) -> float:
-        if it < warmup:
-            return opts.lr * (it + 1) / warmup
-        frac = (it - warmup) / max(total_iters - warmup, 1)
-        return opts.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+        return cosine_lr(it, total_iters, warmup, opts.lr)
 
     dhash = data_hash(train_recs)
     if rank == 0:

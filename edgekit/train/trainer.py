@@ -12,10 +12,8 @@ import hashlib
 import io
 import json
 import math
-import os
-import time
 from copy import deepcopy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +127,19 @@ def write_results(out: Path, history: list[dict]) -> None:
     w.writeheader()
     w.writerows(history)
     atomic_write_text(out / "results.csv", buf.getvalue())
+
+
+def cosine_lr(it: int, total: int, warmup: int, lr: float) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` iterations, then cosine down to 1 % of it.
+
+    Example:
+        >>> [round(cosine_lr(i, 10, 2, 1.0), 3) for i in (0, 1, 2, 9)]
+        [0.5, 1.0, 1.0, 0.048]
+    """
+    if it < warmup:
+        return lr * (it + 1) / warmup
+    frac = (it - warmup) / max(total - warmup, 1)
+    return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def fitness(metrics: dict) -> float:
