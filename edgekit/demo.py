@@ -76,7 +76,8 @@ def main() -> int:
         r = validate_checkpoint(summary["best"], data, split="test")
         print(f"  {r['images']} test images: mAP50 {r['map50']:.3f}  mAP50-95 {r['map50_95']:.3f}  "
               f"{r['ms_per_image']:.1f} ms/image (torch, this host)")
-        print("  (a few minutes of CPU training on 120 images: the full runs are in benchmarks/results/)")
+        print("  (two minutes of CPU training from scratch on 120 images is far too little for fish a few pixels wide:\n"
+              "   see 'Training on a CPU' in README.md and benchmarks/train_seed.py for full runs)")
     print(f"\ndemo finished in {time.time() - t0:.1f} s")
     return 0
 
