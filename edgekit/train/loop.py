@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.runtime.decode import anchors_in_pixels
 from edgekit.train.trainer import (ModelEMA, TrainOptions, cosine_lr, data_hash, fit_anchors, fitness, next_run_dir,
                                    param_groups, write_results)
 
@@ -56,8 +57,7 @@ def build_model(opts: TrainOptions, ds, records):
         # grid sensitivity: a cell may predict centres up to half a cell outside it, so the
         # loss can assign each box to neighbouring cells too (3x the positives)
         model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
-    anchors_px = [[[w * (s if model.head_spec["anchor_units"] == "grid" else 1), h * (s if model.head_spec["anchor_units"] == "grid" else 1)]
-                   for w, h in g] for g, s in zip(model.head_spec["anchors"], model.head_spec["strides"])]
+    anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
     return model, kwargs, anchors_px
 
 

@@ -20,14 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-
-def anchors_px(head_spec: dict) -> list[torch.Tensor]:
-    """Anchors per output in input pixels, whatever the spec's units."""
-    out = []
-    for group, s in zip(head_spec["anchors"], head_spec["strides"]):
-        a = torch.tensor(group, dtype=torch.float32)
-        out.append(a * s if head_spec.get("anchor_units") == "grid" else a)
-    return out
+from edgekit.runtime.decode import anchors_in_pixels
 
 
 def bbox_ciou(b1: torch.Tensor, b2: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -65,7 +58,7 @@ class YoloLoss:
         self.spec = head_spec
         self.region = head_spec["type"] == "region"
         self.nc = head_spec["num_classes"]
-        self.anchors = anchors_px(head_spec)
+        self.anchors = [torch.from_numpy(a) for a in anchors_in_pixels(head_spec)]
         self.strides = head_spec["strides"]
         self.sxy = head_spec.get("scale_x_y", [1.0] * len(self.strides))
         nl = len(self.strides)
