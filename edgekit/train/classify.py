@@ -131,6 +131,7 @@ def _setup(opts: ClassifyOptions):
     from edgekit.models import create_model, list_models, model_task
     from edgekit.train.checkpoint import model_from_checkpoint, read_checkpoint
     from edgekit.train.loop import resolve_out
+    from edgekit.train.trainer import restore_options
 
     if model_task(opts.model) != "classify":
         raise EdgekitError(f"model '{opts.model}' is a detector: train it with --task detect, or pick a classifier "
@@ -140,9 +141,7 @@ def _setup(opts: ClassifyOptions):
     if resume is not None:
         if resume.get("task") != "classify":
             raise EdgekitError(f"{out} holds a detector run: resume it with --task detect")
-        saved = dict(resume["train_options"])
-        opts = ClassifyOptions(**{**saved, "augment": AugmentOptions(**saved["augment"]), "resume": True,
-                                  "epochs": max(opts.epochs, saved["epochs"]), "out": str(out), "progress": opts.progress})
+        opts = restore_options(ClassifyOptions, resume["train_options"], out, opts.epochs, opts.progress)
     ds = load_image_folder(opts.data)
     if resume is not None and ds.names != list(resume["names"]):
         raise EdgekitError(f"{opts.data} now has classes {ds.names}, the run was trained on {resume['names']}: "
@@ -166,8 +165,8 @@ def train_classifier(opts: ClassifyOptions) -> dict:
 
     from edgekit import __version__
     from edgekit.data.folders import items_hash
-    from edgekit.train.checkpoint import save_checkpoint
-    from edgekit.train.trainer import ModelEMA, cosine_lr, param_groups, write_results
+    from edgekit.train.trainer import (ModelEMA, cosine_lr, load_history, optimizer_step, param_groups, save_best_last,
+                                       warmup_iters, write_results)
     from edgekit.validate_classify import validate_classifier
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -187,12 +186,9 @@ def train_classifier(opts: ClassifyOptions) -> dict:
     optimizer = torch.optim.AdamW(param_groups(model, opts.weight_decay), lr=opts.lr)
     start_epoch, best, history = 0, -1.0, []
     if resume is not None:
-        import json
-
         optimizer.load_state_dict(resume["optimizer"])
         start_epoch, best = resume["epoch"] + 1, resume["best_fitness"]
-        if (out / "results.json").exists():
-            history = json.loads((out / "results.json").read_text())[:start_epoch]
+        history = load_history(out, start_epoch)
     train_set = ClassifyTrainSet(train_items, opts.imgsz, augment=opts.augment, seed=opts.seed)
     sampler = balanced_sampler(train_items, ds.num_classes, opts.seed) if opts.balanced else None
     loader = DataLoader(train_set, batch_size=opts.batch, shuffle=sampler is None, sampler=sampler,
@@ -201,7 +197,7 @@ def train_classifier(opts: ClassifyOptions) -> dict:
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
     nb = len(loader)
     total = max(opts.epochs * nb, 1)
-    warmup = min(max(int(opts.warmup_epochs * nb), 1), max(total // 3, 1))
+    warmup = warmup_iters(opts.warmup_epochs, nb, total)
     dhash = items_hash(train_items)
     (out / "weights").mkdir(parents=True, exist_ok=True)
     summary = {"out": str(out), "best": str(out / "weights" / "best.pt"), "last": str(out / "weights" / "last.pt"),
@@ -218,13 +214,7 @@ def train_classifier(opts: ClassifyOptions) -> dict:
             x, y = x.to(device), y.to(device)
             logits = model(x)
             loss = loss_fn(logits, y)
-            if not torch.isfinite(loss):
-                raise EdgekitError(f"the loss became {float(loss)} at epoch {epoch + 1}: lower --lr or check the images")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            ema.update(model)
+            optimizer_step(model, optimizer, ema, loss, epoch, "check the images")
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
@@ -241,11 +231,7 @@ def train_classifier(opts: ClassifyOptions) -> dict:
               "epoch": epoch, "metrics": {val_name: {"top1": m["top1"], "top5": m["top5"]}},
               "data": {"source": str(opts.data), "train_hash": dhash, "val_split": val_name},
               "train_options": asdict(opts), "edgekit_version": __version__, "ema_updates": ema.updates}
-        fit = fitness(m)
-        if fit > best:
-            best = fit
-            save_checkpoint(out / "weights" / "best.pt", {**ck, "best_fitness": best})
-        save_checkpoint(out / "weights" / "last.pt", {**ck, "best_fitness": best, "optimizer": optimizer.state_dict()})
+        best = save_best_last(out, ck, fitness(m), best, optimizer)
         if opts.progress:
             print(f"epoch {epoch + 1}/{opts.epochs}  loss {row['loss']:.4f}  {val_name} top1 {m['top1']:.4f} "
                   f"top5 {m['top5']:.4f}  {row['epoch_s']:.0f}s", flush=True)

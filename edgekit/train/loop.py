@@ -13,8 +13,9 @@ from torch.utils.data import DataLoader
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.runtime.decode import anchors_in_pixels
-from edgekit.train.trainer import (ModelEMA, TrainOptions, cosine_lr, data_hash, fit_anchors, fitness, next_run_dir,
-                                   param_groups, write_results)
+from edgekit.train.trainer import (ModelEMA, TrainOptions, cosine_lr, data_hash, fit_anchors, fitness, load_history,
+                                   next_run_dir, optimizer_step, param_groups, restore_options, save_best_last,
+                                   warmup_iters, write_results)
 
 
 def distributed() -> tuple[int, int]:
@@ -61,23 +62,19 @@ def build_model(opts: TrainOptions, ds, records):
     return model, kwargs, anchors_px
 
 
-def make_checkpoint(opts, model_name, kwargs, names, imgsz, anchors_px, head_spec, ema, epoch, metrics, dhash,
-                    optimizer=None, best=None) -> dict:
-    ck = {"model": model_name, "model_kwargs": kwargs, "names": list(names), "imgsz": imgsz, "anchors": anchors_px,
-          "head_spec": head_spec, "state_dict": {k: v.detach().clone() for k, v in ema.ema.state_dict().items()},
-          "epoch": epoch, "metrics": metrics, "data": {"source": str(opts.data), "train_hash": dhash},
-          "train_options": {k: v for k, v in asdict(opts).items() if k != "augment"} | {"augment": asdict(opts.augment)},
-          "edgekit_version": __version__, "ema_updates": ema.updates, "best_fitness": best}
-    if optimizer is not None:
-        ck["optimizer"] = optimizer.state_dict()
-    return ck
+def make_checkpoint(opts, kwargs, names, anchors_px, head_spec, ema, epoch, metrics, dhash) -> dict:
+    """The checkpoint dict of one epoch (``save_best_last`` adds best_fitness and the optimizer)."""
+    return {"model": opts.model, "model_kwargs": kwargs, "names": list(names), "imgsz": opts.imgsz, "anchors": anchors_px,
+            "head_spec": head_spec, "state_dict": {k: v.detach().clone() for k, v in ema.ema.state_dict().items()},
+            "epoch": epoch, "metrics": metrics, "data": {"source": str(opts.data), "train_hash": dhash},
+            "train_options": asdict(opts), "edgekit_version": __version__, "ema_updates": ema.updates}
 
 
 def run_training(opts: TrainOptions) -> dict:
     from tqdm import tqdm
 
     from edgekit.data import load_dataset
-    from edgekit.train.checkpoint import read_checkpoint, save_checkpoint
+    from edgekit.train.checkpoint import read_checkpoint
     from edgekit.train.loader import DetectionTrainSet, collate
     from edgekit.train.loss import YoloLoss
     from edgekit.validate import validate
@@ -98,9 +95,7 @@ def run_training(opts: TrainOptions) -> dict:
     out = resolve_out(opts, rank, world)
     resume = read_checkpoint(out / "weights" / "last.pt") if opts.resume else None
     if resume is not None:
-        saved = TrainOptions(**{**resume["train_options"], "augment": opts.augment})
-        opts = TrainOptions(**{**asdict(saved), "augment": saved.augment, "epochs": max(opts.epochs, saved.epochs),
-                               "resume": True, "out": str(out), "progress": opts.progress})
+        opts = restore_options(TrainOptions, resume["train_options"], out, opts.epochs, opts.progress)
     model, kwargs, anchors_px = (build_model(opts, ds, train_recs) if resume is None else (None, None, None))
     if resume is not None:
         from edgekit.train.checkpoint import model_from_checkpoint
@@ -116,10 +111,7 @@ def run_training(opts: TrainOptions) -> dict:
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
         start_epoch, best = resume["epoch"] + 1, resume["best_fitness"] or -1.0
-        if (out / "results.json").exists():
-            import json
-
-            history = json.loads((out / "results.json").read_text())[:start_epoch]
+        history = load_history(out, start_epoch)
     train_set = DetectionTrainSet(train_recs, opts.imgsz, augment=opts.augment, seed=opts.seed)
     sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=opts.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=opts.batch, shuffle=sampler is None, sampler=sampler,
@@ -128,7 +120,7 @@ def run_training(opts: TrainOptions) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     nb = len(loader)
     total_iters = max(opts.epochs * nb, 1)
-    warmup = min(max(int(opts.warmup_epochs * nb), 1), max(total_iters // 3, 1))
+    warmup = warmup_iters(opts.warmup_epochs, nb, total_iters)
 
     def lr_at(it: int) -> float:
         return cosine_lr(it, total_iters, warmup, opts.lr)
@@ -149,13 +141,7 @@ def run_training(opts: TrainOptions) -> dict:
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(epoch * nb + i)
             loss, parts = loss_fn(net(x.to(device)), targets)
-            if not torch.isfinite(loss):
-                raise EdgekitError(f"the loss became {float(loss)} at epoch {epoch + 1}: lower --lr or check the labels with `edgekit data check`")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            optimizer.step()
-            ema.update(model)
+            optimizer_step(model, optimizer, ema, loss, epoch, "check the labels with `edgekit data check`")
             for k in sums:
                 sums[k] += parts[k]
             bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
@@ -168,12 +154,9 @@ def run_training(opts: TrainOptions) -> dict:
                "lr": round(lr_at(epoch * nb + nb - 1), 7), "epoch_s": round(time.time() - t0, 1)}
         history.append(row)
         write_results(out, history)
-        args = (opts, opts.model, kwargs, ds.names, opts.imgsz, anchors_px, head_spec, ema, epoch,
-                {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}}, dhash)
-        if fit > best:
-            best = fit
-            save_checkpoint(out / "weights" / "best.pt", make_checkpoint(*args, best=best))
-        save_checkpoint(out / "weights" / "last.pt", make_checkpoint(*args, optimizer=optimizer, best=best))
+        ck = make_checkpoint(opts, kwargs, ds.names, anchors_px, head_spec, ema, epoch,
+                             {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}}, dhash)
+        best = save_best_last(out, ck, fit, best, optimizer)
         if opts.progress:
             print(f"epoch {epoch + 1}/{opts.epochs}  loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} "
                   f"cls {row['loss_cls']:.4f}  val mAP50 {row['map50']:.4f} mAP50-95 {row['map50_95']:.4f}  {row['epoch_s']:.0f}s",

@@ -142,6 +142,50 @@ def cosine_lr(it: int, total: int, warmup: int, lr: float) -> float:
     return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def warmup_iters(warmup_epochs: float, batches_per_epoch: int, total: int) -> int:
+    """Warm-up length in iterations: ``warmup_epochs`` worth, at most a third of the run.
+
+    Example:
+        >>> warmup_iters(2.0, 80, 800), warmup_iters(2.0, 8, 16)
+        (160, 5)
+    """
+    return min(max(int(warmup_epochs * batches_per_epoch), 1), max(total // 3, 1))
+
+
+def restore_options(cls, saved: dict, out: Path, epochs: int, progress: bool):
+    """The options of a run being resumed: as saved (augmentation included), ``epochs`` if larger."""
+    return cls(**{**saved, "augment": AugmentOptions(**saved["augment"]), "resume": True,
+                  "epochs": max(epochs, saved["epochs"]), "out": str(out), "progress": progress})
+
+
+def load_history(out: Path, start_epoch: int) -> list[dict]:
+    """The per-epoch rows a resumed run already wrote (rows past its checkpoint are dropped)."""
+    path = out / "results.json"
+    return json.loads(path.read_text())[:start_epoch] if path.exists() else []
+
+
+def optimizer_step(model: nn.Module, optimizer, ema: ModelEMA, loss: torch.Tensor, epoch: int, hint: str) -> None:
+    """Backward, clip, step and EMA update; a non-finite loss is a clear error (``hint`` says what to check)."""
+    if not torch.isfinite(loss):
+        raise EdgekitError(f"the loss became {float(loss)} at epoch {epoch + 1}: lower --lr or {hint}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+    optimizer.step()
+    ema.update(model)
+
+
+def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer) -> float:
+    """Write ``last.pt`` (with the optimizer) and, when ``fit`` beats ``best``, ``best.pt``; returns the new best."""
+    from edgekit.train.checkpoint import save_checkpoint
+
+    if fit > best:
+        best = fit
+        save_checkpoint(out / "weights" / "best.pt", {**ck, "best_fitness": best})
+    save_checkpoint(out / "weights" / "last.pt", {**ck, "best_fitness": best, "optimizer": optimizer.state_dict()})
+    return best
+
+
 def fitness(metrics: dict) -> float:
     return 0.1 * metrics["map50"] + 0.9 * metrics["map50_95"]
 

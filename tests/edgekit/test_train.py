@@ -127,3 +127,16 @@ def test_ddp_two_cpu_processes(tmp_path, sample_yaml):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (out / "weights" / "best.pt").exists()
     assert len(json.loads((out / "results.json").read_text())) == 1
+
+
+def test_resume_restores_the_saved_options_augmentation_included(tmp_path):
+    from dataclasses import asdict
+
+    from edgekit.train import TrainOptions
+    from edgekit.train.augment import AugmentOptions
+    from edgekit.train.trainer import restore_options
+
+    saved = asdict(TrainOptions("yolo-lite", "d.yaml", epochs=3, augment=AugmentOptions(scale=0.1, fliplr=0.0)))
+    opts = restore_options(TrainOptions, saved, tmp_path, epochs=5, progress=False)
+    assert opts.augment == AugmentOptions(scale=0.1, fliplr=0.0)
+    assert (opts.epochs, opts.resume, opts.out) == (5, True, str(tmp_path))
