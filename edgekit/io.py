@@ -14,6 +14,37 @@ import tempfile
 from pathlib import Path
 
 
+def read_json(path: str | os.PathLike, error: type[Exception] | None = None):
+    """``json.load`` a file; every failure is one ``error`` (default EdgekitError) naming the file and the fix.
+
+    Example:
+        >>> read_json("missing.json")
+        Traceback (most recent call last):
+        ...
+        edgekit.errors.EdgekitError: missing.json does not exist: check the path
+    """
+    import json
+
+    from edgekit.errors import EdgekitError
+
+    error = error or EdgekitError
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise error(f"{path} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a directory: give the .json file") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
+                    "the file may be truncated; write it again") from None
+    except UnicodeDecodeError:
+        raise error(f"{path} is not UTF-8 text: give a .json file") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
 

@@ -18,19 +18,7 @@ import numpy as np
 
 from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, image_size
 from edgekit.errors import DatasetError
-
-
-def read_json(path: Path):
-    """json.load with one-line errors naming the file and position."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise DatasetError(f"{path} does not exist: check the path") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): the file may be truncated") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from None
+from edgekit.io import read_json
 
 
 def coco_categories(doc: dict, path: Path) -> tuple[list[int], list[str]]:
@@ -48,7 +36,7 @@ def coco_categories(doc: dict, path: Path) -> tuple[list[int], list[str]]:
 def read_coco_split(json_path: Path, images_dir: Path | None, split: str, issues: list[Issue],
                     expect: tuple[list[int], list[str]] | None = None):
     """Read one COCO JSON file into records; returns (category ids, names, records)."""
-    doc = read_json(json_path)
+    doc = read_json(json_path, DatasetError)
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations", []), list):
         raise DatasetError(f"{json_path} is not COCO ground truth: it needs 'images', 'annotations' and 'categories' lists")
     cat_ids, names = coco_categories(doc, json_path)

@@ -11,7 +11,6 @@ naming the file, the entry and the fix.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.io import read_json
 from edgekit.metrics.coco_map import MapResult, _evaluate_images, _Image
 
 __all__ = ["load_coco_json", "check_coco_gt", "check_coco_predictions", "evaluate_coco"]
@@ -56,20 +56,7 @@ def load_coco_json(path: str | os.PathLike, kind: str = "gt") -> dict | list:
     if kind not in ("gt", "pred"):
         raise ValueError(f"kind must be 'gt' or 'pred', not {kind!r}")
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise EdgekitError(f"{path} does not exist: check the path") from None
-    except IsADirectoryError:
-        raise EdgekitError(f"{path} is a directory: give the .json file") from None
-    except json.JSONDecodeError as exc:
-        raise EdgekitError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
-                           "the file may be truncated; write it again") from None
-    except UnicodeDecodeError:
-        raise EdgekitError(f"{path} is not UTF-8 text: give a COCO .json file") from None
-    except OSError as exc:
-        raise EdgekitError(f"cannot read {path}: {exc.strerror or exc}") from None
+    doc = read_json(path)
     if kind == "gt":
         check_coco_gt(doc, source=str(path))
         return doc
