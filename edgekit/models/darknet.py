@@ -18,7 +18,7 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.models.darknet_cfg import Section, read_cfg
-from edgekit.models.detector import make_head_spec
+from edgekit.models.detector import HeadSpecMixin, make_head_spec
 from edgekit.models.layers import ConvBNAct, DarknetMaxPool, make_activation
 
 BN_EPS = 1e-6  # Darknet's epsilon (OpenCV's importer uses it too)
@@ -55,7 +55,7 @@ class HeadOutput(nn.Identity):
     """Marks a ``[yolo]``/``[region]`` layer: its input is returned as a raw output."""
 
 
-class DarknetModel(nn.Module):
+class DarknetModel(HeadSpecMixin, nn.Module):
     """A network built from a Darknet cfg; forward returns the raw head maps.
 
     Attributes:
@@ -69,14 +69,6 @@ class DarknetModel(nn.Module):
         self.keep = sorted(keep)
         self.head_spec = head_spec
         self.source = source
-
-    @property
-    def num_classes(self) -> int:
-        return self.head_spec["num_classes"]
-
-    @property
-    def strides(self) -> list[int]:
-        return list(self.head_spec["strides"])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         cache: dict[int, torch.Tensor] = {}

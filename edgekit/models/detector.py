@@ -122,7 +122,21 @@ class YoloHead(nn.Module):
         return [conv(f) for conv, f in zip(self.convs, feats)]
 
 
-class Detector(nn.Module):
+class HeadSpecMixin:
+    """``num_classes`` and ``strides`` read from ``self.head_spec`` (seed detectors and Darknet models)."""
+
+    head_spec: dict
+
+    @property
+    def num_classes(self) -> int:
+        return self.head_spec["num_classes"]
+
+    @property
+    def strides(self) -> list[int]:
+        return list(self.head_spec["strides"])
+
+
+class Detector(HeadSpecMixin, nn.Module):
     """backbone -> neck -> head, returning raw head maps; ``head_spec`` says how to decode.
 
     Args:
@@ -142,14 +156,6 @@ class Detector(nn.Module):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
         self.head_spec = head_spec
-
-    @property
-    def num_classes(self) -> int:
-        return self.head_spec["num_classes"]
-
-    @property
-    def strides(self) -> list[int]:
-        return list(self.head_spec["strides"])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.head(self.neck(self.backbone(x))))

@@ -136,3 +136,18 @@ def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> 
     if new_v < 0.9 * v:
         new_v += divisor
     return new_v
+
+
+def forward_taps(layers, taps, x: torch.Tensor) -> list[torch.Tensor]:
+    """Run ``layers`` in order and return the outputs of the layers whose index is in ``taps``.
+
+    Example:
+        >>> forward_taps([nn.Identity(), nn.ReLU()], [0, 1], torch.tensor([-1.0]))
+        [tensor([-1.]), tensor([0.])]
+    """
+    feats = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in taps:
+            feats.append(x)
+    return feats

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekit.models.layers import ConvBNAct, make_divisible
+from edgekit.models.layers import ConvBNAct, forward_taps, make_divisible
 
 # (expansion t, channels c, repeats n, first stride s), Table 2 of the paper
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -75,9 +75,4 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in self.taps:
-                feats.append(x)
-        return feats
+        return forward_taps(self.features, self.taps, x)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from edgekit.models.layers import ConvBNAct, DarknetMaxPool, make_divisible
+from edgekit.models.layers import ConvBNAct, DarknetMaxPool, forward_taps, make_divisible
 
 
 def scale_width(c: int, width: float) -> int:
@@ -59,9 +59,4 @@ class PlainBackbone(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i in self.taps:
-                feats.append(x)
-        return feats
+        return forward_taps(self.layers, self.taps, x)
