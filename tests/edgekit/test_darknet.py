@@ -245,11 +245,12 @@ def test_yolo_fastest_matches_opencv_dnn():
     rows = decode_dense(outs, model.head_spec)[0]
     assert rows.shape == ref.shape == (3 * 10 * 10 + 3 * 20 * 20, 85)
     rows[:, :4] /= 320
-    np.testing.assert_allclose(rows[:, :5], ref[:, :5], atol=1e-3)
+    # the issue asks for 1e-3; the loader is exact up to float32 summation order
+    np.testing.assert_allclose(rows[:, :5], ref[:, :5], atol=1e-5)
     # OpenCV reports obj x class probability, zeroed below its threshold of 0.2
     scores = rows[:, 4:5] * rows[:, 5:]
     clear = np.abs(scores - 0.2) > 1e-3
-    np.testing.assert_allclose(np.where(scores > 0.2, scores, 0)[clear], ref[:, 5:][clear], atol=1e-3)
+    np.testing.assert_allclose(np.where(scores > 0.2, scores, 0)[clear], ref[:, 5:][clear], atol=1e-5)
     assert (ref[:, 5:] > 0).sum() > 10  # real detections were compared, not only zeros
 
     boxes, conf, ids = decode_yolo_outputs(outs, model.head_spec, conf=0.25, iou=0.45)
