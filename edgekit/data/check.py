@@ -30,6 +30,7 @@ class CheckReport:
     counts: dict
     issues: list[Issue]
     fatal: list[str] = field(default_factory=list)
+    box_sizes: dict = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -49,6 +50,7 @@ class CheckReport:
             "fatal": self.fatal,
             "names": self.names,
             "splits": self.counts,
+            "box_size_px": self.box_sizes,
             "issue_counts": self.issue_counts(),
             "issues": {k: v[:examples] for k, v in sorted(by_kind.items())},
         }
@@ -58,6 +60,10 @@ class CheckReport:
         for split, c in self.counts.items():
             per = ", ".join(f"{n}: {k}" for n, k in c["per_class"].items())
             lines.append(f"  {split:5s} {c['images']:6d} images {c['boxes']:7d} boxes   {per}")
+        for split, q in self.box_sizes.items():
+            w, h = q["median"]
+            lines.append(f"  {split:5s} box w x h in pixels: median {w:g}x{h:g}, 5% {q['p5'][0]:g}x{q['p5'][1]:g}, "
+                         f"95% {q['p95'][0]:g}x{q['p95'][1]:g}")
         for kind, n in self.issue_counts().items():
             mark = "!" if kind in WARNING_KINDS else " "
             first = next(i for i in self.issues if i.kind == kind)
@@ -91,6 +97,29 @@ def decode_images(ds: DetectionDataset, progress: bool = True) -> list[Issue]:
     return issues
 
 
+def box_sizes(ds: DetectionDataset) -> dict:
+    """Per split, the 5th/50th/95th percentile of box width and height in original pixels.
+
+    The number that decides the input size: a box must stay several pixels wide after the
+    letterbox, and a head's stride should not dwarf it.
+
+    Example:
+        >>> from edgekit.data import load_dataset, sample_data_yaml
+        >>> box_sizes(load_dataset(sample_data_yaml()))["train"]["median"]
+        [14.0, 10.0]
+    """
+    import numpy as np
+
+    out = {}
+    for split, recs in ds.splits.items():
+        boxes = [r.boxes[r.valid_mask()] for r in recs]
+        wh = np.concatenate([b[:, 2:] - b[:, :2] for b in boxes]) if boxes else np.zeros((0, 2))
+        if len(wh):
+            out[split] = {name: np.percentile(wh, q, axis=0).round(1).tolist()
+                          for name, q in (("p5", 5), ("median", 50), ("p95", 95))}
+    return out
+
+
 def check_dataset(source: str | os.PathLike | DetectionDataset, decode: bool = True, progress: bool = False) -> CheckReport:
     """Read a dataset, decode its images and report counts, issues and usability.
 
@@ -113,4 +142,4 @@ def check_dataset(source: str | os.PathLike | DetectionDataset, decode: bool = T
     labelled = sum(len(r.classes) for recs in ds.splits.values() for r in recs)
     if labelled == 0 and not fatal:
         fatal.append("no labelled box in any split")
-    return CheckReport(ds.source, ds.format, ds.names, ds.counts(), issues, fatal)
+    return CheckReport(ds.source, ds.format, ds.names, ds.counts(), issues, fatal, box_sizes(ds))

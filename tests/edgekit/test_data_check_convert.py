@@ -39,6 +39,8 @@ def test_check_fish4knowledge(shared_dir):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert {s: v["images"] for s, v in out["splits"].items()} == {"train": 1315, "val": 376, "test": 188}
+    # the number that decides the input size: fish are a dozen pixels wide
+    assert out["box_size_px"]["train"]["median"] == [14.0, 11.0]
 
 
 def test_check_truncated_image_found_only_by_decoding(sample_copy):
