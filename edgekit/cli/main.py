@@ -23,6 +23,7 @@ COMMANDS = [
     "models_cmd",
     "train_cmd",
     "val_cmd",
+    "export_cmd",
 ]
 
 

@@ -1,0 +1,72 @@
+"""``edgekit export``: convert a model to one or more targets, verify each, write the report.
+
+Exit code 1 when any target fails its parity check or its mAP gate; failed artifacts are
+not left under their final names.
+"""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="export to onnx/tflite/openvino/ncnn (fp32/fp16/int8), verified")
+    p.add_argument("model", nargs="?", help="checkpoint .pt, Darknet .cfg (+ .weights beside it) or .onnx "
+                                            "(default: best.pt of the newest run under runs/train)")
+    p.add_argument("--target", action="append", default=[], help="target name (repeatable) or 'all'; see --list")
+    p.add_argument("--list", action="store_true", help="list the targets, their needs and availability here")
+    p.add_argument("--data", help="data.yaml: INT8 calibration (train split) and mAP verification (test/val split)")
+    p.add_argument("--calib", help="folder of calibration images (instead of --data's train split)")
+    p.add_argument("--calib-images", type=int, help="how many calibration images (default 100, evenly chosen)")
+    p.add_argument("--split", help="split to verify mAP on (default test, else val)")
+    p.add_argument("--imgsz", type=int, help="input size (default: the model's)")
+    p.add_argument("--out", help="output folder (default: the run's export/ folder, beside the model otherwise)")
+    p.add_argument("--max-map-drop", type=float, help="fail a target whose mAP@0.5 drops more than this "
+                                                      "(default 0.02 for int8, 0.005 for float targets)")
+    p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
+    p.add_argument("--weights", help="Darknet .weights when not beside the .cfg")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def list_targets(as_json: bool) -> int:
+    import json
+
+    from edgekit.export.targets import TARGETS
+
+    rows = [{"target": t.name, "family": t.family, "precision": t.precision, "file": t.suffix, "extra": t.extra,
+             "available": t.available(), "missing": t.missing(), "from_onnx": t.from_onnx, "description": t.description}
+            for t in TARGETS.values()]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'target':14s} {'file':8s} {'here':5s} {'from onnx':9s} what")
+    for r in rows:
+        here = "yes" if r["available"] else "no"
+        need = "" if r["available"] else f"  [needs {', '.join(r['missing'])}: pip install \"edgekit[{r['extra']}]\"]"
+        print(f"{r['target']:14s} {r['file']:8s} {here:5s} {'yes' if r['from_onnx'] else 'no':9s} {r['description']}{need}")
+    return 0
+
+
+def run(args) -> int:
+    import sys
+
+    if args.list:
+        return list_targets(args.json)
+    from edgekit.export import export
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
+                    max_map_drop=args.max_map_drop, calib_images=args.calib_images, split=args.split, io=args.io,
+                    weights=args.weights, log=log)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.to_markdown())
+        print(f"report: {report.out}/export_report.json")
+    if not report.ok:
+        failed = [r.target for r in report.results if not r.ok]
+        print(f"edgekit: error: {len(failed)} target(s) failed verification: {', '.join(failed)} "
+              f"(see the report; loosen --max-map-drop only if the drop is acceptable)", file=sys.stderr)
+        return 1
+    return 0

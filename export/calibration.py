@@ -1,0 +1,134 @@
+"""One calibration reader for every INT8 path, in onnxruntime's ``CalibrationDataReader`` shape.
+
+Built from an image folder or a data.yaml split, with the *inference* letterbox
+(:func:`edgekit.runtime.preprocess.preprocess`), so the activations the quantizer sees
+are the ones the board will see. The selection is deterministic (evenly spaced over the
+sorted file list) and hashed, and both are recorded in the artifact's manifest.
+
+A missing or empty calibration source is an error, never a silent fallback to random data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+DEFAULT_IMAGES = 100
+
+
+def calibration_paths(source: str | Path, split: str = "train") -> list[Path]:
+    """Image paths of a calibration source: a folder (recursive) or a data.yaml split.
+
+    Example:
+        >>> from edgekit.data.sample import sample_data_yaml
+        >>> len(calibration_paths(sample_data_yaml(), "train"))
+        120
+    """
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        where = f"folder {source}"
+    elif source.is_file():
+        from edgekit.data import load_dataset
+
+        ds = load_dataset(source)
+        if split not in ds.splits:
+            split = next((s for s in ("train", "val", "test") if s in ds.splits), split)
+        paths = sorted(r.path for r in ds.split(split))
+        where = f"split '{split}' of {source}"
+    else:
+        raise EdgekitError(f"calibration source {source} does not exist: give --data DATA.yaml or --calib DIR of images")
+    if not paths:
+        raise EdgekitError(f"no images in {where}: INT8 needs real calibration images (--data DATA.yaml or --calib DIR)")
+    return paths
+
+
+def select_evenly(paths: list[Path], n: int) -> list[Path]:
+    """``n`` paths evenly spaced over the sorted list (all of them when there are fewer).
+
+    Example:
+        >>> [p.name for p in select_evenly([Path(f"{i}.jpg") for i in range(10)], 3)]
+        ['0.jpg', '4.jpg', '9.jpg']
+    """
+    if n <= 0:
+        raise EdgekitError(f"--calib-images must be positive, got {n}")
+    if len(paths) <= n:
+        return list(paths)
+    idx = np.linspace(0, len(paths) - 1, n).round().astype(int)
+    return [paths[i] for i in idx]
+
+
+class CalibrationReader:
+    """Letterboxed NCHW float32 batches of one, served as ``{input_name: array}``.
+
+    Works as an onnxruntime ``CalibrationDataReader`` (``get_next``/``rewind``), as an
+    iterable of arrays (NNCF, LiteRT) and reports what it used (:meth:`info`).
+
+    Example:
+        >>> from edgekit.data.sample import sample_data_yaml
+        >>> r = CalibrationReader.from_source(sample_data_yaml(), imgsz=64, images=4)
+        >>> r.get_next()["images"].shape, len(r), r.info()["images"]
+        ((1, 3, 64, 64), 4, 4)
+    """
+
+    def __init__(self, paths: list[Path], imgsz: int | tuple[int, int], input_name: str = "images", source: str = "",
+                 split: str | None = None, available: int | None = None):
+        import cv2
+
+        from edgekit.runtime.preprocess import letterbox
+
+        self.paths = list(paths)
+        self.imgsz = imgsz
+        self.input_name = input_name
+        self.source, self.split, self.available = str(source), split, available or len(paths)
+        self._images = []  # letterboxed HWC uint8: 4x smaller than the float tensors
+        digest = hashlib.sha256()
+        for p in self.paths:
+            data = p.read_bytes()
+            digest.update(p.name.encode() + hashlib.sha256(data).digest())
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise EdgekitError(f"calibration image {p} cannot be decoded: remove it or fix the file")
+            self._images.append(letterbox(img, imgsz)[0])
+        self.hash = digest.hexdigest()[:16]
+        self._pos = 0
+
+    @classmethod
+    def from_source(cls, source: str | Path, imgsz: int | tuple[int, int], images: int = DEFAULT_IMAGES,
+                    split: str = "train", input_name: str = "images") -> "CalibrationReader":
+        """Reader over ``images`` evenly chosen images of a folder or data.yaml split."""
+        paths = calibration_paths(source, split)
+        return cls(select_evenly(paths, images), imgsz, input_name, source, split if Path(source).is_file() else None,
+                   available=len(paths))
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def tensor(self, k: int) -> np.ndarray:
+        """Image ``k`` as the float model input: (1, 3, H, W) RGB in [0, 1]."""
+        from edgekit.runtime.preprocess import to_tensor
+
+        return to_tensor(self._images[k])
+
+    def get_next(self) -> dict | None:
+        if self._pos >= len(self._images):
+            return None
+        self._pos += 1
+        return {self.input_name: self.tensor(self._pos - 1)}
+
+    def rewind(self) -> None:
+        self._pos = 0
+
+    def __iter__(self):
+        return (self.tensor(k) for k in range(len(self._images)))
+
+    def info(self) -> dict:
+        """What the manifest records: source, split, count, how chosen, content hash."""
+        return {"source": self.source, "split": self.split, "images": len(self._images), "available": self.available,
+                "selection": "evenly spaced over the sorted file list", "hash": self.hash,
+                "preprocess": "letterbox (same as inference)"}

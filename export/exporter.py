@@ -1,0 +1,210 @@
+"""``export()``: convert, verify, gate, then move into place; nothing unverified under a final name.
+
+Per target: convert into a staging folder inside ``--out`` -> open the artifact in its own
+runtime and write its manifest -> parity against the source on real images -> with labelled
+data, mAP of artifact vs source through the shared decoder and mAP code -> if it passes,
+embed the manifest, write ``<artifact>.json`` and ``os.replace`` the files to their final
+names (same filesystem, so each move is atomic). A failed target leaves nothing under its
+final name. The run ends with ``export_report.json`` and ``export_report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.export.report import ExportReport, TargetResult
+from edgekit.export.targets import ConvertJob, resolve_targets
+
+PARITY_IMAGES = 8
+
+
+def default_out(source_path: Path) -> Path:
+    """``runs/train/x/weights/best.pt`` -> ``runs/train/x/export``; elsewhere ``<dir>/export``."""
+    parent = source_path.parent
+    return (parent.parent if parent.name == "weights" else parent) / "export"
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise EdgekitError(f"cannot write to {out} ({exc.strerror or exc}): choose a writable --out") from None
+
+
+def _labelled(data, split: str | None):
+    """(records, split, names) of a data.yaml, or (None, None, None)."""
+    if data is None or Path(data).is_dir():
+        return None, None, None
+    from edgekit.data import load_dataset
+
+    ds = load_dataset(data)
+    split = split or next((s for s in ("test", "val") if s in ds.splits), None)
+    if split is None or split not in ds.splits:
+        raise EdgekitError(f"{data} has no '{split or 'test/val'}' split to verify on: add one or pass --split")
+    return ds.split(split), split, ds.names
+
+
+def _parity_images(records, calib, n: int):
+    """Real images for the parity check: the verification split, else calibration images, else the embedded sample."""
+    import cv2
+
+    if records:
+        paths = [r.path for r in records[:n]]
+    elif calib is not None:
+        paths = calib.paths[:n]
+    else:
+        from edgekit.data import load_dataset
+        from edgekit.data.sample import sample_data_yaml
+
+        paths = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]]
+    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
+
+
+def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
+           max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
+           io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES,
+           log: Callable[[str], None] = lambda s: None) -> ExportReport:
+    """Export ``model`` to ``targets``, verify each artifact and write the report.
+
+    Args:
+        model: checkpoint ``.pt``, Darknet ``.cfg`` or ``.onnx``; None = newest ``runs/train/*/weights/best.pt``.
+        targets: target names or ``["all"]``.
+        data: data.yaml (calibration from its train split, verification on test/val) or None.
+        calib: a folder of calibration images (overrides ``data`` for calibration).
+        max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
+
+    Returns:
+        The :class:`ExportReport` (also written as ``export_report.json``/``.md`` in ``out``).
+
+    Example:
+        >>> rep = export("best.pt", ["onnx", "tflite-int8"], data="data.yaml")  # doctest: +SKIP
+        >>> [(r.target, r.status) for r in rep.results]  # doctest: +SKIP
+        [('onnx', 'ok'), ('tflite-int8', 'ok')]
+    """
+    from edgekit.boards.cpu import cpu_info
+    from edgekit.export.calibration import DEFAULT_IMAGES, CalibrationReader
+    from edgekit.export.manifest import versions
+    from edgekit.export.source import load_source
+
+    if io not in ("int8", "uint8", "float"):
+        raise EdgekitError(f"--io must be int8, uint8 or float, got {io!r}")
+    source = load_source(model, imgsz, weights)
+    chosen = resolve_targets(list(targets), source.kind)
+    out = Path(out) if out else default_out(source.path)
+    _check_writable(out)
+    reader = None
+    if any(t.quantized for t in chosen):
+        if calib is None and data is None:
+            raise EdgekitError("INT8 targets need calibration images: give --data DATA.yaml or --calib DIR (never random data)")
+        reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES)
+        log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else ""))
+    records, split, names = _labelled(data, split) if source.task == "detect" else (None, None, None)
+    if records is not None and list(names) != list(source.names):
+        raise EdgekitError(f"{data} has classes {names} but the model has {source.names}: verify on the same classes")
+    images = _parity_images(records, reader, parity_images)
+    cpu = cpu_info()
+    report = ExportReport(source.describe(), str(out), reader.info() if reader else None, str(data) if data else None,
+                          f"{cpu['model']} ({cpu['cores']} cores)", versions())
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log)
+        source_map = None
+        for target in chosen:
+            if records is not None and source_map is None:
+                from edgekit.export.verify import detection_map, source_infer
+
+                log(f"source mAP on {len(records)} {split} images ...")
+                source_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec)
+            job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
+                             reader if target.quantized else None, {"io": io, "onnx_info": onnx_info})
+            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log)
+            report.results.append(result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.write(out)
+    return report
+
+
+def _fp32_onnx(source, chosen, staging: Path, log):
+    """The fp32 ONNX that ONNX-based targets start from (made once per run)."""
+    if not any(t.family in ("onnx", "openvino") for t in chosen):
+        return None, {}
+    if source.kind == "onnx":
+        return source.onnx_path, {"converter": "copied from the source ONNX", "input_layout": "NCHW", "output_layout": "NCHW"}
+    from edgekit.export.onnx import torch2onnx
+
+    path = staging / "fp32.onnx"
+    t0 = time.perf_counter()
+    info = torch2onnx(source.module, source.imgsz, path)
+    log(f"torch -> ONNX in {time.perf_counter() - t0:.1f} s")
+    return path, info
+
+
+def _one_target(target, job: ConvertJob, images, records, split, source_map, max_map_drop, out: Path, log) -> TargetResult:
+    from edgekit.export.manifest import build_manifest, embed
+    from edgekit.export.verify import DEFAULT_MAX_MAP_DROP, map_gate, parity, quick_latency
+    from edgekit.runtime.backends import open_backend
+    from edgekit.runtime.runner import ArtifactRunner, manifest_path
+
+    final = out / job.out.name
+    log(f"{target.name}: converting ...")
+    t0 = time.perf_counter()
+    try:
+        info = target.convert(job)
+    except EdgekitError as exc:
+        _remove(target.files(final))
+        return TargetResult(target.name, "failed", reason=str(exc))
+    convert_s = time.perf_counter() - t0
+    files = [p.name for p in target.files(job.out)]
+    manifest = build_manifest(job.source, target, open_backend(job.out, target.backend), info,
+                              job.calib.info() if job.calib else None, files)
+    runner = ArtifactRunner(job.out, manifest)
+    par = parity(runner, job.source, images, target.precision)
+    gate = None
+    if records is not None:
+        drop = DEFAULT_MAX_MAP_DROP[target.precision] if max_map_drop is None else max_map_drop
+        log(f"{target.name}: mAP on {len(records)} {split} images ...")
+        gate = map_gate(runner, records, job.source.names, job.source.head_spec, source_map, drop, split)
+    latency = quick_latency(runner, images[0])
+    size_mb = sum(p.stat().st_size for p in target.files(job.out)) / 2**20
+    result = TargetResult(target.name, "ok", final.name, round(size_mb, 3), round(convert_s, 2), par, gate,
+                          round(latency, 3), converter=info.get("converter"))
+    reasons = []
+    if not par.get("passed"):
+        reasons.append(f"parity out of tolerance ({par.get('error') or _parity_text(par)})")
+    if gate is not None and not gate["passed"]:
+        reasons.append(f"mAP50 dropped {gate['delta_map50']:.4f} > {gate['max_map_drop']} "
+                       f"({gate['source_map50']:.4f} -> {gate['map50']:.4f})")
+    del runner
+    if reasons:
+        result.status, result.reason, result.file = "failed", "; ".join(reasons), None
+        _remove(target.files(final) + [manifest_path(final)])  # never leave an unverified artifact under the name
+        log(f"{target.name}: FAILED: {result.reason}")
+        return result
+    manifest["verification"] = {"parity": par, "map": gate, "host_latency_ms": result.latency_ms}
+    embed(target, job.out, manifest)
+    for src in reversed(target.files(job.out)):  # companions first, main file last
+        os.replace(src, out / src.name)
+    from edgekit.io import atomic_write_text
+
+    atomic_write_text(manifest_path(final), json.dumps(manifest, indent=1))
+    log(f"{target.name}: ok -> {final}")
+    return result
+
+
+def _parity_text(p: dict) -> str:
+    return f"max abs {p['max_abs']:.3g}, cosine {p['cosine']:.5f}, tolerance {p['tolerance']}"
+
+
+def _remove(paths) -> None:
+    for p in paths:
+        Path(p).unlink(missing_ok=True)

@@ -1,0 +1,105 @@
+"""The manifest: every artifact's contract with the runtime.
+
+Written beside the artifact as ``<artifact>.json`` and embedded where the format allows
+(ONNX ``metadata_props``, TFLite metadata, OpenVINO ``rt_info``; ncnn has no place for it).
+The runtime reads nothing else to run an artifact: input name/shape/layout/dtype and
+quantization, preprocessing, output order and decoding, class names.
+
+Example (abridged)::
+
+    {"format": "edgekit-manifest-1", "task": "detect", "model": "yolo-lite", "target": "tflite-int8",
+     "backend": "litert", "files": ["yolo-lite-tflite-int8.tflite"],
+     "input": {"name": "serving_default_args_0:0", "shape": [1, 224, 224, 3], "layout": "NHWC",
+               "dtype": "int8", "quant": [0.003921, -128]},
+     "outputs": [{"name": "...", "shape": [1, 35, 7, 7], "layout": "NCHW", "dtype": "int8",
+                  "quant": [0.0712, 31], "decode_index": 0}],
+     "preprocess": {"imgsz": [224, 224], "resize": "letterbox", "pad_value": 114, "color": "RGB",
+                    "scale": 255.0, "mean": [0, 0, 0]},
+     "decode": {head_spec}, "names": [...], "source": {...}, "calibration": {...},
+     "conversion": {...}, "versions": {...}, "verification": {...}}
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime.runner import MANIFEST_FORMAT
+
+VERSIONED = ("edgekit", "torch", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-quantizer", "ai-edge-litert",
+             "openvino", "nncf", "pnnx", "ncnn", "numpy", "opencv-python-headless")
+
+
+def versions() -> dict:
+    """Versions of edgekit and the converters/runtimes installed here."""
+    out = {}
+    for pkg in VERSIONED:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def match_outputs(artifact_shapes: list[tuple], source_shapes: list[tuple]) -> list[int]:
+    """For each artifact output, the index of the source output it is (by shape, ties in order).
+
+    Example:
+        >>> match_outputs([(1, 18, 4, 4), (1, 18, 2, 2)], [(1, 18, 2, 2), (1, 18, 4, 4)])
+        [1, 0]
+    """
+    free = list(range(len(source_shapes)))
+    order = []
+    for shape in artifact_shapes:
+        hit = next((j for j in free if tuple(source_shapes[j]) == tuple(shape)), None)
+        if hit is None:
+            raise EdgekitError(f"artifact output of shape {list(shape)} matches no source output "
+                               f"({[list(s) for s in source_shapes]}): the conversion changed the model's outputs")
+        free.remove(hit)
+        order.append(hit)
+    return order
+
+
+def build_manifest(source, target, backend, conversion: dict, calib_info: dict | None, files: list[str]) -> dict:
+    """The manifest of a freshly converted artifact, read from the backend that opened it."""
+    layout = conversion.get("input_layout", "NCHW")
+    inp = backend.inputs[0]
+    zeros = np.zeros(inp.shape, dtype=np.dtype(inp.dtype))
+    artifact_shapes = [tuple(np.asarray(o).shape) for o in backend.run([zeros])]
+    h, w = source.imgsz
+    source_shapes = [tuple(o.shape) for o in source.forward(np.zeros((1, 3, h, w), np.float32))]
+    order = match_outputs(artifact_shapes, source_shapes)
+    outputs = [{**o.to_dict(), "shape": list(shape), "layout": conversion.get("output_layout", "NCHW"), "decode_index": k}
+               for o, shape, k in zip(backend.outputs, artifact_shapes, order)]
+    decode = source.head_spec if source.task == "detect" else {"type": "classify", "num_classes": len(source.names)}
+    return {
+        "format": MANIFEST_FORMAT, "task": source.task, "model": source.model, "target": target.name,
+        "family": target.family, "precision": target.precision, "backend": target.backend, "files": files,
+        "input": {**inp.to_dict(), "layout": layout},
+        "outputs": outputs,
+        "preprocess": {"imgsz": [h, w], "resize": "letterbox", "pad_value": 114, "color": "RGB", "scale": 255.0,
+                       "mean": [0.0, 0.0, 0.0], "note": "x = RGB / 255 (then quantized with input.quant when integer)"},
+        "decode": decode, "names": list(source.names), "source": source.describe(),
+        "calibration": calib_info, "conversion": conversion, "versions": versions(),
+    }
+
+
+def embed(target, path, manifest: dict) -> bool:
+    """Embed the manifest in the artifact where the format allows; False where it cannot (ncnn)."""
+    if target.family == "onnx":
+        from edgekit.export.onnx import embed_manifest
+
+        embed_manifest(path, manifest)
+    elif target.family == "tflite":
+        from edgekit.export.tflite import embed_metadata
+
+        embed_metadata(path, manifest)
+    elif target.family == "openvino":
+        from edgekit.export.openvino import embed_manifest
+
+        embed_manifest(path, manifest)
+    else:
+        return False
+    return True

@@ -1,0 +1,138 @@
+"""ONNX targets: ``torch2onnx`` (fp32) and ``onnx2onnx_int8`` (onnxruntime static QDQ).
+
+Choices, from the measurements in ``shared/TOOLCHAIN.md``:
+
+- torch's legacy TorchScript exporter (``dynamo=False``) at opset 17, one self-contained file
+  (torch 2.13's dynamo exporter defaults to external data and may bump the opset), then
+  ``onnxslim`` to fold the Shape/Gather chains; parity is checked afterwards anyway.
+- INT8 is onnxruntime ``quantize_static`` in QDQ format, per-channel weights, uint8
+  activations / int8 weights (u8s8 was 1.7x faster than s8s8 on x86 and is what ARM's
+  kernels prefer), MinMax calibration on the shared :class:`CalibrationReader`.
+  ``quant_pre_process`` is not used: it would bake onnxruntime's ``Pad_Fusion`` bug into
+  the file (Tiny-YOLO's stride-1 max pool).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+from edgekit.errors import EdgekitError, MissingExtraError
+
+OPSET = 17
+INPUT_NAME = "images"
+
+
+def _require(module: str, extra: str, purpose: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(module, extra, purpose) from None
+
+
+def torch2onnx(module, imgsz: tuple[int, int], out: Path, simplify: bool = True) -> dict:
+    """Export an eval-mode torch model taking (1, 3, H, W) float RGB [0, 1] to ONNX.
+
+    Outputs are named ``output0..n`` in the model's order (detectors: raw head maps).
+
+    Example:
+        >>> from edgekit.models import create_model
+        >>> torch2onnx(create_model("yolo-lite", num_classes=2).eval(), (64, 64), Path("y.onnx"))  # doctest: +SKIP
+        {'converter': 'torch 2.13.0 (TorchScript exporter, opset 17) + onnxslim 0.1.98', ...}
+    """
+    torch = _require("torch", "export", "ONNX export")
+    onnx = _require("onnx", "export", "ONNX export")
+    x = torch.zeros(1, 3, *imgsz)
+    with torch.no_grad():
+        n_out = len(as_list(module(x)))
+    names = [f"output{k}" for k in range(n_out)]
+    out = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            # tracer chatter about constant shapes: the input size is fixed on purpose
+            warnings.simplefilter("ignore")
+            torch.onnx.export(list_outputs(module), x, str(raw), dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=names, do_constant_folding=True)
+        model = onnx.load(str(raw))
+    converter = f"torch {torch.__version__} (TorchScript exporter, opset {OPSET})"
+    notes = []
+    if simplify:
+        try:
+            import onnxslim
+
+            model = onnxslim.slim(model)
+            converter += f" + onnxslim {onnxslim.__version__}"
+        except ImportError:
+            notes.append("onnxslim not installed: graph left unsimplified")
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    return {"converter": converter, "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes}
+
+
+def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8") -> dict:
+    """Static INT8 QDQ quantization of an fp32 ONNX file with real calibration images.
+
+    Example:
+        >>> r = CalibrationReader.from_source("data.yaml", imgsz=320)  # doctest: +SKIP
+        >>> onnx2onnx_int8(Path("m.onnx"), Path("m-int8.onnx"), r)  # doctest: +SKIP
+    """
+    if calib is None or len(calib) == 0:
+        raise EdgekitError("onnx-int8: INT8 needs calibration images: give --data DATA.yaml or --calib DIR")
+    ort = _require("onnxruntime", "onnx", "ONNX INT8 quantization")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    act = QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8
+    calib.rewind()
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its advice to run quant_pre_process is wrong here (Pad_Fusion)
+    try:
+            quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        root.level = level
+        calib.rewind()
+    return {"converter": f"onnxruntime {ort.__version__} quantize_static (QDQ, per-channel, "
+                         f"{'u8' if act == QuantType.QUInt8 else 's8'} activations / s8 weights, MinMax)",
+            "input_layout": "NCHW", "output_layout": "NCHW", "notes": []}
+
+
+def embed_manifest(onnx_path: Path, manifest: dict) -> None:
+    """Store the manifest as ONNX ``metadata_props["edgekit_manifest"]`` (rewrites the file in place).
+
+    Example:
+        >>> embed_manifest(Path("m.onnx"), {"task": "detect"})  # doctest: +SKIP
+    """
+    onnx = _require("onnx", "export", "ONNX metadata")
+    model = onnx.load(str(onnx_path))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "edgekit_manifest", json.dumps(manifest)
+    from edgekit.io import atomic_write_bytes
+
+    atomic_write_bytes(onnx_path, model.SerializeToString())
+
+
+def as_list(out):
+    """A model's output as a list (classifiers return one tensor, detectors a list)."""
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def list_outputs(module):
+    """Wrap a torch model so it always returns a tuple: one exporter path for every task."""
+    import torch
+
+    class ListOutputs(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return tuple(as_list(self.inner(x)))
+
+    return ListOutputs(module).eval()

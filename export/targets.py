@@ -1,0 +1,177 @@
+"""The target registry: a target is format + precision, with its needs and its converter.
+
+One table, like Ultralytics' formats table, but every converter lives in its family's file
+(``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``) and is imported only when used.
+Adding a target is one :func:`register_target` call.
+
+Each converter takes a :class:`ConvertJob` and writes ``job.out`` (in a staging folder; the
+exporter moves verified artifacts into place) and returns notes about how it converted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+
+
+@dataclass
+class ConvertJob:
+    """Everything a converter needs: the source, an fp32 ONNX of it, calibration, options."""
+
+    source: object  # edgekit.export.source.Source
+    out: Path
+    onnx_fp32: Path | None = None
+    calib: object = None  # CalibrationReader or None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One export target.
+
+    Attributes:
+        name: CLI name (``tflite-int8``).
+        family: ``onnx``, ``tflite``, ``openvino`` or ``ncnn``.
+        precision: ``fp32``, ``fp16`` or ``int8`` (of the weights/compute).
+        suffix: file suffix of the artifact's main file.
+        needs: Python modules the conversion needs, and the extra that installs them.
+        backend: the runtime backend that verifies and runs it.
+        from_onnx: whether an ONNX source can reach it (else it needs the torch model).
+        convert: the converter.
+        companions: suffixes of files that travel with the main one (OpenVINO ``.bin``).
+    """
+
+    name: str
+    family: str
+    precision: str
+    suffix: str
+    needs: tuple[str, ...]
+    extra: str
+    backend: str
+    from_onnx: bool
+    convert: Callable[[ConvertJob], dict]
+    companions: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision == "int8"
+
+    def missing(self) -> list[str]:
+        """Modules this target needs that are not installed here."""
+        return [m for m in self.needs if importlib.util.find_spec(m) is None]
+
+    def available(self) -> bool:
+        return not self.missing()
+
+    def files(self, main: Path) -> list[Path]:
+        """The artifact's files: the main file plus companions (same stem)."""
+        return [main, *(main.with_suffix(s) for s in self.companions)]
+
+
+TARGETS: dict[str, Target] = {}
+
+
+def register_target(target: Target) -> Target:
+    """Add a target to the registry (one line per target)."""
+    TARGETS[target.name] = target
+    return target
+
+
+def get_target(name: str) -> Target:
+    """The target called ``name``; an error listing the known ones otherwise.
+
+    Example:
+        >>> get_target("tflite-int8").family
+        'tflite'
+    """
+    if name not in TARGETS:
+        raise EdgekitError(f"unknown target '{name}': choose from {', '.join(TARGETS)} (or 'all'; see edgekit export --list)")
+    return TARGETS[name]
+
+
+def resolve_targets(names: list[str], source_kind: str = "checkpoint") -> list[Target]:
+    """Expand ``all`` (every target installable here and reachable from the source) and check the rest."""
+    if not names:
+        raise EdgekitError("no --target given: name one or more targets (edgekit export --list shows them), or 'all'")
+    if "all" in names:
+        return [t for t in TARGETS.values() if t.available() and (t.from_onnx or source_kind != "onnx")]
+    out = []
+    for n in dict.fromkeys(names):
+        t = get_target(n)
+        if source_kind == "onnx" and not t.from_onnx:
+            raise EdgekitError(f"target {n} needs the torch model; an ONNX source reaches only "
+                               f"{', '.join(x.name for x in TARGETS.values() if x.from_onnx)}: export from the checkpoint")
+        if t.missing():
+            raise EdgekitError(f"target {n} needs {', '.join(t.missing())}, not installed here: pip install \"edgekit[{t.extra}]\"")
+        out.append(t)
+    return out
+
+
+# ---- converters: thin adapters over the family modules (imported when a target runs) ----
+
+def _onnx(job: ConvertJob) -> dict:
+    import shutil
+
+    shutil.copyfile(job.onnx_fp32, job.out)
+    return dict(job.options.get("onnx_info", {}))
+
+
+def _onnx_int8(job: ConvertJob) -> dict:
+    from edgekit.export.onnx import onnx2onnx_int8
+
+    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib)
+
+
+def _tflite(precision: str) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.tflite import torch2tflite
+
+        return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
+                            io=job.options.get("io", "int8"))
+    return convert
+
+
+def _openvino(precision: str) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.openvino import onnx2openvino
+
+        return onnx2openvino(job.onnx_fp32, job.out, precision=precision, calib=job.calib)
+    return convert
+
+
+def _ncnn(fp16: bool) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.ncnn import torch2ncnn
+
+        return torch2ncnn(job.source.module, job.source.imgsz, job.out, fp16=fp16)
+    return convert
+
+
+_ONNX = ("torch", "onnx", "onnxruntime")
+_TFL = ("torch", "litert_torch", "ai_edge_litert")
+for _t in (
+    Target("onnx", "onnx", "fp32", ".onnx", _ONNX, "export", "onnxruntime", True, _onnx,
+           description="ONNX fp32 (opset 17, onnxslim), runs in onnxruntime / OpenCV DNN"),
+    Target("onnx-int8", "onnx", "int8", ".onnx", _ONNX, "export", "onnxruntime", True, _onnx_int8,
+           description="ONNX static INT8 QDQ (per-channel s8 weights, u8 activations)"),
+    Target("tflite", "tflite", "fp32", ".tflite", _TFL, "export", "litert", False, _tflite("fp32"),
+           description="TFLite fp32 (LiteRT + XNNPACK)"),
+    Target("tflite-fp16", "tflite", "fp16", ".tflite", _TFL + ("ai_edge_quantizer",), "export", "litert", False,
+           _tflite("fp16"), description="TFLite fp16 weights, float I/O"),
+    Target("tflite-int8", "tflite", "int8", ".tflite", _TFL + ("ai_edge_quantizer",), "export", "litert", False,
+           _tflite("int8"), description="TFLite full-integer INT8 (--io int8|uint8|float), Edge TPU / NPU ready"),
+    Target("openvino", "openvino", "fp16", ".xml", ("onnx", "openvino"), "openvino", "openvino", True,
+           _openvino("fp16"), (".bin",), "OpenVINO IR, fp16-compressed weights"),
+    Target("openvino-int8", "openvino", "int8", ".xml", ("onnx", "openvino", "nncf"), "export", "openvino", True,
+           _openvino("int8"), (".bin",), "OpenVINO IR INT8 (NNCF post-training quantization)"),
+    Target("ncnn", "ncnn", "fp32", ".param", ("torch", "pnnx", "ncnn"), "ncnn", "ncnn", False, _ncnn(False), (".bin",),
+           "ncnn fp32 via pnnx"),
+    Target("ncnn-fp16", "ncnn", "fp16", ".param", ("torch", "pnnx", "ncnn"), "ncnn", "ncnn", False, _ncnn(True),
+           (".bin",), "ncnn fp16 weights via pnnx"),
+):
+    register_target(_t)

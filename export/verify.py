@@ -1,0 +1,124 @@
+"""Verification of an artifact against its source: raw-output parity and the mAP gate.
+
+The artifact runs in its own runtime through :class:`edgekit.runtime.runner.ArtifactRunner`
+(the code the board runs); the source runs in torch (or onnxruntime for an ONNX source).
+Both go through the same letterbox, the same numpy decoder and the same mAP code.
+
+Parity tolerances per precision (raw head maps, before any sigmoid):
+
+- fp32: max abs error <= 1e-3 (converters measured 4e-6..4e-5 here; onnxruntime's
+  ``Pad_Fusion`` bug gives 0.056 on Tiny-YOLO and must fail);
+- fp16: cosine >= 0.999;
+- int8: cosine >= 0.98; the error is also reported in quantization steps of the output
+  (``max_steps``) where outputs are integer. INT8 is judged by mAP above all.
+
+With labelled data, ``--max-map-drop`` (0.02 mAP@0.5 for INT8, 0.005 for float targets by
+default) turns a larger drop into a failed export.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+TOLERANCES = {"fp32": {"max_abs": 1e-3}, "fp16": {"min_cosine": 0.999}, "int8": {"min_cosine": 0.98}}
+DEFAULT_MAX_MAP_DROP = {"int8": 0.02, "fp16": 0.005, "fp32": 0.005}
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    den = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / den) if den > 0 else float(np.allclose(a, b))
+
+
+def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
+    """Compare raw outputs of artifact and source on letterboxed real images.
+
+    Example:
+        >>> parity(ArtifactRunner("m.onnx"), load_source("best.pt"), imgs, "fp32")["passed"]  # doctest: +SKIP
+        True
+    """
+    from edgekit.runtime.preprocess import letterbox, to_tensor
+
+    max_abs, mean_abs, cos, steps = 0.0, [], 1.0, None
+    out_scales = [o.quant[0] if o.quant else None for o in runner.backend.outputs]
+    order = runner.order
+    for img in images:
+        lb_img, _ = letterbox(img, runner.imgsz, color=runner.pad_value)
+        ref = source.forward(to_tensor(lb_img))
+        got = runner.run_tensor(runner.tensor(lb_img))
+        for k, (r, g) in enumerate(zip(ref, got)):
+            if r.shape != g.shape:
+                return {"passed": False, "error": f"output {k}: shape {list(g.shape)} vs source {list(r.shape)}"}
+            err = np.abs(r - g)
+            max_abs = max(max_abs, float(err.max()))
+            mean_abs.append(float(err.mean()))
+            cos = min(cos, _cosine(r, g))
+            src_k = order.index(k)  # artifact output that feeds decoder input k
+            if out_scales[src_k]:
+                steps = max(steps or 0.0, float(err.max() / out_scales[src_k]))
+    tol = TOLERANCES[precision]
+    passed = max_abs <= tol.get("max_abs", np.inf) and cos >= tol.get("min_cosine", -1.0)
+    result = {"images": len(images), "max_abs": max_abs, "mean_abs": float(np.mean(mean_abs)), "cosine": cos,
+              "tolerance": tol, "passed": bool(passed)}
+    if steps is not None:
+        result["max_steps"] = steps
+    return result
+
+
+def predict_detections(infer, records, head_spec: dict, conf: float = 0.001, iou: float = 0.6) -> list[dict]:
+    """Detections of any model on records; ``infer(bgr image) -> (float maps, letterbox)``."""
+    import cv2
+
+    from edgekit.runtime.postprocess import postprocess_detections
+
+    preds = []
+    for rec in records:
+        img = cv2.imread(str(rec.path), cv2.IMREAD_COLOR)
+        maps, lb = infer(img)
+        preds.append(postprocess_detections(maps, head_spec, lb, conf, iou))
+    return preds
+
+
+def source_infer(source, imgsz: tuple[int, int]):
+    """``infer`` for the source model, with the inference letterbox."""
+    from edgekit.runtime.preprocess import preprocess
+
+    def infer(img):
+        x, lb = preprocess(img, imgsz)
+        return source.forward(x), lb
+    return infer
+
+
+def detection_map(infer, records, names, head_spec) -> dict:
+    """mAP@0.5 and mAP@0.5:0.95 of ``infer`` on labelled records (the shared mAP code)."""
+    from edgekit.metrics import evaluate_detections
+
+    preds = predict_detections(infer, records, head_spec)
+    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
+    res = evaluate_detections(gts, preds, names)
+    return {"map50": float(res.map50), "map50_95": float(res.map50_95)}
+
+
+def map_gate(runner, records, names, head_spec, source_map: dict, max_drop: float, split: str) -> dict:
+    """Artifact mAP vs the source's; ``passed`` is False when mAP@0.5 drops more than ``max_drop``."""
+    got = detection_map(runner.infer, records, names, head_spec)
+    delta = source_map["map50"] - got["map50"]
+    return {"split": split, "images": len(records), "source_map50": source_map["map50"],
+            "source_map50_95": source_map["map50_95"], "map50": got["map50"], "map50_95": got["map50_95"],
+            "delta_map50": delta, "delta_map50_95": source_map["map50_95"] - got["map50_95"],
+            "max_map_drop": max_drop, "passed": bool(delta <= max_drop + 1e-9)}
+
+
+def quick_latency(runner, image: np.ndarray, runs: int = 20, warmup: int = 3) -> float:
+    """Median inference time in ms on this host (a quick figure; ``edgekit bench`` measures properly)."""
+    x, _ = runner.prepare(image)
+    for _ in range(warmup):
+        runner.backend.run([x])
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runner.backend.run([x])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
