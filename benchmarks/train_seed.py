@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--width", type=float)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--init", help="start from this checkpoint's weights (recorded in the results)")
+    p.add_argument("--warmup", type=float, default=2.0, help="warm-up epochs")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to benchmarks/weights/")
@@ -60,7 +62,8 @@ def main(argv=None) -> int:
     kwargs = {"width": a.width} if a.width else {}
     t0 = time.time()
     summary = train(TrainOptions(model=a.model, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
-                                 out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs))
+                                 out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
+                                 weights=a.init, warmup_epochs=a.warmup))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
     test = validate(model, load_dataset(a.data).split("test"), ckpt["names"], a.imgsz)
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
         "wall_s": round(wall, 1), "host": host_string(), "device": a.device,
         "per_class": test["per_class"], "test_images": test["images"], "ms_per_image": test["ms_per_image"],
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
-        "settings": {"batch": a.batch, "lr": a.lr, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
+        "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
                      "threads": torch.get_num_threads(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
     from edgekit import __version__

@@ -92,7 +92,7 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8")
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # its advice to run quant_pre_process is wrong here (Pad_Fusion)
     try:
-            quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
     finally:
         root.level = level

@@ -122,3 +122,35 @@ def quick_latency(runner, image: np.ndarray, runs: int = 20, warmup: int = 3) ->
         runner.backend.run([x])
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000)
+
+
+def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_drop: float | None = None,
+                    images: int = 8, backend: str | None = None) -> dict:
+    """``edgekit verify``: re-check an exported artifact against its source model.
+
+    Example:
+        >>> verify_artifact("out/yolo-lite-tflite-int8.tflite", "best.pt", data="data.yaml")["passed"]  # doctest: +SKIP
+        True
+    """
+    from pathlib import Path
+
+    from edgekit.errors import EdgekitError
+    from edgekit.export.exporter import _labelled, _parity_images
+    from edgekit.export.source import load_source
+    from edgekit.runtime.runner import ArtifactRunner, read_manifest
+
+    manifest = read_manifest(artifact)
+    source = load_source(ref, manifest["preprocess"]["imgsz"][0])
+    if source.task != manifest["task"] or list(source.names) != list(manifest["names"]):
+        raise EdgekitError(f"{artifact} ({manifest['task']}, classes {manifest['names']}) was not exported from {ref}: "
+                           "give the model it came from as --ref")
+    runner = ArtifactRunner(artifact, manifest, backend)
+    records, split, _ = _labelled(data, split) if source.task == "detect" else (None, None, None)
+    result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],
+              "parity": parity(runner, source, _parity_images(records, None, images), manifest["precision"]), "map": None}
+    if records is not None:
+        drop = DEFAULT_MAX_MAP_DROP[manifest["precision"]] if max_map_drop is None else max_map_drop
+        src_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec)
+        result["map"] = map_gate(runner, records, source.names, source.head_spec, src_map, drop, split)
+    result["passed"] = bool(result["parity"].get("passed") and (result["map"] is None or result["map"]["passed"]))
+    return result

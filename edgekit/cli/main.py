@@ -24,6 +24,7 @@ COMMANDS = [
     "train_cmd",
     "val_cmd",
     "export_cmd",
+    "verify_cmd",
 ]
 
 

@@ -19,6 +19,7 @@ def add_parser(sub):
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model)")
+    p.add_argument("--weights", help="start from a checkpoint's weights and anchors (fine-tuning; detect only)")
     p.add_argument("--workers", type=int, default=1, help="data-loader processes (default 1)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice); keep threads + workers <= cores")
     p.add_argument("--lr", type=float, default=0.002, help="peak AdamW learning rate")
@@ -56,7 +57,8 @@ def run(args) -> int:
 
         opts = TrainOptions(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch,
                             out=args.out, device=args.device, resume=args.resume, workers=args.workers, lr=args.lr,
-                            anchors=args.anchors, model_kwargs=kwargs, threads=args.threads, seed=args.seed, progress=not args.json)
+                            anchors=args.anchors, model_kwargs=kwargs, threads=args.threads, seed=args.seed, progress=not args.json,
+                            weights=args.weights)
         summary = train(opts)
     if not summary:  # a non-zero rank under torchrun: rank 0 reports
         return 0

@@ -48,6 +48,8 @@ def resolve_out(opts: TrainOptions, rank: int, world: int) -> Path:
 def build_model(opts: TrainOptions, ds, records):
     from edgekit.models import create_model
 
+    if opts.weights:
+        return init_from(opts, ds)
     kwargs = dict(opts.model_kwargs)
     probe = create_model(opts.model, num_classes=ds.num_classes, imgsz=opts.imgsz, **kwargs)
     n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
@@ -60,6 +62,25 @@ def build_model(opts: TrainOptions, ds, records):
         model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
     anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
     return model, kwargs, anchors_px
+
+
+def init_from(opts: TrainOptions, ds):
+    """Fine-tuning: the model, options and anchors of ``opts.weights``; a head whose class count
+    differs from the data's is re-initialised (its shapes no longer fit), the rest is loaded."""
+    from edgekit.models import create_model
+    from edgekit.train.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(opts.weights)
+    if ck["model"] != opts.model or ck.get("task", "detect") != "detect":
+        raise EdgekitError(f"--weights {opts.weights} holds a '{ck['model']}' model, not '{opts.model}': "
+                           f"train --model {ck['model']}, or start from scratch")
+    kwargs = {**ck.get("model_kwargs", {}), "imgsz": opts.imgsz}
+    model = create_model(opts.model, num_classes=ds.num_classes, anchors=ck["anchors"], **kwargs)
+    model.head_spec["scale_x_y"] = list(ck["head_spec"].get("scale_x_y", model.head_spec["scale_x_y"]))
+    own = model.state_dict()
+    fits = {k: v for k, v in ck["state_dict"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return model, kwargs, [a.tolist() for a in anchors_in_pixels(model.head_spec)]
 
 
 def make_checkpoint(opts, kwargs, names, anchors_px, head_spec, ema, epoch, metrics, dhash) -> dict:

@@ -47,6 +47,7 @@ class TrainOptions:
     seed: int = 0
     progress: bool = True
     max_train_images: int | None = None  # a quick subset, for smoke tests
+    weights: str | None = None  # start from this checkpoint's weights and anchors (fine-tuning)
 
 
 class ModelEMA:
