@@ -6,7 +6,7 @@
 Writes ``benchmarks/results/train-<model>-<data>-<imgsz>.json`` with the keys other tools
 read (model, data, imgsz, epochs, params, gflops, map50, map50_95 on the test split,
 wall_s, host, device) plus per-class APs, the validation curve and the exact settings.
-With ``--keep-weights``, a best.pt under 5 MB is copied to ``benchmarks/weights/``.
+With ``--keep-weights``, a best.pt under 5 MB is copied to ``edgekit/assets/weights/``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# trained weights ship inside the package, so `make demo` and the tests use them without ../shared
+WEIGHTS = HERE.parent / "edgekit" / "assets" / "weights"
 
 
 def host_string() -> str:
@@ -43,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up epochs")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
-    p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to benchmarks/weights/")
+    p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
     a = p.parse_args(argv)
 
     import torch
@@ -85,8 +87,7 @@ def main(argv=None) -> int:
     atomic_write_text(dest, json.dumps(result, indent=1))
     print(f"{tag}: test mAP50 {result['map50']:.4f} mAP50-95 {result['map50_95']:.4f} in {wall / 60:.1f} min -> {dest}")
     if a.keep_weights and Path(summary["best"]).stat().st_size < 5 * 2**20:
-        (HERE / "weights").mkdir(exist_ok=True)
-        shutil.copy(summary["best"], HERE / "weights" / f"{tag}.pt")
+        shutil.copy(summary["best"], WEIGHTS / f"{tag}.pt")
     return 0
 
 

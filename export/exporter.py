@@ -167,7 +167,9 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
     files = [p.name for p in target.files(job.out)]
     manifest = build_manifest(job.source, target, open_backend(job.out, target.backend), info,
                               job.calib.info() if job.calib else None, files)
-    runner = ArtifactRunner(job.out, manifest)
+    # one thread: verification and the quick latency stay comparable across backends, and OpenMP
+    # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
+    runner = ArtifactRunner(job.out, manifest, threads=1)
     par = parity(runner, job.source, images, target.precision)
     gate = None
     if records is not None:

@@ -57,11 +57,11 @@ class ExportReport:
         Example:
             >>> r = ExportReport({"model": "yolo-lite"}, "out", results=[TargetResult("onnx", "ok", size_mb=2.3)])
             >>> print(r.to_markdown().splitlines()[2])
-            | target | size MB | convert s | parity | mAP50 | delta | host ms | status |
+            | target | size MB | convert s | parity | mAP50 | delta | host ms (1 thread) | status |
         """
         src = self.source
         lines = [f"# export of {src.get('model')} ({src.get('path', '')})", "",
-                 "| target | size MB | convert s | parity | mAP50 | delta | host ms | status |",
+                 "| target | size MB | convert s | parity | mAP50 | delta | host ms (1 thread) | status |",
                  "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
         for r in self.results:
             lines.append("| " + " | ".join([r.target, _num(r.size_mb, 2), _num(r.convert_s, 1), _parity(r.parity),

@@ -98,10 +98,9 @@ def resolve_targets(names: list[str], source_kind: str = "checkpoint") -> list[T
     """Expand ``all`` (every target installable here and reachable from the source) and check the rest."""
     if not names:
         raise EdgekitError("no --target given: name one or more targets (edgekit export --list shows them), or 'all'")
-    if "all" in names:
-        return [t for t in TARGETS.values() if t.available() and (t.from_onnx or source_kind != "onnx")]
+    explicit = [n for n in dict.fromkeys(names) if n != "all"]
     out = []
-    for n in dict.fromkeys(names):
+    for n in explicit:
         t = get_target(n)
         if source_kind == "onnx" and not t.from_onnx:
             raise EdgekitError(f"target {n} needs the torch model; an ONNX source reaches only "
@@ -109,6 +108,9 @@ def resolve_targets(names: list[str], source_kind: str = "checkpoint") -> list[T
         if t.missing():
             raise EdgekitError(f"target {n} needs {', '.join(t.missing())}, not installed here: pip install \"edgekit[{t.extra}]\"")
         out.append(t)
+    if "all" in names:  # every target installable here, after the ones named (which must be)
+        out += [t for t in TARGETS.values() if t.name not in explicit and t.available()
+                and (t.from_onnx or source_kind != "onnx")]
     return out
 
 

@@ -1,0 +1,157 @@
+"""OpenVINO backend: an IR (``.xml`` + ``.bin``) compiled with explicit precision and threads.
+
+OpenVINO picks the compute precision per device when not told: on CPUs with AVX512-BF16 or
+AMX it is bf16, which moved MobileNet outputs by 0.44 in TOOLCHAIN.md. Every model edgekit
+compiles asks for ``INFERENCE_PRECISION_HINT`` explicitly (f32 unless the user chose f16 or
+bf16), with the LATENCY performance hint (one stream: one image at a time, as on a board).
+
+A device that is not present is an error naming the ones that are, unless ``fallback=True``,
+which runs on CPU and says so in ``warnings`` (and ``describe()``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime.backends import TensorInfo, register_backend
+
+SUFFIXES = (".xml",)
+INSTALL_HINT = 'pip install "edgekit[openvino]"'
+PRECISIONS = {"f32": "f32", "fp32": "f32", "f16": "f16", "fp16": "f16", "bf16": "bf16"}
+VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # they pick real devices themselves
+
+
+def is_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def read_manifest(xml_path: str | Path) -> dict | None:
+    """The edgekit manifest stored in an IR's ``rt_info`` (see ``edgekit.export.openvino``), or None.
+
+    Parses the XML with the standard library (defusedxml when importable), so a board needs
+    no OpenVINO Python API to read it.
+
+    Example:
+        >>> read_manifest("model_openvino/model.xml")["head_spec"]["type"]  # doctest: +SKIP
+        'yolo'
+    """
+    try:
+        from defusedxml import ElementTree as ET
+    except ImportError:  # the IR is one we wrote; defusedxml is still preferred
+        from xml.etree import ElementTree as ET
+    try:
+        root = ET.parse(str(xml_path)).getroot()
+    except (OSError, ValueError, ET.ParseError) as exc:  # defusedxml refusals are ValueErrors
+        raise EdgekitError(f"{xml_path}: not a readable OpenVINO IR ({exc})") from None
+    node = root.find("rt_info/edgekit/manifest")
+    if node is None or node.get("value") is None:
+        return None
+    try:
+        return json.loads(node.get("value"))
+    except json.JSONDecodeError as exc:
+        raise EdgekitError(f"{xml_path}: the edgekit manifest in rt_info is not valid JSON ({exc}): re-export") from None
+
+
+def _dims(partial_shape) -> tuple[int, ...]:
+    # dynamic dimensions are reported as 1, as the onnxruntime backend does
+    return tuple(d.get_length() if d.is_static else 1 for d in partial_shape)
+
+
+def _pick_device(core, device: str | None, fallback: bool) -> tuple[str, list[str]]:
+    """(device to compile for, warnings): EdgekitError for an absent device unless ``fallback``."""
+    want = (device or "CPU").upper()
+    have = list(core.available_devices)
+    base = want.split(":")[0].split(".")[0]
+    if base in VIRTUAL_DEVICES or any(d == want or d.split(".")[0] == want for d in have):
+        return want, []
+    msg = f"OpenVINO device '{want}' is not present here (available: {', '.join(have) or 'none'})"
+    if not fallback:
+        raise EdgekitError(f"{msg}: choose one of those, or allow the CPU fallback")
+    return "CPU", [f"{msg}: fell back to CPU"]
+
+
+@register_backend
+class OpenVinoBackend:
+    """Run an OpenVINO IR.
+
+    Args:
+        path: the ``.xml`` (its ``.bin`` beside it).
+        threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's default, all cores).
+        delegate: unused (OpenVINO has devices, not delegates); must be None.
+        device: ``CPU`` (default), ``GPU``, ``NPU``, ``AUTO``, ...
+        precision: ``f32`` (default, exact), ``f16`` or ``bf16``: ``INFERENCE_PRECISION_HINT``.
+        fallback: run on CPU (with a warning) when ``device`` is not present.
+
+    Example:
+        >>> b = OpenVinoBackend("model.xml", threads=2)  # doctest: +SKIP
+        >>> [o.shape for o in b.run([np.zeros(b.inputs[0].shape, np.float32)])]  # doctest: +SKIP
+    """
+
+    name = "openvino"
+
+    def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
+                 precision: str | None = None, fallback: bool = False):
+        import openvino as ov
+
+        if delegate:
+            raise EdgekitError(f"OpenVINO has no delegate '{delegate}': choose a device (--device GPU/NPU) instead")
+        self.path = Path(path)
+        if not self.path.with_suffix(".bin").is_file():
+            raise EdgekitError(f"{self.path}: its weights {self.path.with_suffix('.bin').name} are missing beside it")
+        key = (precision or "f32").lower()
+        if key not in PRECISIONS:
+            raise EdgekitError(f"unknown OpenVINO precision '{precision}': use f32, f16 or bf16")
+        self.precision = PRECISIONS[key]
+        self.threads = threads
+        core = ov.Core()
+        self.device, self.warnings = _pick_device(core, device, fallback)
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            model = core.read_model(str(self.path))
+            self.compiled = core.compile_model(model, self.device, config)
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
+            raise EdgekitError(f"{self.path}: OpenVINO cannot load it on {self.device} "
+                               f"({str(exc).strip().splitlines()[0][:200]})") from None
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [self._info(p) for p in self.compiled.inputs]
+        self.outputs = [self._info(p) for p in self.compiled.outputs]
+        self._version = ov.get_version()
+
+    @staticmethod
+    def _info(port) -> TensorInfo:
+        return TensorInfo(port.get_any_name(), _dims(port.get_partial_shape()),
+                          str(np.dtype(port.get_element_type().to_dtype())))
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        # share_outputs=False (the default) copies results out of the request's buffers,
+        # so arrays returned by one call survive the next
+        res = self.request.infer({k: np.ascontiguousarray(x) for k, x in enumerate(inputs)})
+        return [res[port] for port in self.compiled.outputs]
+
+    def _property(self, name: str):
+        try:
+            value = self.compiled.get_property(name)
+        except Exception:  # not every device reports every property
+            return None
+        if hasattr(value, "get_type_name"):  # an element type such as INFERENCE_PRECISION_HINT
+            return value.get_type_name()
+        if isinstance(value, (list, tuple)):
+            return [str(v) for v in value]
+        if hasattr(value, "name") and not isinstance(value, str):  # enums (AUTO answers PerformanceMode.LATENCY)
+            return value.name
+        return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "version": self._version, "device": self.device,
+                "execution_devices": self._property("EXECUTION_DEVICES"),
+                "precision": self._property("INFERENCE_PRECISION_HINT") or self.precision,
+                "threads": self._property("INFERENCE_NUM_THREADS") or self.threads,
+                "performance_hint": self._property("PERFORMANCE_HINT"), "warnings": list(self.warnings),
+                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
