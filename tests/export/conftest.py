@@ -15,7 +15,10 @@ def make_checkpoint(path, model: str, imgsz: int, num_classes: int = 2, seed: in
     torch.manual_seed(seed)
     task = model_task(model)
     kwargs = {"imgsz": imgsz} if task == "detect" else {}
-    m = create_model(model, num_classes=num_classes, **kwargs).eval()
+    from export_helpers import realistic_init_
+
+    # torch's default init leaves MobileNet outputs ~1e-13: parity would pass vacuously
+    m = realistic_init_(create_model(model, num_classes=num_classes, **kwargs), seed)
     ckpt = {"model": model, "task": task, "model_kwargs": kwargs, "names": [f"c{k}" for k in range(num_classes)],
             "imgsz": imgsz, "state_dict": m.state_dict(), "epoch": 0, "metrics": {}}
     if task == "detect":

@@ -21,6 +21,7 @@ from edgekit.export.openvino import embed_manifest, onnx2openvino
 from edgekit.runtime.backends import backend_for, open_backend
 from edgekit.runtime.ncnn_backend import NcnnBackend, graph_io, input_shape, read_param
 from edgekit.runtime.openvino_backend import OpenVinoBackend, read_manifest
+from export_helpers import realistic_init_
 
 torch = pytest.importorskip("torch")
 IMGSZ = 64
@@ -31,24 +32,6 @@ ALL_MODELS = ["tiny-yolov2", "tiny-yolov3", "yolo-lite", "mobilenetv2_035-yolo",
 def needs(*modules: str) -> None:
     for m in modules:
         pytest.importorskip(m)
-
-
-def realistic_init_(model, seed: int = 0):
-    """LeCun-normal conv/linear weights, small biases, random BN affine and running stats."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight[0].numel() ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    return model.eval()
 
 
 def build(name: str):
