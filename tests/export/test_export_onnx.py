@@ -71,7 +71,6 @@ def test_parity_check_catches_the_trap(tmp_path, monkeypatch):
     """With the workaround removed, the export's own parity check fails the artifact."""
     import edgekit.runtime.onnxruntime_backend as orb
     from edgekit.export.exporter import export
-    from edgekit.train.checkpoint import save_checkpoint
 
     net = tiny_yolo_zero_pad_net()
     spec = {"type": "yolo", "num_classes": 1, "imgsz": [64, 64], "strides": [32], "anchors": [[[16.0, 16.0]] * 3],

@@ -1,0 +1,45 @@
+"""The mAP gate on a trained detector (the Fish4Knowledge weights shipped in the package).
+
+A sound INT8 calibration keeps mAP@0.5 within the gate; a deliberately broken one (black
+frames) must trip it, fail the export and leave no artifact under its final name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "edgekit" / "assets" / "weights" / "mobilenetv2_050-yolo-fish4knowledge-320.pt"
+pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="trained weights not committed yet")
+
+
+def test_int8_within_gate_with_real_calibration(sample_yaml, tmp_path):
+    from edgekit.export import export
+
+    rep = export(WEIGHTS, ["onnx-int8"], data=sample_yaml, out=tmp_path, calib_images=32)
+    r = rep.results[0]
+    assert r.map["source_map50"] > 0.05, "the shipped detector should find fish on the sample"
+    assert r.ok, r.reason
+    assert r.map["delta_map50"] <= 0.02
+    assert (tmp_path / r.file).exists()
+
+
+def test_broken_calibration_trips_the_gate(sample_yaml, tmp_path, capsys):
+    import cv2
+
+    from edgekit.cli.main import main
+
+    black = tmp_path / "black"
+    black.mkdir()
+    for k in range(8):
+        cv2.imwrite(str(black / f"{k}.png"), np.zeros((202, 360, 3), np.uint8))
+    out = tmp_path / "out"
+    code = main(["export", str(WEIGHTS), "--target", "onnx-int8", "--data", str(sample_yaml), "--calib", str(black),
+                 "--out", str(out)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "mAP50 dropped" in captured.out and "onnx-int8" in captured.err
+    assert not list(out.glob("*.onnx")), "a failed artifact must not stay under its final name"
+    assert (out / "export_report.json").exists()
