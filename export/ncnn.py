@@ -26,25 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError, MissingExtraError
+from edgekit.export.wrap import tuple_outputs
 from edgekit.runtime.ncnn_backend import graph_io, read_param
 
 _NCNN_TYPE = re.compile(r"[A-Z][A-Za-z0-9]*")  # Convolution, BinaryOp, InnerProduct, ...
-
-
-def _tuple_module(module):
-    """Wrap ``module`` so the trace returns a tuple (a traced list output warns and can be flattened oddly)."""
-    import torch
-
-    class TupleOutputs(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            out = self.inner(x)
-            return (out,) if isinstance(out, torch.Tensor) else tuple(out)
-
-    return TupleOutputs(module)
 
 
 def _with_input_shape(text: str, c: int, h: int, w: int) -> str:
@@ -142,7 +127,7 @@ def torch2ncnn(module, imgsz: int | tuple[int, int], out_param: Path, fp16: bool
         raise EdgekitError(f"{out_param}: an ncnn model is written as a .param file (its .bin goes beside it)")
     if module.training:  # a train-mode trace would bake batch statistics and dropout into the graph
         raise EdgekitError("the model is in training mode: call model.eval() before converting it")
-    wrapped = _tuple_module(module)
+    wrapped = tuple_outputs(module)
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         refs = [r.numpy() for r in wrapped(x)]

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from edgekit.errors import EdgekitError, MissingExtraError
+from edgekit.export.wrap import as_list, tuple_outputs
 
 OPSET = 17
 INPUT_NAME = "images"
@@ -57,7 +58,7 @@ def torch2onnx(module, imgsz: tuple[int, int], out: Path, simplify: bool = True)
         with torch.no_grad(), warnings.catch_warnings():
             # tracer chatter about constant shapes: the input size is fixed on purpose
             warnings.simplefilter("ignore")
-            torch.onnx.export(list_outputs(module), x, str(raw), dynamo=False, opset_version=OPSET,
+            torch.onnx.export(tuple_outputs(module), x, str(raw), dynamo=False, opset_version=OPSET,
                               input_names=[INPUT_NAME], output_names=names, do_constant_folding=True)
         model = onnx.load(str(raw))
     converter = f"torch {torch.__version__} (TorchScript exporter, opset {OPSET})"
@@ -116,23 +117,3 @@ def embed_manifest(onnx_path: Path, manifest: dict) -> None:
     from edgekit.io import atomic_write_bytes
 
     atomic_write_bytes(onnx_path, model.SerializeToString())
-
-
-def as_list(out):
-    """A model's output as a list (classifiers return one tensor, detectors a list)."""
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
-def list_outputs(module):
-    """Wrap a torch model so it always returns a tuple: one exporter path for every task."""
-    import torch
-
-    class ListOutputs(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            return tuple(as_list(self.inner(x)))
-
-    return ListOutputs(module).eval()

@@ -51,7 +51,7 @@ class Source:
         if self.module is not None:
             import torch
 
-            from edgekit.export.onnx import as_list
+            from edgekit.export.wrap import as_list
 
             with torch.no_grad():
                 return [o.float().numpy() for o in as_list(self.module(torch.from_numpy(x)))]

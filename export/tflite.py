@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError, MissingExtraError
+from edgekit.export.wrap import tuple_outputs
 from edgekit.runtime.litert_backend import MANIFEST_NAME, read_metadata  # noqa: F401  (re-exported)
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -50,22 +51,6 @@ def _require():
     except ImportError:
         raise MissingExtraError("litert-torch", "export", "TFLite export") from None
     return litert_torch
-
-
-def _nhwc(module):
-    """The module behind an NHWC -> NCHW permute, returning a tuple (what the converter wants)."""
-    import torch
-
-    class NHWC(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x):
-            out = self.inner(x.permute(0, 3, 1, 2))
-            return tuple(out) if isinstance(out, (list, tuple)) else (out,)
-
-    return NHWC(module).eval()
 
 
 def _recipe(precision: str, io: str) -> list[dict]:
@@ -285,7 +270,7 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
     import torch
 
     imgsz = (int(imgsz[0]), int(imgsz[1]))
-    wrapped, sample = _nhwc(module), torch.zeros(1, *imgsz, 3)
+    wrapped, sample = tuple_outputs(module, nhwc=True), torch.zeros(1, *imgsz, 3)
     with torch.no_grad():
         want = [tuple(t.shape) for t in wrapped(sample)]
     converter, notes = f"litert-torch {litert_torch.__version__}", []
