@@ -2,4 +2,13 @@
 
 OpenCV and the interpreters (onnxruntime, LiteRT, OpenVINO, ncnn) are imported lazily,
 so a board with ``pip install "edgekit[tflite]"`` never loads torch, TensorFlow or onnx.
+
+Example:
+    >>> from edgekit.runtime import load
+    >>> det = load("mobilenetv2_050-yolo-tflite-int8.tflite", threads=4)  # doctest: +SKIP
+    >>> det.predict("fish.jpg", conf=0.3).to_json()  # doctest: +SKIP
 """
+
+from edgekit.runtime.loader import load
+
+__all__ = ["load"]

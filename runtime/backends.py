@@ -34,6 +34,7 @@ _MODULES = {
     "litert": "edgekit.runtime.litert_backend",
     "openvino": "edgekit.runtime.openvino_backend",
     "ncnn": "edgekit.runtime.ncnn_backend",
+    "torch": "edgekit.runtime.torch_backend",  # host-only reference
 }
 _REGISTRY: dict[str, type] = {}
 

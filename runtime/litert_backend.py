@@ -77,7 +77,8 @@ def _load_delegate(mod, delegate: str):
             return loader(lib), lib
         except (ValueError, OSError, RuntimeError) as exc:
             errors.append(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)
-    raise EdgekitError(f"TFLite delegate '{delegate}' cannot be loaded ({'; '.join(errors)}): {fix}")
+    raise EdgekitError(f"TFLite delegate '{delegate}' cannot be loaded ({'; '.join(errors)}): {fix}; "
+                       "or run on the CPU with --fallback")
 
 
 @register_backend

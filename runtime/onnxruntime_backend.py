@@ -9,6 +9,7 @@ present: XNNPACK, ACL, OpenVINO, then CPU.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,18 +70,24 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, fallback: bool = False):
         import onnxruntime as ort
 
         providers = None
+        self.warnings: list[str] = []
         if delegate or device:
             want = delegate or device
             have = ort.get_available_providers()
             match = [p for p in have if p.lower().startswith(want.lower())]
-            if not match:
-                raise EdgekitError(f"onnxruntime has no execution provider '{want}' here (it has {', '.join(have)}): "
-                                   "install the onnxruntime build that ships it, or drop --delegate")
-            providers = [match[0], "CPUExecutionProvider"]
+            if match:
+                providers = [match[0], "CPUExecutionProvider"]
+            else:
+                msg = f"onnxruntime has no execution provider '{want}' here (it has {', '.join(have)})"
+                if not fallback:
+                    raise EdgekitError(f"{msg}: install the onnxruntime build that ships it, drop --delegate, "
+                                       "or allow the CPU fallback (--fallback)")
+                self.warnings.append(f"{msg}; running on the CPU instead")
+                warnings.warn(self.warnings[-1], RuntimeWarning, stacklevel=2)
         self.path = Path(path)
         self.threads = threads
         self.session = make_session(path, threads, providers)
@@ -99,5 +106,61 @@ class OnnxRuntimeBackend:
 
     def describe(self) -> dict:
         return {"backend": self.name, "version": self._version, "providers": self.session.get_providers(),
-                "threads": self.threads, "disabled_optimizers": DISABLED_OPTIMIZERS,
+                "threads": self.threads, "precision": "as stored (ORT runs each op in its file dtype)",
+                "disabled_optimizers": DISABLED_OPTIMIZERS, "warnings": list(self.warnings),
                 "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, wire type, value or (start, end) of a length-delimited payload) of one message."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = (pos, pos + size), pos + size
+        elif wire == 1:
+            value, pos = None, pos + 8
+        elif wire == 5:
+            value, pos = None, pos + 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield number, wire, value
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ONNX model's ``metadata_props`` as a dict, read with the standard library.
+
+    Walks only the top level of the ModelProto (field 14 holds the key/value entries) and
+    skips the graph by its length, so no onnx or onnxruntime import and no session is needed.
+
+    Example:
+        >>> "edgekit_manifest" in read_metadata("yolo-lite-onnx.onnx")  # doctest: +SKIP
+        True
+    """
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        try:
+            out = {}
+            for number, wire, value in _fields(buf, 0, len(buf)):
+                if number == 14 and wire == 2:
+                    entry = {n: bytes(buf[v[0]:v[1]]).decode("utf-8") for n, w, v in _fields(buf, *value) if w == 2}
+                    out[entry.get(1, "")] = entry.get(2, "")
+            return out
+        except (IndexError, ValueError, UnicodeDecodeError) as exc:
+            raise EdgekitError(f"{path}: not a readable ONNX file ({exc}): re-export it") from None

@@ -101,7 +101,7 @@ class OpenVinoBackend:
         if delegate:
             raise EdgekitError(f"OpenVINO has no delegate '{delegate}': choose a device (--device GPU/NPU) instead")
         self.path = Path(path)
-        if not self.path.with_suffix(".bin").is_file():
+        if self.path.suffix.lower() == ".xml" and not self.path.with_suffix(".bin").is_file():
             raise EdgekitError(f"{self.path}: its weights {self.path.with_suffix('.bin').name} are missing beside it")
         key = (precision or "f32").lower()
         if key not in PRECISIONS:

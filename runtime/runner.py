@@ -24,12 +24,10 @@ def manifest_path(artifact: str | Path) -> Path:
     return Path(str(artifact) + ".json")
 
 
-def read_manifest(artifact: str | Path) -> dict:
-    """The artifact's manifest from its sidecar JSON, else from inside the file.
+def find_manifest(artifact: str | Path) -> dict | None:
+    """The artifact's manifest from its sidecar JSON, else from inside the file; None when it has none.
 
-    Example:
-        >>> read_manifest("yolo-lite-tflite-int8.tflite")["input"]["dtype"]  # doctest: +SKIP
-        'int8'
+    Raises EdgekitError for a manifest that exists but is unreadable or of another format.
     """
     side = manifest_path(artifact)
     if side.is_file():
@@ -38,16 +36,34 @@ def read_manifest(artifact: str | Path) -> dict:
         except (OSError, ValueError) as exc:
             raise EdgekitError(f"{side} is not valid JSON ({exc}): re-export the model or delete the file") from None
     else:
-        man = _embedded_manifest(Path(artifact))
+        man = embedded_manifest(Path(artifact))
         if man is None:
-            raise EdgekitError(f"{artifact} has no edgekit manifest (no {side.name} beside it, none inside): "
-                               "export it with `edgekit export`, or describe it with a model YAML")
-    if man.get("format") != MANIFEST_FORMAT:
-        raise EdgekitError(f"{artifact}: manifest format {man.get('format')!r} is not {MANIFEST_FORMAT}: re-export it")
+            return None
+    if not isinstance(man, dict) or man.get("format") != MANIFEST_FORMAT:
+        fmt = man.get("format") if isinstance(man, dict) else None
+        raise EdgekitError(f"{artifact}: manifest format {fmt!r} is not {MANIFEST_FORMAT}: re-export it")
     return man
 
 
-def _embedded_manifest(path: Path) -> dict | None:
+def read_manifest(artifact: str | Path) -> dict:
+    """The artifact's manifest (sidecar JSON, else embedded); an error naming the fix when it has none.
+
+    Example:
+        >>> read_manifest("yolo-lite-tflite-int8.tflite")["input"]["dtype"]  # doctest: +SKIP
+        'int8'
+    """
+    man = find_manifest(artifact)
+    if man is None:
+        raise EdgekitError(f"{artifact} has no edgekit manifest (no {manifest_path(artifact).name} beside it, none inside): "
+                           "export it with `edgekit export`, or describe it with a model YAML (--spec)")
+    return man
+
+
+def embedded_manifest(path: Path) -> dict | None:
+    """The manifest stored inside the artifact (TFLite metadata, OpenVINO rt_info, ONNX metadata_props), or None.
+
+    Read with the standard library: no interpreter is opened to find it.
+    """
     suffix = path.suffix.lower()
     if suffix == ".tflite":
         from edgekit.runtime.litert_backend import read_metadata
@@ -58,12 +74,15 @@ def _embedded_manifest(path: Path) -> dict | None:
 
         return read_ov(path)
     if suffix == ".onnx":
-        try:
-            import onnxruntime as ort
-        except ImportError:
+        from edgekit.runtime.onnxruntime_backend import read_metadata as read_onnx
+
+        meta = read_onnx(path).get("edgekit_manifest")
+        if meta is None:
             return None
-        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-        return json.loads(meta["edgekit_manifest"]) if "edgekit_manifest" in meta else None
+        try:
+            return json.loads(meta)
+        except ValueError as exc:
+            raise EdgekitError(f"{path}: its embedded edgekit manifest is not valid JSON ({exc}): re-export it") from None
     return None
 
 
@@ -75,12 +94,15 @@ class ArtifactRunner:
         >>> maps, lb = r.infer(cv2.imread("fish.jpg"))  # doctest: +SKIP
     """
 
-    def __init__(self, artifact: str | Path, manifest: dict | None = None, backend: str | None = None, **options):
+    def __init__(self, artifact: str | Path, manifest: dict | None = None, backend=None, **options):
         from edgekit.runtime.backends import open_backend
 
         self.path = Path(artifact)
         self.manifest = manifest or read_manifest(artifact)
-        self.backend = open_backend(self.path, backend or self.manifest.get("backend"), **options)
+        if backend is None or isinstance(backend, str):
+            self.backend = open_backend(self.path, backend or self.manifest.get("backend"), **options)
+        else:  # an already opened backend (the torch reference builds its manifest from it)
+            self.backend = backend
         inp = self.manifest["input"]
         self.layout, self.dtype = inp["layout"], inp["dtype"]
         self.quant = tuple(inp["quant"]) if inp.get("quant") else None

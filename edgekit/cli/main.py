@@ -25,6 +25,8 @@ COMMANDS = [
     "val_cmd",
     "export_cmd",
     "verify_cmd",
+    "predict_cmd",
+    "boards_cmd",
 ]
 
 

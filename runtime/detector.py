@@ -1,0 +1,106 @@
+"""``Detector`` and ``Classifier``: an exported artifact (or the torch reference) behind ``predict``.
+
+Both wrap an :class:`~edgekit.runtime.runner.ArtifactRunner` (the manifest's letterbox and
+quantization contract, the code the export verifier scored) and the numpy post-processing
+written once (:mod:`edgekit.runtime.postprocess`, :mod:`edgekit.runtime.classify`).
+``last_timing`` holds the pre/inference/post split of the latest image, in milliseconds,
+for benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgekit.runtime.model import RuntimeModel
+from edgekit.runtime.results import Classification, Detections
+
+
+class _ManifestModel(RuntimeModel):
+    def __init__(self, runner):
+        self.runner = runner
+        self.manifest = runner.manifest
+        self.names = list(self.manifest.get("names") or [])
+        self.last_timing: dict[str, float] = {}
+
+    def _run(self, image: np.ndarray):
+        t0 = time.perf_counter()
+        x, lb = self.runner.prepare(image)
+        t1 = time.perf_counter()
+        outs = self.runner.run_tensor(x)
+        t2 = time.perf_counter()
+        return outs, lb, (t0, t1, t2)
+
+    def _timed(self, stamps, t3: float) -> None:
+        t0, t1, t2 = stamps
+        self.last_timing = {"pre_ms": (t1 - t0) * 1e3, "infer_ms": (t2 - t1) * 1e3, "post_ms": (t3 - t2) * 1e3}
+
+    def describe(self) -> dict:
+        """What really runs: backend + version, delegate/device, precision, threads, I/O layout and dtype.
+
+        Example:
+            >>> load("fish-tflite-int8.tflite").describe()["backend"]  # doctest: +SKIP
+            'litert'
+        """
+        man = self.manifest
+        inp = man["input"]
+        return {"task": self.task, "model": man.get("model"), "target": man.get("target"),
+                "artifact": str(self.runner.path), "artifact_precision": man.get("precision"),
+                "input": {"shape": inp.get("shape"), "layout": inp.get("layout"), "dtype": inp.get("dtype"),
+                          "quant": inp.get("quant")},
+                "classes": len(self.names), **self.runner.backend.describe()}
+
+
+class Detector(_ManifestModel):
+    """An object detector: ``predict(image) -> Detections`` in original-image pixels.
+
+    Example:
+        >>> det = load("mobilenetv2_050-yolo-tflite-int8.tflite", threads=2)  # doctest: +SKIP
+        >>> d = det.predict("fish.jpg", conf=0.3)  # doctest: +SKIP
+        >>> d.boxes, d.labels  # doctest: +SKIP
+    """
+
+    task = "detect"
+
+    def predict_one(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, classes=None,
+                    max_det: int = 300) -> Detections:
+        from edgekit.runtime.postprocess import postprocess_detections
+
+        outs, lb, stamps = self._run(image)
+        r = postprocess_detections(outs, self.manifest["decode"], lb, conf=conf, iou=iou, max_det=max_det)
+        det = Detections(r["boxes"], r["scores"], r["classes"], self.names, image.shape[:2])
+        if classes is not None:
+            det = det.filter(classes=classes)
+        self._timed(stamps, time.perf_counter())
+        return det
+
+
+class Classifier(_ManifestModel):
+    """An image classifier: ``predict(image) -> Classification`` (top-k, and "unsure" when rejected).
+
+    The reject thresholds come from the manifest (``edgekit calibrate-reject`` writes them)
+    unless ``unsure`` is given: a float for every class, a per-class list, or False to never reject.
+
+    Example:
+        >>> clf = load("fish-cls-onnx.onnx")  # doctest: +SKIP
+        >>> c = clf.predict("crop.jpg", k=3)  # doctest: +SKIP
+        >>> c.name, c.unsure  # doctest: +SKIP
+    """
+
+    task = "classify"
+
+    @property
+    def reject_thresholds(self):
+        """The calibrated per-class thresholds from the manifest, or None."""
+        return (self.manifest.get("reject") or {}).get("thresholds")
+
+    def predict_one(self, image: np.ndarray, k: int = 5, unsure=None) -> Classification:
+        from edgekit.runtime.classify import postprocess_classification
+
+        outs, _, stamps = self._run(image)
+        threshold = self.reject_thresholds if unsure is None else (None if unsure is False else unsure)
+        r = postprocess_classification(outs[0], k=k, unsure=threshold)
+        res = Classification(r["classes"], r["scores"], r["label"], self.names)
+        self._timed(stamps, time.perf_counter())
+        return res
