@@ -10,15 +10,17 @@ What opens what:
 - anything else (a TFLite SSD, an ONNX described by a model YAML, raw mode):
   :func:`edgekit.runtime.foreign.open_foreign`.
 
-Backend choice when none is given: the manifest's backend when installed, else another
-installed backend that reads the file (OpenVINO reads ``.onnx``), else an error naming the
-extra to install. Delegates and devices are never guessed: a requested one that is absent is
+Backend choice when none is given: the manifest's backend when installed (the one the
+export was verified in), else another installed backend that reads the file (OpenVINO reads
+``.onnx``) in the order the detected board profile lists its runtimes, else an error naming
+the extra to install. Delegates and devices are never guessed: a requested one that is absent is
 an error unless ``fallback=True``, which runs on the CPU and records the warning in
 ``describe()["warnings"]``.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
@@ -38,12 +40,32 @@ def choose_backend(path: str | Path, manifest: dict | None = None) -> str:
     """
     suffix = Path(path).suffix.lower()
     preferred = (manifest or {}).get("backend") or backend_for(path)
-    candidates = [preferred] + [b for b in ALTERNATIVES.get(suffix, []) if b != preferred]
+    if backend_module(preferred).is_available():
+        return preferred
+    rank = board_runtime_rank()
+    alternatives = sorted(ALTERNATIVES.get(suffix, []), key=lambda b: rank.get(b, len(rank)))
+    candidates = [preferred] + [b for b in alternatives if b != preferred]
     for name in candidates:
         if backend_module(name).is_available():
             return name
     raise EdgekitError(f"{path} needs the '{preferred}' runtime, which is not installed: "
                        f"{backend_module(preferred).INSTALL_HINT}")
+
+
+@functools.lru_cache(maxsize=1)
+def board_runtime_rank() -> dict[str, int]:
+    """``{backend: rank}`` from the detected board profile's runtimes (best first); empty when unknown.
+
+    Consulted only when the manifest's own backend is not installed, to pick among the others.
+    """
+    try:
+        from edgekit.boards.detect import detect_board
+
+        profile = detect_board().profile
+    except Exception:  # detection must never stop a model from loading
+        return {}
+    names = [r.split("+")[0] for r in (profile.runtimes if profile else ())]
+    return {"litert" if n in ("tflite", "litert") else n: k for k, n in enumerate(names)}
 
 
 def load(path: str | Path, backend: str | None = None, threads: int | None = None, delegate: str | None = None,
@@ -76,6 +98,12 @@ def load(path: str | Path, backend: str | None = None, threads: int | None = Non
         raise EdgekitError(f"{path} does not exist: give the path to an exported model")
     options = {"threads": threads, "delegate": delegate, "device": device, "precision": precision,
                "fallback": fallback, **backend_options}
+    if backend is None and threads is None and delegate is None and device is None and precision is None:
+        from edgekit.runtime.deploy import deploy_options  # `edgekit bench --auto`'s choice for this board
+
+        if tuned := deploy_options(path):
+            backend = tuned.pop("backend")
+            options.update(tuned)
     if spec is not None or raw or path.suffix.lower() in (".yaml", ".yml"):
         return _foreign(path, spec, raw, backend, options)
     if path.suffix.lower() in REFERENCE_SUFFIXES:

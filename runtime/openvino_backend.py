@@ -86,6 +86,8 @@ class OpenVinoBackend:
         device: ``CPU`` (default), ``GPU``, ``NPU``, ``AUTO``, ...
         precision: ``f32`` (default, exact), ``f16`` or ``bf16``: ``INFERENCE_PRECISION_HINT``.
         fallback: run on CPU (with a warning) when ``device`` is not present.
+        hint: ``latency`` (default: one stream, one image at a time, as a camera loop runs) or
+            ``throughput`` (several streams; for batch jobs with parallel requests).
 
     Example:
         >>> b = OpenVinoBackend("model.xml", threads=2)  # doctest: +SKIP
@@ -95,7 +97,7 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
-                 precision: str | None = None, fallback: bool = False):
+                 precision: str | None = None, fallback: bool = False, hint: str = "latency"):
         import openvino as ov
 
         if delegate:
@@ -110,7 +112,9 @@ class OpenVinoBackend:
         self.threads = threads
         core = ov.Core()
         self.device, self.warnings = _pick_device(core, device, fallback)
-        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        if hint.lower() not in ("latency", "throughput"):
+            raise EdgekitError(f"unknown OpenVINO performance hint '{hint}': use latency or throughput")
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": hint.upper()}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:

@@ -141,3 +141,18 @@ def test_classifier_reports_top_k_and_unsure(tiny_classifier_onnx, sample_image)
     assert len(c.classes) == 2 and c.scores[0] >= c.scores[1] and c.label == int(c.classes[0])
     assert clf.predict(str(sample_image), unsure=1.01).unsure  # nothing is that sure
     assert clf.predict(str(sample_image), unsure=[1.01, 1.01]).name == "unsure"  # per-class thresholds
+
+
+def test_backend_choice_falls_to_another_installed_reader(monkeypatch, fast_exports):
+    """No onnxruntime on the board: an .onnx still loads in OpenVINO (which reads ONNX), verified the same."""
+    from edgekit.runtime import onnxruntime_backend, openvino_backend
+    from edgekit.runtime.loader import choose_backend
+
+    if not openvino_backend.is_available():
+        pytest.skip("openvino is not installed")
+    monkeypatch.setattr(onnxruntime_backend, "is_available", lambda: False)
+    assert choose_backend(fast_exports["onnx"]) == "openvino"
+    assert load(fast_exports["onnx"], threads=1).describe()["backend"] == "openvino"
+    monkeypatch.setattr(openvino_backend, "is_available", lambda: False)
+    with pytest.raises(EdgekitError, match=r'needs the .onnxruntime. runtime.*pip install "edgekit\[onnx\]"'):
+        load(fast_exports["onnx"])
