@@ -25,6 +25,7 @@ COMMANDS = [
     "val_cmd",
     "export_cmd",
     "verify_cmd",
+    "calibrate_reject_cmd",
     "predict_cmd",
     "boards_cmd",
 ]

@@ -51,7 +51,7 @@ def run(args) -> int:
         summary = train_classifier(ClassifyOptions(
             model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
             device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, balanced=args.balanced,
-            model_kwargs=kwargs, seed=args.seed, progress=not args.json))
+            model_kwargs=kwargs, seed=args.seed, threads=args.threads, progress=not args.json))
     else:
         from edgekit.train import TrainOptions, train
 

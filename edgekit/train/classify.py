@@ -55,6 +55,7 @@ class ClassifyOptions:
     model_kwargs: dict = field(default_factory=dict)
     augment: AugmentOptions = field(default_factory=default_augment)
     seed: int = 0
+    threads: int | None = None  # torch threads; threads + loader workers <= cores on a small host
     progress: bool = True
     max_train_images: int | None = None  # a quick subset, for smoke tests
 
@@ -169,6 +170,8 @@ def train_classifier(opts: ClassifyOptions) -> dict:
                                        warmup_iters, write_results)
     from edgekit.validate_classify import validate_classifier
 
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise EdgekitError("classifier training runs in one process: run `edgekit train --task classify` without torchrun")
     if opts.device.startswith("cuda") and not torch.cuda.is_available():
