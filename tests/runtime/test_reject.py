@@ -284,3 +284,28 @@ def test_full_fish4knowledge_val_bound(artifact, shared_dir, tmp_path_factory, c
         with capsys.disabled():
             print(f"\nF4K max_error {max_error}: val coverage {cal['coverage']} error {cal['accepted_error']}; "
                   f"test coverage {held['coverage']} error {held['accepted_error']}")
+
+
+def test_runtime_classifier_applies_the_calibrated_thresholds(artifact, sample_crops, tmp_path, capsys):
+    """Through the public API: after calibrate-reject, ``load(...).predict`` answers "unsure" by the manifest's
+    per-class thresholds, and its accepted answers on the calibration split err at most max_error."""
+    import shutil
+
+    from edgekit.cli.main import main
+    from edgekit.data.folders import load_image_folder
+    from edgekit.runtime import load
+
+    model = tmp_path / artifact.name
+    shutil.copy(artifact, model)
+    assert main(["calibrate-reject", str(model), "--data", str(sample_crops), "--max-error", "0.05", "--json"]) == 0
+    thresholds = json.loads(capsys.readouterr().out)["thresholds"]
+    clf = load(model, threads=1)
+    assert clf.reject_thresholds == thresholds
+    items = load_image_folder(sample_crops).split("val")
+    results = clf.predict([str(p) for p, _ in items])
+    accepted = [(r.label, y) for r, (_, y) in zip(results, items) if not r.unsure]
+    wrong = sum(label != y for label, y in accepted)
+    assert 0 < len(accepted) < len(items) and wrong <= 0.05 * len(accepted)
+    assert all(r.name == "unsure" for r in results if r.unsure)
+    # unsure=False turns the reject off: every image gets its top class
+    assert not any(r.unsure for r in clf.predict([str(p) for p, _ in items[:20]], unsure=False))
