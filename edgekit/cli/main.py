@@ -27,6 +27,7 @@ COMMANDS = [
     "verify_cmd",
     "calibrate_reject_cmd",
     "predict_cmd",
+    "bench_cmd",
     "boards_cmd",
 ]
 
