@@ -20,6 +20,14 @@ def open_foreign(path: str | Path, spec: str | Path | None = None, raw: bool = F
                  labels=None, **options):
     """A runtime model for a file without an edgekit manifest.
 
+    Args:
+        path: the model file (``.tflite``, ``.onnx``, ...), or a model YAML whose ``model`` key names it.
+        spec: a model YAML describing the model (see :mod:`edgekit.runtime.model_yaml`).
+        raw: return the outputs as arrays (:class:`~edgekit.runtime.raw.RawModel`).
+        backend: the backend's name (None: from the suffix).
+        labels: a TFLite SSD's class names (a list or a labels file; None: a labels file beside the model).
+        **options: passed to the backend (threads, delegate, device, precision, fallback).
+
     Example:
         >>> ssd = open_foreign("../shared/models/ssd_mobilenet_v1_coco_quant/detect.tflite")  # doctest: +SKIP
         >>> face = open_foreign("version-RFB-320.onnx", spec="ultra-light-face-rfb320.yaml")  # doctest: +SKIP
@@ -45,12 +53,14 @@ def open_foreign(path: str | Path, spec: str | Path | None = None, raw: bool = F
     if spec is not None:
         from edgekit.runtime.model_yaml import YamlModel, read_spec
 
-        return YamlModel(open_backend(path, backend, **options), read_spec(spec))
+        desc = read_spec(spec)  # a wrong YAML fails before the interpreter loads
+        return YamlModel(open_backend(path, backend, **options), desc)
     if path.suffix.lower() == ".tflite":
-        from edgekit.runtime.ssd_tflite import SsdDetector, is_ssd_postprocess
+        from edgekit.runtime.ssd_tflite import SsdDetector, custom_ops, is_ssd_postprocess
 
-        b = open_backend(path, backend, **options)
-        if is_ssd_postprocess(b):
+        ops = custom_ops(path)  # read from the flatbuffer: no interpreter is opened for a file that has no SSD op
+        b = open_backend(path, backend, **options) if ops is None or "TFLite_Detection_PostProcess" in ops else None
+        if b is not None and is_ssd_postprocess(b):
             return SsdDetector(b, labels)
     raise EdgekitError(f"{path} has no edgekit manifest and is not a TFLite SSD: export it with `edgekit export`, "
                        "describe it with a model YAML (--spec, see edgekit/assets/model_yaml/), or run it with --raw")

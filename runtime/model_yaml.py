@@ -1,25 +1,29 @@
 """Models without an edgekit manifest, described by a small YAML file (``--spec``).
 
-Schema (every key is checked; an unknown or malformed one is a one-line error naming it)::
+Schema (every key is checked; an unknown or malformed one is a one-line error naming it;
+keys marked * are required, the others show their default)::
 
-    model: version-RFB-320.onnx        # optional when the model path is given separately; relative to this file
-    task: detect                       # detect | classify
-    names: [face]                      # or a labels file path (one name per line)
-    input:
-      size: [240, 320]                 # [height, width]
-      layout: NCHW                     # NCHW | NHWC
-      color: RGB                       # RGB | BGR
-      mean: [127, 127, 127]            # x = (pixel - mean) / std, per channel, in the color order above
-      std: [128, 128, 128]
-      resize: stretch                  # stretch | letterbox (pad 114)
-    output:                            # detect: SSD-like box + score outputs
-      boxes: boxes                     # output name (or index)
-      scores: scores
-      box_format: xyxy                 # xyxy | yxyx | cxcywh
-      normalized: true                 # boxes in [0, 1] of the input (else input pixels)
-      score_activation: none           # none (already probabilities) | softmax | sigmoid
-      background_class: 0              # score column to drop (null: none)
-    # classify: output: {logits: NAME, activation: softmax | none}
+    model: version-RFB-320.onnx   # path relative to this file; leave out when the model is given separately
+    task: detect                  # * detect | classify
+    names: [face]                 # a list, or a labels file (one name per line) relative to this file
+    input:                        # *
+      size: [240, 320]            # * [height, width]; must match the model's input
+      layout: NCHW                # NCHW | NHWC
+      color: RGB                  # RGB | BGR
+      mean: [0, 0, 0]             # x = (pixel - mean) / std per channel, pixels 0..255 in `color` order;
+      std: [255, 255, 255]        #   a quantized input gets x quantized, a plain uint8 input the raw pixels
+      resize: stretch             # stretch | letterbox (pad 114, boxes mapped back through the padding)
+    output:                       # * detect: SSD-like box + score outputs, already decoded against priors
+      boxes: boxes                # * output name (or index): (1, N, 4) or (N, 4)
+      scores: scores              # * output name (or index): (1, N, C) or (N, C)
+      box_format: xyxy            # xyxy | yxyx | cxcywh
+      normalized: true            # boxes in [0, 1] of the input (false: input pixels)
+      score_activation: none      # none (already probabilities) | softmax | sigmoid
+      background_class: null      # score column to drop (0 for SSDs with a background column)
+    # classify: output: {logits: NAME, activation: softmax}   # softmax: logits; none: already probabilities
+
+Quantized outputs are dequantized with the scales the backend reports. Detections keep each
+anchor's best class above ``conf``, then class-aware NMS (:func:`edgekit.runtime.boxes.nms`).
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ TOP = {"model", "task", "names", "input", "output"}
 INPUT = {"size", "layout", "color", "mean", "std", "resize"}
 DETECT_OUT = {"boxes", "scores", "box_format", "normalized", "score_activation", "background_class"}
 CLASSIFY_OUT = {"logits", "activation"}
-CHOICES = {"task": ("detect", "classify"), "layout": ("NCHW", "NHWC"), "color": ("RGB", "BGR"),
-           "resize": ("stretch", "letterbox"), "box_format": ("xyxy", "yxyx", "cxcywh"),
-           "score_activation": ("none", "softmax", "sigmoid"), "activation": ("none", "softmax")}
+REF = (str, int)  # an output is named, or given by its index
+CHOICES = {"task": ("detect", "classify"), "input.layout": ("NCHW", "NHWC"), "input.color": ("RGB", "BGR"),
+           "input.resize": ("stretch", "letterbox"), "output.box_format": ("xyxy", "yxyx", "cxcywh"),
+           "output.score_activation": ("none", "softmax", "sigmoid"), "output.activation": ("none", "softmax")}
 
 
 def _fail(src, key: str, fix: str):
@@ -47,11 +52,11 @@ def _fail(src, key: str, fix: str):
 
 def _check_keys(src, where: str, data, allowed: set, required: set):
     if not isinstance(data, dict):
-        _fail(src, where, "must be a mapping of keys")
+        _fail(src, where or "the file", f"must be a mapping of keys ({', '.join(sorted(allowed))}), got {data!r:.60}")
     for k in data:
         if k not in allowed:
             _fail(src, f"{where}.{k}" if where else k, f"is not a known key: use {', '.join(sorted(allowed))}")
-    for k in required - set(data):
+    for k in sorted(required - set(data)):
         _fail(src, f"{where}.{k}" if where else k, "is missing: add it (see edgekit/runtime/model_yaml.py)")
 
 
@@ -64,9 +69,18 @@ def _choice(src, key: str, value, default):
 
 def _triple(src, key: str, value, default):
     value = default if value is None else value
-    if not (isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value)):
+    if not (isinstance(value, (list, tuple)) and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         _fail(src, key, f"is {value!r}: give three numbers, one per channel")
+    if key.endswith("std") and min(value) <= 0:
+        _fail(src, key, f"is {value!r}: every std must be above 0")
     return np.asarray(value, np.float32)
+
+
+def _typed(src, key: str, value, types: tuple, what: str, required: bool = False):
+    if (value is not None or required) and (not isinstance(value, types) or isinstance(value, bool) and bool not in types):
+        _fail(src, key, f"is {value!r}: give {what}")
+    return value
 
 
 def read_spec(path: str | Path) -> dict:
@@ -84,39 +98,44 @@ def read_spec(path: str | Path) -> dict:
         raise EdgekitError(f"model YAML {src} does not exist: give the path to a model description")
     try:
         data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise EdgekitError(f"model YAML {src} is not valid YAML ({getattr(exc, 'problem', exc)}): fix the syntax") from None
     _check_keys(src, "", data, TOP, {"task", "input", "output"})
     task = _choice(src, "task", data["task"], None)
     _check_keys(src, "input", data["input"], INPUT, {"size"})
     inp = data["input"]
     size = inp["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in size)):
         _fail(src, "input.size", f"is {size!r}: give [height, width] in pixels")
-    spec_in = {"size": size, "layout": _choice(src, "layout", inp.get("layout"), "NCHW"),
-               "color": _choice(src, "color", inp.get("color"), "RGB"), "mean": _triple(src, "input.mean", inp.get("mean"), (0, 0, 0)),
+    spec_in = {"size": size, "layout": _choice(src, "input.layout", inp.get("layout"), "NCHW"),
+               "color": _choice(src, "input.color", inp.get("color"), "RGB"),
+               "mean": _triple(src, "input.mean", inp.get("mean"), (0, 0, 0)),
                "std": _triple(src, "input.std", inp.get("std"), (255, 255, 255)),
-               "resize": _choice(src, "resize", inp.get("resize"), "stretch")}
+               "resize": _choice(src, "input.resize", inp.get("resize"), "stretch")}
     out = data["output"]
     if task == "detect":
         _check_keys(src, "output", out, DETECT_OUT, {"boxes", "scores"})
-        spec_out = {"boxes": out["boxes"], "scores": out["scores"],
-                    "box_format": _choice(src, "box_format", out.get("box_format"), "xyxy"),
-                    "normalized": bool(out.get("normalized", True)),
-                    "score_activation": _choice(src, "score_activation", out.get("score_activation"), "none"),
-                    "background_class": out.get("background_class")}
+        spec_out = {"boxes": _typed(src, "output.boxes", out["boxes"], REF, "the output's name or index", True),
+                    "scores": _typed(src, "output.scores", out["scores"], REF, "the output's name or index", True),
+                    "box_format": _choice(src, "output.box_format", out.get("box_format"), "xyxy"),
+                    "normalized": _typed(src, "output.normalized", out.get("normalized", True), (bool,), "true or false"),
+                    "score_activation": _choice(src, "output.score_activation", out.get("score_activation"), "none"),
+                    "background_class": _typed(src, "output.background_class", out.get("background_class"), (int,),
+                                               "the score column of the background (an integer), or null")}
     else:
         _check_keys(src, "output", out, CLASSIFY_OUT, {"logits"})
-        spec_out = {"logits": out["logits"], "activation": _choice(src, "activation", out.get("activation"), "softmax")}
+        spec_out = {"logits": _typed(src, "output.logits", out["logits"], REF, "the output's name or index", True),
+                    "activation": _choice(src, "output.activation", out.get("activation"), "softmax")}
     names = data.get("names") or []
     if isinstance(names, str):
         labels = (src.parent / names)
         if not labels.is_file():
             _fail(src, "names", f"names the file {labels}, which does not exist: give a list or an existing labels file")
         names = [ln.strip() for ln in labels.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    elif not isinstance(names, list):
+    elif not (isinstance(names, list) and all(isinstance(n, (str, int, float)) for n in names)):
         _fail(src, "names", "must be a list of class names or a labels file path")
-    model = data.get("model")
+    model = _typed(src, "model", data.get("model"), (str,), "the model file's path, relative to the YAML")
     return {"model": str(src.parent / model) if model else None, "task": task, "names": [str(n) for n in names],
             "input": spec_in, "output": spec_out, "path": str(src)}
 
@@ -133,6 +152,13 @@ class YamlModel(RuntimeModel):
         self.backend, self.spec = backend, spec
         self.task, self.names = spec["task"], spec["names"]
         self._index = {o.name: k for k, o in enumerate(backend.outputs)}
+        self.input = backend.inputs[0]
+        inp, shape = spec["input"], tuple(int(d) for d in self.input.shape)
+        want = (1, 3, *inp["size"]) if inp["layout"] == "NCHW" else (1, *inp["size"], 3)
+        # a dimension of 1 is dynamic in onnxruntime's report; any other mismatch is a wrong description
+        if len(shape) != 4 or any(d != 1 and d != w for d, w in zip(shape, want)):
+            raise EdgekitError(f"model YAML {spec['path']}: 'input.size'/'input.layout' give {list(want)} but the model's "
+                               f"input '{self.input.name}' is {list(shape)}: describe the model's real input")
 
     def _output(self, outs: list[np.ndarray], key: str) -> np.ndarray:
         ref = self.spec["output"][key]
@@ -140,7 +166,10 @@ class YamlModel(RuntimeModel):
         if k is None or not 0 <= k < len(outs):
             raise EdgekitError(f"model YAML {self.spec['path']}: output.{key} '{ref}' is not an output of the model "
                                f"(it has {', '.join(self._index)})")
-        return np.asarray(outs[k], np.float32)
+        arr, quant = np.asarray(outs[k]), self.backend.outputs[k].quant
+        if quant is not None and arr.dtype.kind in "iu":  # a quantized TFLite output: back to real values
+            return (arr.astype(np.float32) - quant[1]) * np.float32(quant[0])
+        return arr.astype(np.float32)
 
     def _tensor(self, image: np.ndarray):
         from edgekit.runtime.preprocess import letterbox
@@ -154,12 +183,27 @@ class YamlModel(RuntimeModel):
 
             img, lb = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR), None
         x = img[..., ::-1] if inp["color"] == "RGB" else img
-        x = (x.astype(np.float32) - inp["mean"]) / inp["std"]
+        dtype, quant = self.input.dtype, self.input.quant
+        if not (dtype == "uint8" and quant is None):  # a uint8 input without quantization takes raw pixels
+            x = (x.astype(np.float32) - inp["mean"]) / inp["std"]
+            if quant is not None and dtype in ("int8", "uint8"):  # (x - mean) / std quantized as the input wants
+                info = np.iinfo(dtype)
+                x = np.clip(np.round(x / quant[0]) + quant[1], info.min, info.max)
+            x = x.astype(dtype if dtype in ("float16", "int8", "uint8") else "float32")
         x = x.transpose(2, 0, 1) if inp["layout"] == "NCHW" else x
         return np.ascontiguousarray(x[None]), lb
 
     def predict_one(self, image: np.ndarray, conf: float = 0.5, iou: float = 0.45, classes=None, max_det: int = 300,
                     k: int = 5):
+        """Detections (task detect) or a Classification (task classify) of one BGR image.
+
+        Args:
+            conf: keep boxes whose best class scores at least this.
+            iou: class-aware NMS threshold (None: no NMS).
+            classes: keep only these class ids (None: all).
+            max_det: at most this many detections.
+            k: classify: how many top classes to return.
+        """
         x, lb = self._tensor(image)
         outs = self.backend.run([x])
         if self.task == "classify":
@@ -177,7 +221,11 @@ class YamlModel(RuntimeModel):
 
         o = self.spec["output"]
         boxes = self._output(outs, "boxes").reshape(-1, 4)
-        scores = self._output(outs, "scores").reshape(boxes.shape[0], -1)
+        scores = self._output(outs, "scores")
+        if not len(boxes) or scores.size % len(boxes):
+            raise EdgekitError(f"model YAML {self.spec['path']}: output.scores {list(scores.shape)} does not match output.boxes "
+                               f"{list(self._output(outs, 'boxes').shape)} (one row of scores per box): check the output names")
+        scores = scores.reshape(len(boxes), -1)
         if o["score_activation"] == "softmax":
             e = np.exp(scores - scores.max(1, keepdims=True))
             scores = e / e.sum(1, keepdims=True)
@@ -190,18 +238,22 @@ class YamlModel(RuntimeModel):
         ih, iw = self.spec["input"]["size"]
         if o["normalized"]:
             boxes = boxes * np.array([iw, ih, iw, ih], np.float32)
-        ids = np.arange(scores.shape[1])
-        if o["background_class"] is not None:
-            keep_cols = ids != int(o["background_class"])
-            scores, ids = scores[:, keep_cols], ids[keep_cols]
-            ids = np.arange(len(ids))  # class ids count the foreground classes from 0, as names do
+        bg = o["background_class"]
+        if bg is not None:  # class ids then count the foreground columns from 0, as `names` does
+            if not 0 <= bg < scores.shape[1]:
+                raise EdgekitError(f"model YAML {self.spec['path']}: 'output.background_class' is {bg} but the scores "
+                                   f"have {scores.shape[1]} columns: give a column index or null")
+            scores = np.delete(scores, bg, axis=1)
         best = scores.argmax(1)
         score = scores[np.arange(len(scores)), best]
         keep = score >= conf
         if classes is not None:
             keep &= np.isin(best, np.asarray(list(classes)))
         b, s, c = boxes[keep], score[keep], best[keep]
-        sel = nms(b, s, c, iou)[:max_det] if len(b) else np.zeros(0, np.int64)
+        if iou is None:
+            sel = np.argsort(-s, kind="stable")[:max_det]
+        else:
+            sel = nms(b, s, c, iou, max_det) if len(b) else np.zeros(0, np.int64)
         b, s, c = b[sel], s[sel], c[sel]
         h, w = hw
         if lb is not None:
@@ -214,6 +266,6 @@ class YamlModel(RuntimeModel):
         inp = self.spec["input"]
         return {"task": self.task, "kind": "model-yaml", "spec": self.spec["path"], "artifact": str(self.backend.path),
                 "classes": len(self.names), "input": {"shape": [1, 3, *inp["size"]] if inp["layout"] == "NCHW" else
-                                                      [1, *inp["size"], 3], "layout": inp["layout"], "dtype": "float32",
-                                                      "resize": inp["resize"]},
+                                                      [1, *inp["size"], 3], "layout": inp["layout"],
+                                                      "dtype": self.input.dtype, "resize": inp["resize"]},
                 **self.backend.describe()}

@@ -26,6 +26,7 @@ def add_parser(sub):
     p.add_argument("--fallback", action="store_true", help="run on the CPU (with a warning) when the delegate/device is absent")
     p.add_argument("--spec", help="model YAML describing a model without an edgekit manifest")
     p.add_argument("--raw", action="store_true", help="print the output arrays' shapes and ranges, no decoding")
+    p.add_argument("--imgsz", type=int, nargs="+", help="with --raw: input size (N or H W) for a model whose input size is dynamic")
     p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
     p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     p.add_argument("--classes", type=int, nargs="+", help="keep only these class ids")
@@ -59,6 +60,8 @@ def _options(args, model) -> dict:
         return {"conf": args.conf, "iou": args.iou, "classes": args.classes, "max_det": args.max_det}
     if model.task == "classify":
         return {"k": args.k}
+    if args.imgsz:
+        return {"size": tuple(args.imgsz) if len(args.imgsz) == 2 else args.imgsz[0]}
     return {}
 
 
