@@ -183,15 +183,9 @@ def profile_from_dict(data, src: str = "<dict>", stem: str | None = None) -> Boa
 
 
 def _parse(text: str, src: str, stem: str) -> BoardProfile:
-    import yaml  # lazily: the device side imports only numpy at module level
+    from edgekit.io import parse_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise EdgekitError(f"board profile {src}: not valid YAML{line} ({getattr(exc, 'problem', exc)}): fix the syntax") from None
-    return profile_from_dict(data, src, stem)
+    return profile_from_dict(parse_yaml(text, f"board profile {src}"), src, stem)
 
 
 # ---------------------------------------------------------------------------- loading

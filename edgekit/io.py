@@ -129,3 +129,28 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def parse_yaml(text: str, name: str, error: type[Exception] | None = None):
+    """``yaml.safe_load`` with the one-line error every edgekit YAML reader gives (line, column, problem).
+
+    Example:
+        >>> parse_yaml("a: 1", "x.yaml")
+        {'a': 1}
+        >>> parse_yaml("a: [1", "x.yaml")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        edgekit.errors.EdgekitError: x.yaml is not valid YAML at line 1 (column 6) (...): fix the syntax
+    """
+    import yaml  # lazily: the device side imports only numpy at module level
+
+    from edgekit.errors import EdgekitError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} (column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None)
+        why = f" ({problem})" if problem else ""
+        raise (error or EdgekitError)(f"{name} is not valid YAML{where}{why}: fix the syntax") from None
+

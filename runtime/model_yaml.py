@@ -91,15 +91,16 @@ def read_spec(path: str | Path) -> dict:
         >>> spec["input"]["size"], spec["output"]["box_format"]
         ([240, 320], 'xyxy')
     """
-    import yaml
+    from edgekit.io import parse_yaml
 
     src = Path(path)
     if not src.is_file():
         raise EdgekitError(f"model YAML {src} does not exist: give the path to a model description")
     try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise EdgekitError(f"model YAML {src} is not valid YAML ({getattr(exc, 'problem', exc)}): fix the syntax") from None
+        text = src.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise EdgekitError(f"model YAML {src} is not UTF-8 text: give a YAML file") from None
+    data = parse_yaml(text, f"model YAML {src}")
     _check_keys(src, "", data, TOP, {"task", "input", "output"})
     task = _choice(src, "task", data["task"], None)
     _check_keys(src, "input", data["input"], INPUT, {"size"})

@@ -33,20 +33,15 @@ SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "te
 
 def load_yaml(path: Path) -> dict:
     """``yaml.safe_load`` a data.yaml into a dict, with one-line errors."""
-    import yaml
-
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DatasetError(f"{path} does not exist: give the path to your data.yaml") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from None
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DatasetError(f"{path} is not valid YAML{where}: fix the syntax") from None
+    from edgekit.io import parse_yaml
+
+    cfg = parse_yaml(text, str(path), DatasetError)
     if not isinstance(cfg, dict):
         raise DatasetError(f"{path} must be a YAML mapping with train/val/names keys")
     return cfg
