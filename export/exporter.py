@@ -41,16 +41,12 @@ def _check_writable(out: Path) -> None:
 
 
 def _labelled(data, split: str | None):
-    """(records, split, names) of a data.yaml, or (None, None, None)."""
+    """(records, split, names) of a data.yaml (test split, else val), or (None, None, None) for a folder / no data."""
     if data is None or Path(data).is_dir():
         return None, None, None
-    from edgekit.data import load_dataset
+    from edgekit.validate_runtime import labelled_split
 
-    ds = load_dataset(data)
-    split = split or next((s for s in ("test", "val") if s in ds.splits), None)
-    if split is None or split not in ds.splits:
-        raise EdgekitError(f"{data} has no '{split or 'test/val'}' split to verify on: add one or pass --split")
-    return ds.split(split), split, ds.names
+    return labelled_split(data, split)
 
 
 def _parity_images(records, calib, n: int):
