@@ -1,6 +1,6 @@
 """TFLite export (litert-torch + ai-edge-quantizer) and the LiteRT backend: parity, INT8, metadata, delegates.
 
-Models get well-conditioned random weights (:func:`randomize`): with the default init the
+Models get well-conditioned random weights (``export_helpers.realistic_init_``): with the default init the
 activations of these nets shrink to ~1e-8 by the head, the outputs are the head biases,
 and parity numbers say nothing (INT8 then saturates the int32 biases).
 """
@@ -19,6 +19,7 @@ pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 
 from edgekit.errors import EdgekitError  # noqa: E402
+from export_helpers import realistic_init_  # noqa: E402
 from edgekit.export.tflite import embed_metadata, read_metadata, torch2tflite  # noqa: E402
 from edgekit.runtime.backends import available_backends, open_backend  # noqa: E402
 from edgekit.runtime.litert_backend import LiteRTBackend  # noqa: E402
@@ -28,28 +29,10 @@ FAST = ["yolo-lite", "mobilenetv2_035-yolo"]
 FASTEST = (Path(__file__).parents[2] / ".." / "shared" / "models" / "yolo-fastest-1.1").resolve()
 
 
-def randomize(model, seed: int = 0):
-    """He-normal convs and random BN statistics, so activations keep their scale through the net."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5)
-            elif isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            elif isinstance(m, torch.nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
-    return model.eval()
-
-
 def make(name: str):
     from edgekit.models import create_model
 
-    return randomize(create_model(name, num_classes=2))
+    return realistic_init_(create_model(name, num_classes=2))
 
 
 @pytest.fixture(scope="module")
