@@ -76,8 +76,7 @@ def _summary(result) -> str:
         more = f" ... and {len(result) - SHOW} more (--json lists all)" if len(result) > SHOW else ""
         return f"{len(result)} detections: {shown}{more}"
     if isinstance(result, Classification):
-        top = ", ".join(f"{result.names[c] if c < len(result.names) else c} {s:.3f}"
-                        for c, s in zip(result.classes, result.scores))
+        top = ", ".join(f"{t['name']} {t['score']:.3f}" for t in result.to_dict()["top"])
         return f"{result.name} (top: {top})"
     return ", ".join(f"{k} {tuple(v.shape)} [{float(v.min()):.3g}, {float(v.max()):.3g}]" for k, v in result.items())
 
