@@ -10,7 +10,9 @@ What opens what:
 - anything else (a TFLite SSD, an ONNX described by a model YAML, raw mode):
   :func:`edgekit.runtime.foreign.open_foreign`.
 
-Backend choice when none is given: the manifest's backend when installed (the one the
+Backend choice when none is given (and no threads/delegate/device/precision either): a
+``deploy.json`` beside the artifact written by ``edgekit bench --auto`` on this kind of CPU;
+else the manifest's backend when installed (the one the
 export was verified in), else another installed backend that reads the file (OpenVINO reads
 ``.onnx``) in the order the detected board profile lists its runtimes, else an error naming
 the extra to install. Delegates and devices are never guessed: a requested one that is absent is
