@@ -44,6 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--init", help="start from this checkpoint's weights (recorded in the results)")
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up epochs")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
     a = p.parse_args(argv)
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     summary = train(TrainOptions(model=a.model, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
-                                 weights=a.init, warmup_epochs=a.warmup))
+                                 weights=a.init, warmup_epochs=a.warmup, threads=a.threads))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
     test = validate(model, load_dataset(a.data).split("test"), ckpt["names"], a.imgsz)

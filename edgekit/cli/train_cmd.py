@@ -19,7 +19,8 @@ def add_parser(sub):
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model)")
-    p.add_argument("--weights", help="start from a checkpoint's weights and anchors (fine-tuning; detect only)")
+    p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept); another "
+                   "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only)")
     p.add_argument("--workers", type=int, default=1, help="data-loader processes (default 1)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice); keep threads + workers <= cores")
     p.add_argument("--lr", type=float, default=0.002, help="peak AdamW learning rate")

@@ -40,35 +40,48 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2 features, returning the maps at strides 16 and 32 (ends of the 96 and 320 stages).
+    """MobileNetV2 features, returning the maps at ``out_strides`` (the last block at each stride).
 
     Args:
         width: width multiplier (0.35, 0.5, 0.75, 1.0 are the published ones).
         in_channels: image channels.
+        out_strides: which strides to return, from 4, 8, 16, 32; default the ends of the 96
+            and 320 stages (16, 32). Stride 8 (end of the 32 stage) serves objects of a few pixels.
 
     Attributes:
         out_channels: channels of the returned maps.
-        strides: [16, 32].
+        strides: the returned strides, ascending.
 
     Example:
         >>> b = MobileNetV2(0.5)
         >>> b.out_channels, b.strides
         ([48, 160], [16, 32])
+        >>> MobileNetV2(0.5, out_strides=(8, 16, 32)).out_channels
+        [16, 48, 160]
     """
 
-    def __init__(self, width: float = 1.0, in_channels: int = 3):
+    def __init__(self, width: float = 1.0, in_channels: int = 3, out_strides=(16, 32)):
         super().__init__()
+        stage_strides = [2]
+        for _, _, _, s in SETTINGS:
+            stage_strides.append(stage_strides[-1] * s)
+        stage_strides = stage_strides[1:]
+        bad = sorted(set(out_strides) - set(stage_strides))
+        if bad:
+            raise ValueError(f"MobileNetV2 has no stage at stride {bad}: choose from {sorted(set(stage_strides))}")
+        # the last stage at each wanted stride
+        wanted = {max(i for i, st in enumerate(stage_strides) if st == s) for s in out_strides}
         c = make_divisible(32 * width, 8)
         layers: list[nn.Module] = [ConvBNAct(in_channels, c, 3, 2, act="relu6")]
         self.taps, self.out_channels, self.strides = [], [], []
         stride = 2
-        for t, ch, n, s in SETTINGS:
+        for k, (t, ch, n, s) in enumerate(SETTINGS):
             c_out = make_divisible(ch * width, 8)
             for i in range(n):
                 layers.append(InvertedResidual(c, c_out, s if i == 0 else 1, t))
                 c = c_out
             stride *= s
-            if ch in (96, 320):  # last blocks at strides 16 and 32
+            if k in wanted:
                 self.taps.append(len(layers) - 1)
                 self.out_channels.append(c)
                 self.strides.append(stride)

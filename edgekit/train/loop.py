@@ -49,7 +49,9 @@ def build_model(opts: TrainOptions, ds, records):
     from edgekit.models import create_model
 
     if opts.weights:
-        return init_from(opts, ds)
+        ck = read_weights(opts)
+        if ck["model"] == opts.model:
+            return init_from(opts, ds, ck)
     kwargs = dict(opts.model_kwargs)
     probe = create_model(opts.model, num_classes=ds.num_classes, imgsz=opts.imgsz, **kwargs)
     n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
@@ -60,26 +62,45 @@ def build_model(opts: TrainOptions, ds, records):
         # grid sensitivity: a cell may predict centres up to half a cell outside it, so the
         # loss can assign each box to neighbouring cells too (3x the positives)
         model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
+    if opts.weights:  # another model sharing layers (e.g. the backbone): transfer what fits
+        n = load_fitting(model, ck["state_dict"])
+        if n == 0:
+            raise EdgekitError(f"--weights {opts.weights} ('{ck['model']}') shares no layer with '{opts.model}': "
+                               f"start from scratch, or use a checkpoint of a model with the same backbone")
+        if opts.progress:
+            print(f"transferred {n} of {len(model.state_dict())} tensors from {opts.weights} ('{ck['model']}')")
     anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
     return model, kwargs, anchors_px
 
 
-def init_from(opts: TrainOptions, ds):
-    """Fine-tuning: the model, options and anchors of ``opts.weights``; a head whose class count
-    differs from the data's is re-initialised (its shapes no longer fit), the rest is loaded."""
-    from edgekit.models import create_model
+def read_weights(opts: TrainOptions) -> dict:
+    """The ``--weights`` checkpoint, which must hold a detector."""
     from edgekit.train.checkpoint import read_checkpoint
 
     ck = read_checkpoint(opts.weights)
-    if ck["model"] != opts.model or ck.get("task", "detect") != "detect":
-        raise EdgekitError(f"--weights {opts.weights} holds a '{ck['model']}' model, not '{opts.model}': "
-                           f"train --model {ck['model']}, or start from scratch")
+    if ck.get("task", "detect") != "detect":
+        raise EdgekitError(f"--weights {opts.weights} holds a {ck.get('task')} model, not a detector: "
+                           f"start from scratch, or give a detector checkpoint")
+    return ck
+
+
+def load_fitting(model: torch.nn.Module, state_dict: dict) -> int:
+    """Load the tensors whose names and shapes match ``model``'s; returns how many."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return len(fits)
+
+
+def init_from(opts: TrainOptions, ds, ck: dict):
+    """Fine-tuning: the model, options and anchors of the ``--weights`` checkpoint ``ck``; a head
+    whose class count differs from the data's is re-initialised (its shapes no longer fit)."""
+    from edgekit.models import create_model
+
     kwargs = {**ck.get("model_kwargs", {}), "imgsz": opts.imgsz}
     model = create_model(opts.model, num_classes=ds.num_classes, anchors=ck["anchors"], **kwargs)
     model.head_spec["scale_x_y"] = list(ck["head_spec"].get("scale_x_y", model.head_spec["scale_x_y"]))
-    own = model.state_dict()
-    fits = {k: v for k, v in ck["state_dict"].items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fits, strict=False)
+    load_fitting(model, ck["state_dict"])
     return model, kwargs, [a.tolist() for a in anchors_in_pixels(model.head_spec)]
 
 
@@ -123,7 +144,9 @@ def run_training(opts: TrainOptions) -> dict:
 
         model = model_from_checkpoint(resume).train()
         kwargs, anchors_px = resume["model_kwargs"], resume["anchors"]
-    model = model.to(device)
+    # channels-last: oneDNN's depthwise and 1x1 convolutions run ~1.6x faster in this layout
+    # on CPU (measured: mobilenetv2_050-yolo, batch 16 at 320, 2 threads: 1.6 -> 0.95 s/step)
+    model = model.to(device, memory_format=torch.channels_last)
     head_spec = model.head_spec
     loss_fn = YoloLoss(head_spec)
     ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
@@ -161,7 +184,7 @@ def run_training(opts: TrainOptions) -> dict:
         for i, (x, targets) in enumerate(bar):
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(epoch * nb + i)
-            loss, parts = loss_fn(net(x.to(device)), targets)
+            loss, parts = loss_fn(net(x.to(device, memory_format=torch.channels_last)), targets)
             optimizer_step(model, optimizer, ema, loss, epoch, "check the labels with `edgekit data check`")
             for k in sums:
                 sums[k] += parts[k]

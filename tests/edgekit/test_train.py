@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,26 @@ def test_resume_restores_the_saved_options_augmentation_included(tmp_path):
     opts = restore_options(TrainOptions, saved, tmp_path, epochs=5, progress=False)
     assert opts.augment == AugmentOptions(scale=0.1, fliplr=0.0)
     assert (opts.epochs, opts.resume, opts.out) == (5, True, str(tmp_path))
+
+
+def test_weights_fine_tune_or_transfer_what_fits(tmp_path, sample_yaml, capsys):
+    """``--weights``: the same model resumes its weights and anchors; a model sharing the backbone
+    takes the tensors that fit (lr 0 leaves them as loaded); a model sharing nothing is refused."""
+    from edgekit.train import TrainOptions, train
+
+    src = Path(__file__).resolve().parents[2] / "edgekit" / "assets" / "weights" / "mobilenetv2_050-yolo-fish4knowledge-320.pt"
+    ck = read_checkpoint(src)
+
+    def run(model, out):
+        return train(TrainOptions(model, str(sample_yaml), imgsz=64, epochs=1, batch=8, workers=0, lr=0.0,
+                                  out=str(tmp_path / out), weights=str(src), max_train_images=8))
+
+    key = "backbone.features.3.block.1.conv.weight"  # a depthwise conv inside the backbone
+    same = read_checkpoint(run("mobilenetv2_050-yolo", "same")["best"])
+    assert same["anchors"] == ck["anchors"] and torch.equal(same["state_dict"][key], ck["state_dict"][key])
+    p3 = read_checkpoint(run("mobilenetv2_050-yolo-p3", "p3")["best"])
+    assert torch.equal(p3["state_dict"][key], ck["state_dict"][key])
+    assert len(p3["anchors"]) == 3 and p3["anchors"] != ck["anchors"]  # its own k-means anchors, 3 strides
+    assert "transferred" in capsys.readouterr().out
+    with pytest.raises(EdgekitError, match="shares no layer"):
+        run("yolo-lite", "none")
