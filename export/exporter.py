@@ -184,9 +184,9 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
                        f"({gate['source_map50']:.4f} -> {gate['map50']:.4f})")
     del runner
     if reasons:
-        result.status, result.reason, result.file = "failed", "; ".join(reasons), None
+        result.status, result.reason, result.file = "rejected", "; ".join(reasons), None
         _remove(target.files(final) + [manifest_path(final)])  # never leave an unverified artifact under the name
-        log(f"{target.name}: FAILED: {result.reason}")
+        log(f"{target.name}: REJECTED: {result.reason}")
         return result
     manifest["verification"] = {"parity": par, "map": gate, "host_latency_ms": result.latency_ms}
     embed(target, job.out, manifest)

@@ -1,9 +1,21 @@
-"""``ExportReport``: what one ``edgekit export`` run produced, as data, with a Markdown view."""
+"""``ExportReport``: what one ``edgekit export`` run produced, as data, with a Markdown view.
+
+The JSON (``edgekit export --json``, ``export_report.json``, ``benchmarks/results/export-*.json``)
+keeps the keys other tools read::
+
+    {"model": ..., "source": {..., "map50": ..., "map50_95": ...},
+     "targets": [{"target", "path", "size_mb", "status": "ok" | "failed" | "rejected", "parity",
+                  "map50", "map50_95", "map50_delta", "latency_ms", "convert_s", ...}, ...], "ok": ...}
+
+``failed``: the converter could not make the artifact; ``rejected``: it was made but failed
+verification (parity or the mAP gate) and was removed. ``map50_delta`` is artifact minus
+source (negative: the artifact lost mAP); the whole gate record stays under ``map``.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -12,7 +24,7 @@ class TargetResult:
     """One target of an export run (one row of the report)."""
 
     target: str
-    status: str  # ok | failed | skipped
+    status: str  # ok | failed (conversion) | rejected (verification)
     file: str | None = None
     size_mb: float | None = None
     convert_s: float | None = None
@@ -25,6 +37,16 @@ class TargetResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def to_dict(self, out: str | None = None) -> dict:
+        """The row in the report schema (see the module docstring), gate details under ``map``."""
+        m = self.map or {}
+        return {"target": self.target, "path": str(Path(out) / self.file) if out and self.file else self.file,
+                "size_mb": self.size_mb, "status": self.status, "parity": self.parity,
+                "map50": m.get("map50"), "map50_95": m.get("map50_95"),
+                "map50_delta": None if not m else round(m["map50"] - m["source_map50"], 6),
+                "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
+                "converter": self.converter, "map": self.map}
 
 
 @dataclass
@@ -44,9 +66,21 @@ class ExportReport:
         return all(r.ok for r in self.results)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ok"] = self.ok
-        return d
+        """The report in the schema other tools read (module docstring).
+
+        Example:
+            >>> r = ExportReport({"model": "yolo-lite"}, "out", results=[TargetResult("onnx", "ok", "m.onnx", 2.3)])
+            >>> d = r.to_dict()
+            >>> d["model"], d["targets"][0]["path"], d["ok"]
+            ('yolo-lite', 'out/m.onnx', True)
+        """
+        gate = next((r.map for r in self.results if r.map), None)
+        source = {**self.source, "map50": gate["source_map50"] if gate else None,
+                  "map50_95": gate["source_map50_95"] if gate else None}
+        return {"model": self.source.get("model"), "source": source,
+                "targets": [r.to_dict(self.out) for r in self.results], "out": self.out,
+                "calibration": self.calibration, "data": self.data, "host": self.host, "versions": self.versions,
+                "ok": self.ok}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)

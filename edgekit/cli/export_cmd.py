@@ -65,8 +65,9 @@ def run(args) -> int:
         print(report.to_markdown())
         print(f"report: {report.out}/export_report.json")
     if not report.ok:
-        failed = [r.target for r in report.results if not r.ok]
-        print(f"edgekit: error: {len(failed)} target(s) failed verification: {', '.join(failed)} "
-              f"(see the report; loosen --max-map-drop only if the drop is acceptable)", file=sys.stderr)
+        failed = [f"{r.target} ({r.status})" for r in report.results if not r.ok]
+        print(f"edgekit: error: {len(failed)} target(s) not produced: {', '.join(failed)} (failed: the converter "
+              f"could not; rejected: verification failed, see the report; loosen --max-map-drop only if the drop "
+              f"is acceptable)", file=sys.stderr)
         return 1
     return 0

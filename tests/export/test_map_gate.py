@@ -24,6 +24,14 @@ def test_int8_within_gate_with_real_calibration(sample_yaml, tmp_path):
     assert r.ok, r.reason
     assert r.map["delta_map50"] <= 0.02
     assert (tmp_path / r.file).exists()
+    # the report in the schema other tools read (issue: export results schema)
+    d = rep.to_dict()
+    assert d["model"] == "mobilenetv2_050-yolo" and d["source"]["map50"] == r.map["source_map50"]
+    (row,) = d["targets"]
+    assert {"target", "path", "size_mb", "status", "parity", "map50", "map50_95", "map50_delta", "latency_ms",
+            "convert_s"} <= set(row)
+    assert row["status"] == "ok" and Path(row["path"]).exists()
+    assert row["map50_delta"] == pytest.approx(r.map["map50"] - r.map["source_map50"], abs=1e-6)
 
 
 def test_broken_calibration_trips_the_gate(sample_yaml, tmp_path, capsys):
@@ -40,6 +48,9 @@ def test_broken_calibration_trips_the_gate(sample_yaml, tmp_path, capsys):
                  "--out", str(out)])
     assert code == 1
     captured = capsys.readouterr()
-    assert "mAP50 dropped" in captured.out and "onnx-int8" in captured.err
+    assert "mAP50 dropped" in captured.out and "onnx-int8 (rejected)" in captured.err
     assert not list(out.glob("*.onnx")), "a failed artifact must not stay under its final name"
-    assert (out / "export_report.json").exists()
+    import json
+
+    (row,) = json.loads((out / "export_report.json").read_text())["targets"]
+    assert row["status"] == "rejected" and row["path"] is None and row["map50_delta"] < -0.02
