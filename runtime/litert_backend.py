@@ -151,13 +151,39 @@ class LiteRTBackend:
         quant = (float(scale), int(zero)) if scale else None
         return TensorInfo(d["name"], tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name, quant)
 
+    @staticmethod
+    def _fits(shape: tuple, signature) -> bool:
+        """Does ``shape`` fit a shape signature whose dynamic dimensions are -1?"""
+        return len(shape) == len(signature) and all(int(g) in (-1, int(v)) for v, g in zip(shape, signature))
+
+    def _resize(self, inputs: list[np.ndarray]) -> None:
+        """Dynamic-shape models: resize the inputs to these arrays' shapes (then re-allocate)."""
+        changed = False
+        for d, x in zip(self._in, inputs):
+            sig = d.get("shape_signature", d["shape"])
+            if tuple(d["shape"]) != tuple(np.shape(x)) and -1 in list(sig) and self._fits(np.shape(x), sig):
+                self.interpreter.resize_tensor_input(d["index"], list(np.shape(x)))
+                changed = True
+        if changed:
+            try:
+                self.interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as exc:
+                raise EdgekitError(f"{self.path}: cannot run at input shape {[list(np.shape(x)) for x in inputs]} "
+                                   f"({(str(exc).splitlines() or [''])[0][:160]}); give a size the model was "
+                                   f"converted for") from None
+            self._in, self._out = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+            self.inputs = [self._info(d) for d in self._in]
+            self.outputs = [self._info(d) for d in self._out]
+
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        self._resize(inputs)
         for info, d, x in zip(self.inputs, self._in, inputs):
             x = np.asarray(x)
             if x.dtype.name != info.dtype or tuple(x.shape) != info.shape:
                 how = f" (quantize with scale {info.quant[0]:.6g}, zero point {info.quant[1]})" if info.quant else ""
-                raise EdgekitError(f"input '{info.name}' wants {info.dtype} {list(info.shape)}{how}, "
-                                   f"got {x.dtype.name} {list(x.shape)}")
+                sig = [int(v) for v in d.get("shape_signature", info.shape)]
+                raise EdgekitError(f"input '{info.name}' wants {info.dtype} {sig if -1 in sig else list(info.shape)}"
+                                   f"{how}, got {x.dtype.name} {list(x.shape)}")
             self.interpreter.set_tensor(d["index"], np.ascontiguousarray(x))
         self.interpreter.invoke()
         # get_tensor copies (tensor() would hand out views the next invoke overwrites)

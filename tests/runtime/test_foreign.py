@@ -211,6 +211,27 @@ def test_raw_mode_preprocessing_and_dynamic_size():
     assert out["q"].dtype == np.float32 and out["q"].tolist() == [[0.0, 2.0]]  # dequantized
 
 
+def test_dynamic_shape_tflite_runs_at_the_size_asked(tmp_path):
+    """A .tflite converted with dynamic height/width is resized to each input (raw mode, size=)."""
+    import litert_torch
+    import torch
+
+    conv = torch.nn.Conv2d(3, 4, 3, 2, 1).eval()
+    h, w = torch.export.Dim("h", min=8, max=512), torch.export.Dim("w", min=8, max=512)
+    path = tmp_path / "dynamic.tflite"
+    litert_torch.convert(conv, (torch.zeros(1, 3, 64, 64),), dynamic_shapes=({2: 2 * h, 3: 2 * w},)).export(str(path))
+    m = load(path, raw=True, threads=1)
+    img = np.full((50, 70, 3), 128, np.uint8)
+    for size in ((96, 128), (64, 64)):
+        x = m.tensor(img, size)
+        (out,) = m.run([x]).values()
+        assert out.shape == (1, 4, size[0] // 2, size[1] // 2)
+        with torch.no_grad():  # and the numbers are the convolution's at that size
+            np.testing.assert_allclose(out, conv(torch.from_numpy(x)).numpy(), atol=1e-4)
+    with pytest.raises(EdgekitError, match="wants float32"):
+        m.run([np.zeros((1, 4, 64, 64), np.float32)])  # 4 channels fit no signature: refused, not resized
+
+
 def test_tflite_without_manifest_that_is_not_an_ssd_is_a_clear_error(fast_exports, tmp_path):
     from ai_edge_litert.tools import flatbuffer_utils
 
