@@ -144,8 +144,8 @@ def run_training(opts: TrainOptions) -> dict:
 
         model = model_from_checkpoint(resume).train()
         kwargs, anchors_px = resume["model_kwargs"], resume["anchors"]
-    # channels-last: oneDNN's depthwise and 1x1 convolutions run ~1.6x faster in this layout
-    # on CPU (measured: mobilenetv2_050-yolo, batch 16 at 320, 2 threads: 1.6 -> 0.95 s/step)
+    # channels-last: oneDNN's depthwise and 1x1 convolutions are faster in this layout on CPU
+    # (benchmarks/train_step_speed.py -> results/train-step-speed.json)
     model = model.to(device, memory_format=torch.channels_last)
     head_spec = model.head_spec
     loss_fn = YoloLoss(head_spec)
