@@ -131,6 +131,8 @@ class LiteRTBackend:
             self.delegate, self.interpreter = None, self._open(mod, [])
         self._in = self.interpreter.get_input_details()
         self._out = self.interpreter.get_output_details()
+        # dynamic height/width (-1 in the signature): run() resizes; fixed models skip that per frame
+        self._dynamic = any(-1 in list(d.get("shape_signature", d["shape"])) for d in self._in)
         self.inputs = [self._info(d) for d in self._in]
         self.outputs = [self._info(d) for d in self._out]
 
@@ -176,7 +178,8 @@ class LiteRTBackend:
             self.outputs = [self._info(d) for d in self._out]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        self._resize(inputs)
+        if self._dynamic:
+            self._resize(inputs)
         for info, d, x in zip(self.inputs, self._in, inputs):
             x = np.asarray(x)
             if x.dtype.name != info.dtype or tuple(x.shape) != info.shape:

@@ -74,17 +74,15 @@ class MobileNetV2(nn.Module):
         c = make_divisible(32 * width, 8)
         layers: list[nn.Module] = [ConvBNAct(in_channels, c, 3, 2, act="relu6")]
         self.taps, self.out_channels, self.strides = [], [], []
-        stride = 2
         for k, (t, ch, n, s) in enumerate(SETTINGS):
             c_out = make_divisible(ch * width, 8)
             for i in range(n):
                 layers.append(InvertedResidual(c, c_out, s if i == 0 else 1, t))
                 c = c_out
-            stride *= s
             if k in wanted:
                 self.taps.append(len(layers) - 1)
                 self.out_channels.append(c)
-                self.strides.append(stride)
+                self.strides.append(stage_strides[k])
         self.features = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
