@@ -13,14 +13,13 @@ mAP50 *on those same images*.
 A correct pipeline climbs towards 1.0; a mismatch between the loss's box formula and the
 runtime decoder, or between training and validation preprocessing, stays near 0.
 
-On Fish4Knowledge at 320 (``--images 32 --batch 16 --iters 200``, seed 0) this is how the
-stride-8 ``-p3`` head and its 128-channel neck were chosen. Train mAP50 with ``--threads 2``:
-``mobilenetv2_050-yolo`` (strides 16, 32) 0.142, ``mobilenetv2_050-yolo-p3`` 0.423. With one
-thread (the float sums differ, so each run is repeatable only at the same thread count):
-0.116 and 0.522; ``mobilenetv2-yolo --opt width=0.5 --opt strides=8,16,32`` (the stride-8 head
-with the 64-channel neck) 0.163; ``--opt width=0.75 --opt strides=8,16,32`` 0.637 at 1.7x the
-step time; width 1.0, 0.668. Single points are noisy (BN running statistics lag the weights):
-compare models, not digits.
+On Fish4Knowledge at 320 (``--images 32 --batch 16 --iters 200 --threads 2``, seed 0) this is
+how the stride-8 ``-p3`` head and its 128-channel neck were chosen. Train mAP50:
+``mobilenetv2_050-yolo`` (strides 16, 32) 0.142; ``mobilenetv2-yolo --opt width=0.5 --opt
+strides=8,16,32`` (stride-8 head, 64-channel neck) 0.163; ``mobilenetv2_050-yolo-p3`` (128-channel
+neck) 0.423. ``yolo-lite 224`` (``--threads 1``) 0.033. A run repeats exactly only at the same
+thread count (float sums differ), and single points are noisy (BN running statistics lag the
+weights): compare models, not digits.
 """
 
 from __future__ import annotations
