@@ -30,12 +30,8 @@ IMAGE = ROOT / "edgekit" / "assets" / "fish_sample" / "test" / "images"
 
 CHILD = r"""
 import sys, time
-BLOCK = {block!r}
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCK:
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, Block())
+from edgekit.runtime.lean import block_imports, loaded
+block_imports({block!r})
 from edgekit.runtime import load
 m = load({artifact!r}, threads=1)
 r = m.predict({image!r})
@@ -43,13 +39,13 @@ t = time.time()
 import json, resource
 print(json.dumps({{"t_first": t, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "modules": len(sys.modules), "backend": m.describe()["backend"], "detections": len(r),
-                  "heavy": sorted(k for k in ("torch", "tensorflow", "onnx", "nncf") if k in sys.modules)}}))
+                  "heavy": loaded({heavy!r})}}))
 """
 HEAVY = ("torch", "tensorflow", "onnx", "nncf")
 
 
 def run_case(artifact: Path, image: Path, lean: bool) -> dict:
-    code = CHILD.format(block=HEAVY if lean else (), artifact=str(artifact), image=str(image))
+    code = CHILD.format(block=HEAVY if lean else (), heavy=HEAVY, artifact=str(artifact), image=str(image))
     t0 = time.time()
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(Path.home())})

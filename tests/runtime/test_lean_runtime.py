@@ -75,3 +75,19 @@ def test_fresh_tflite_only_venv_runs_the_artifact(fast_exports, sample_image, tm
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["backend"] == "litert" and out["heavy"] == []
+
+
+def test_import_blocker_refuses_then_lets_go():
+    from edgekit.runtime.lean import block_imports, loaded
+
+    sys.modules.pop("wave", None)  # a stdlib module nothing here imports
+    blocker = block_imports(["wave"])
+    try:
+        with pytest.raises(ImportError, match="lean runtime must not import wave"):
+            import wave  # noqa: F401
+        assert loaded(["wave", "json"]) == ["json"]
+    finally:
+        blocker.remove()
+    import wave  # noqa: F401, F811
+
+    assert loaded(["wave"]) == ["wave"]
