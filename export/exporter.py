@@ -119,7 +119,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
                 from edgekit.export.verify import detection_map, source_infer
 
                 log(f"source mAP on {len(records)} {split} images ...")
-                source_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec)
+                source_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec,
+                                           keep_preds=True)  # kept for each gate's paired bootstrap
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info})
             result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log)

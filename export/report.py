@@ -5,11 +5,13 @@ keeps the keys other tools read::
 
     {"model": ..., "source": {..., "map50": ..., "map50_95": ...},
      "targets": [{"target", "path", "size_mb", "status": "ok" | "failed" | "rejected", "parity",
-                  "map50", "map50_95", "map50_delta", "latency_ms", "convert_s", ...}, ...], "ok": ...}
+                  "map50", "map50_95", "map50_delta", "map50_delta_ci95", "latency_ms", "convert_s", ...}, ...],
+     "ok": ...}
 
 ``failed``: the converter could not make the artifact; ``rejected``: it was made but failed
 verification (parity or the mAP gate) and was removed. ``map50_delta`` is artifact minus
-source (negative: the artifact lost mAP); the whole gate record stays under ``map``.
+source (negative: the artifact lost mAP), ``map50_delta_ci95`` its paired-bootstrap 95% interval
+over the verification images; the whole gate record stays under ``map``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class TargetResult:
                 "size_mb": self.size_mb, "status": self.status, "parity": self.parity,
                 "map50": m.get("map50"), "map50_95": m.get("map50_95"),
                 "map50_delta": None if not m else round(m["map50"] - m["source_map50"], 6),
+                "map50_delta_ci95": [round(-m["delta_map50_ci95"][1], 6), round(-m["delta_map50_ci95"][0], 6)]
+                if m.get("delta_map50_ci95") else None,
                 "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
                 "converter": self.converter, "map": self.map}
 
@@ -104,7 +108,8 @@ class ExportReport:
         if self.results and self.results[0].map:
             m = self.results[0].map
             lines += ["", f"source mAP50 {m['source_map50']:.4f}, mAP50-95 {m['source_map50_95']:.4f} "
-                          f"on {m['images']} {m['split']} images of {self.data}"]
+                          f"on {m['images']} {m['split']} images of {self.data}"
+                          + ("; delta [95% interval] by paired bootstrap over those images" if m.get("delta_map50_ci95") else "")]
         if self.calibration:
             c = self.calibration
             lines += [f"INT8 calibration: {c['images']} images ({c['selection']}) from {c['source']}, hash {c['hash']}"]
@@ -137,4 +142,6 @@ def _parity(p: dict | None) -> str:
 def _delta(m: dict | None) -> str:
     if not m:
         return "-"
-    return f"{-m['delta_map50']:+.4f}" + ("" if m["passed"] else " FAIL")
+    ci = m.get("delta_map50_ci95")
+    interval = f" [{-ci[1]:+.3f}, {-ci[0]:+.3f}]" if ci else ""
+    return f"{-m['delta_map50']:+.4f}{interval}" + ("" if m["passed"] else " FAIL")

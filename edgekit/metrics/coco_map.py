@@ -217,6 +217,12 @@ def _evaluate_image(img: _Image, gsel, dsel, ranges: np.ndarray, max_dets: int):
     return d_score, matched, dt_ig, (~gt_ig).sum(axis=1)
 
 
+def image_parts(img: _Image, ranges: np.ndarray, max_dets: int) -> dict:
+    """{class id: matched part} of one image, for every class in its ground truth or detections."""
+    return {c: _evaluate_image(img, img.gt_cls == c, img.dt_cls == c, ranges, max_dets)
+            for c in np.union1d(img.gt_cls, img.dt_cls).tolist()}
+
+
 def _accumulate(parts, A: int):
     """Precision (T, R, A) and recall (T, A) of one class from its per-image parts."""
     T, R = len(IOU_THRESHOLDS), len(RECALL_POINTS)
@@ -265,10 +271,8 @@ def _evaluate_images(images: Sequence[_Image], class_names: Sequence[str], max_d
     A = len(ranges)
     parts: list[list] = [[] for _ in range(C)]
     for img in images:
-        present = np.union1d(img.gt_cls, img.dt_cls)
-        for c in present.tolist():
-            gsel, dsel = img.gt_cls == c, img.dt_cls == c
-            parts[c].append(_evaluate_image(img, gsel, dsel, ranges, max_dets))
+        for c, part in image_parts(img, ranges, max_dets).items():
+            parts[c].append(part)
     precision = -np.ones((len(IOU_THRESHOLDS), len(RECALL_POINTS), C, A))
     recall = -np.ones((len(IOU_THRESHOLDS), C, A))
     n_gt = np.zeros(C, dtype=np.int64)
@@ -361,6 +365,16 @@ def evaluate_detections(gts: Sequence[Any], preds: Sequence[Any], class_names: S
         >>> round(r.map50, 3), {k: round(v, 3) for k, v in r.per_class_map50.items()}
         (0.5, {'cat': 1.0, 'dog': 0.0})
     """
+    names = [str(n) for n in class_names]
+    return _evaluate_images(canonical_images(gts, preds, names), names, max_dets=max_dets, areas=areas)
+
+
+def canonical_images(gts: Sequence[Any], preds: Sequence[Any], class_names: Sequence[str]) -> list[_Image]:
+    """Check and convert ground truth and predictions (see :func:`evaluate_detections`) image by image.
+
+    Shared by :func:`evaluate_detections` and :mod:`edgekit.metrics.bootstrap`, which match
+    each image once and then resample images.
+    """
     if len(gts) != len(preds):
         raise EdgekitError(f"{len(gts)} ground-truth images but {len(preds)} prediction entries: "
                            "give one predictions entry per image, in the same order (empty for none)")
@@ -385,4 +399,4 @@ def evaluate_detections(gts: Sequence[Any], preds: Sequence[Any], class_names: S
             gt_ignore=np.zeros(n, bool) if ignore is None else ignore.astype(bool), gt_cls=gcls,
             dt_xyxy=db, dt_area=(db[:, 2] - db[:, 0]) * (db[:, 3] - db[:, 1]),
             dt_score=_array(p, "scores", len(db), where), dt_cls=_classes(p, len(db), len(names), where)))
-    return _evaluate_images(images, names, max_dets=max_dets, areas=areas)
+    return images

@@ -360,3 +360,33 @@ def test_loader_reads_valid_files_and_missing_file_is_error(tmp_path):
     assert load_coco_json(tmp_path / "pred.json", "pred")[0]["score"] == 0.9
     with pytest.raises(EdgekitError, match="does not exist"):
         load_coco_json(tmp_path / "nope.json", "gt")
+
+
+def test_paired_bootstrap_agrees_with_the_map_and_brackets_the_delta():
+    """The bootstrap's full-set delta is exactly evaluate_detections' difference; the interval brackets it."""
+    from edgekit.metrics import evaluate_detections
+    from edgekit.metrics.bootstrap import paired_bootstrap_map50
+
+    rng = np.random.default_rng(3)
+    gts, a, b = [], [], []
+    for _ in range(60):
+        n = int(rng.integers(0, 4))
+        xy = rng.uniform(0, 80, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(8, 20, (n, 2))], 1)
+        cls = rng.integers(0, 3, n)
+        gts.append({"boxes": boxes, "classes": cls})
+        for preds, noise in ((a, 1.0), (b, 4.0)):  # b: sloppier boxes, one extra false positive
+            off = rng.normal(0, noise, (n, 2))
+            jit = boxes + np.concatenate([off, off], 1)
+            fp = np.array([[5.0, 5.0, 15.0, 15.0]])
+            preds.append({"boxes": np.concatenate([jit, fp]), "scores": np.concatenate([rng.uniform(0.3, 1, n), [0.5]]),
+                          "classes": np.concatenate([cls, [0]])})
+    names = ["a", "b", "c"]
+    r = paired_bootstrap_map50(gts, a, b, names, resamples=100)
+    want = evaluate_detections(gts, b, names).map50 - evaluate_detections(gts, a, names).map50
+    assert r["delta"] == pytest.approx(want, abs=1e-6) and r["delta"] < 0
+    lo, hi = r["ci95"]
+    assert lo <= r["delta"] <= hi and hi - lo > 0.01
+    assert paired_bootstrap_map50(gts, a, b, names, resamples=100) == r  # seeded: reproducible
+    same = paired_bootstrap_map50(gts, a, a, names, resamples=50)
+    assert same["delta"] == 0 and same["ci95"] == [0, 0]

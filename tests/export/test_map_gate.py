@@ -32,6 +32,9 @@ def test_int8_within_gate_with_real_calibration(sample_yaml, tmp_path):
             "convert_s"} <= set(row)
     assert row["status"] == "ok" and Path(row["path"]).exists()
     assert row["map50_delta"] == pytest.approx(r.map["map50"] - r.map["source_map50"], abs=1e-6)
+    lo, hi = row["map50_delta_ci95"]  # the paired bootstrap of that delta over the same images
+    assert lo <= row["map50_delta"] <= hi and lo < hi
+    assert r.map["delta_map50_ci95"] == [-hi, -lo]
 
 
 def test_broken_calibration_trips_the_gate(sample_yaml, tmp_path, capsys):
