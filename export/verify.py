@@ -20,6 +20,7 @@ an interval about 0.05 wide, so a 0.01 difference is below what such a split can
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -152,6 +153,13 @@ def quick_latency(runner, image: np.ndarray, runs: int = 20, warmup: int = 3) ->
     return float(np.median(times) * 1000)
 
 
+def _heads(spec: dict | None) -> str:
+    """A head_spec in a few words, for error messages."""
+    if not spec:
+        return "no detection head"
+    return f"{spec['type']} heads at strides {spec['strides']}, {spec['num_classes']} classes"
+
+
 def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_drop: float | None = None,
                     images: int = 8, backend: str | None = None) -> dict:
     """``edgekit verify``: re-check an exported artifact against its source model.
@@ -172,6 +180,9 @@ def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_
     if source.task != manifest["task"] or list(source.names) != list(manifest["names"]):
         raise EdgekitError(f"{artifact} ({manifest['task']}, classes {manifest['names']}) was not exported from {ref}: "
                            "give the model it came from as --ref")
+    if source.task == "detect" and json.loads(json.dumps(source.head_spec)) != manifest.get("decode"):
+        raise EdgekitError(f"{artifact} decodes as {_heads(manifest.get('decode'))} but {ref} is {_heads(source.head_spec)}: "
+                           "it was not exported from that model; give the model it came from as --ref")
     runner = ArtifactRunner(artifact, manifest, backend)
     records, split, _ = _labelled(data, split) if source.task == "detect" else (None, None, None)
     result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],

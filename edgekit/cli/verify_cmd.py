@@ -38,6 +38,8 @@ def run(args) -> int:
                   f"cosine {p['cosine']:.5f}{steps}; tolerance {p['tolerance']})")
         if r["map"]:
             m = r["map"]
-            print(f"  mAP50 {m['map50']:.4f} vs source {m['source_map50']:.4f} (delta {-m['delta_map50']:+.4f}, "
+            ci = m.get("delta_map50_ci95")
+            ci = f" [95% {-ci[1]:+.3f}..{-ci[0]:+.3f}]" if ci else ""
+            print(f"  mAP50 {m['map50']:.4f} vs source {m['source_map50']:.4f} (delta {-m['delta_map50']:+.4f}{ci}, "
                   f"allowed -{m['max_map_drop']}) on {m['images']} {m['split']} images: {'ok' if m['passed'] else 'FAIL'}")
     return 0 if r["passed"] else 1

@@ -57,3 +57,20 @@ def test_broken_calibration_trips_the_gate(sample_yaml, tmp_path, capsys):
 
     (row,) = json.loads((out / "export_report.json").read_text())["targets"]
     assert row["status"] == "rejected" and row["path"] is None and row["map50_delta"] < -0.02
+
+
+def test_verify_cli_rechecks_an_artifact_and_refuses_the_wrong_source(sample_yaml, tmp_path, capsys):
+    """``edgekit verify``: parity + mAP with its bootstrap interval against the right source; FAIL against another."""
+    from edgekit.cli.main import main
+    from edgekit.export import export
+
+    rep = export(WEIGHTS, ["onnx"], data=sample_yaml, out=tmp_path)
+    art = tmp_path / rep.results[0].file
+    assert main(["verify", str(art), "--ref", str(WEIGHTS), "--data", str(sample_yaml)]) == 0
+    out = capsys.readouterr().out
+    assert "parity on 8 images: ok" in out and "[95% " in out and out.rstrip().endswith("ok")
+    other = WEIGHTS.with_name("mobilenetv2_050-yolo-p3-fish4knowledge-320.pt")  # same classes, other network
+    assert main(["verify", str(art), "--ref", str(other), "--data", str(sample_yaml)]) == 1
+    err = capsys.readouterr().err
+    assert "strides [16, 32]" in err and "strides [8, 16, 32]" in err and "give the model it came from as --ref" in err
+    assert "Traceback" not in err
