@@ -19,6 +19,26 @@ from edgekit.errors import EdgekitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 DEFAULT_IMAGES = 100
+# A detector's raw head maps are logits: the decoder only ever passes them through sigmoid
+# (xy, objectness, classes) or exp (wh), and beyond +-9.2 a sigmoid is within 1e-4 of 0 or 1
+# (a box then scores below any threshold, or is certain). Background cells reach -25, so a
+# calibrated per-tensor INT8 range of [-25, 13] spends most of its 256 steps where nothing can
+# change; clipping the output ranges to +-9.2 halves the step where boxes are decided
+# (Tiny-YOLOv3 on Fish4Knowledge, TFLite INT8: mAP50 delta -0.022 -> -0.006). Not tighter:
+# at +-6.9 (p = 0.001, the mAP threshold) the low-score tail that mAP counts is cut.
+DETECTION_LOGIT_CLIP = 9.2
+
+
+def clipped(lo: float, hi: float, clip: float | None) -> tuple[float, float]:
+    """A calibrated (lo, hi) range clipped to [-clip, clip] (unchanged when ``clip`` is None).
+
+    Example:
+        >>> clipped(-24.7, 13.5, 9.2), clipped(-3.0, 2.0, 9.2)
+        ((-9.2, 9.2), (-3.0, 2.0))
+    """
+    if clip is None:
+        return lo, hi
+    return max(lo, -clip), min(hi, clip)
 
 
 def calibration_paths(source: str | Path, split: str = "train") -> list[Path]:

@@ -20,6 +20,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from edgekit.errors import EdgekitError, MissingExtraError
 from edgekit.export.wrap import as_list, tuple_outputs
 
@@ -76,8 +78,35 @@ def torch2onnx(module, imgsz: tuple[int, int], out: Path, simplify: bool = True)
     return {"converter": converter, "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes}
 
 
-def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8") -> dict:
+def _output_overrides(onnx_path: Path, calib, clip: float) -> dict:
+    """``TensorQuantOverrides`` for the graph outputs: their calibrated (MinMax) range, clipped to +-clip.
+
+    MinMax calibration is the global min/max of each tensor over the images, so running the
+    fp32 model over the same images gives exactly the range the quantizer would use.
+    """
+    from edgekit.export.calibration import clipped
+    from edgekit.runtime.onnxruntime_backend import make_session
+
+    sess = make_session(onnx_path, threads=None)
+    names = [o.name for o in sess.get_outputs()]
+    lo, hi = {n: np.inf for n in names}, {n: -np.inf for n in names}
+    calib.rewind()
+    while (feed := calib.get_next()) is not None:
+        for n, y in zip(names, sess.run(names, feed)):
+            lo[n], hi[n] = min(lo[n], float(y.min())), max(hi[n], float(y.max()))
+    calib.rewind()
+    overrides = {}
+    for n in names:
+        rmin, rmax = clipped(lo[n], hi[n], clip)
+        overrides[n] = [{"rmin": np.float32(rmin), "rmax": np.float32(rmax)}]
+    return overrides
+
+
+def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8", output_clip: float | None = None) -> dict:
     """Static INT8 QDQ quantization of an fp32 ONNX file with real calibration images.
+
+    ``output_clip`` clips the graph outputs' calibrated ranges to [-c, c] (detector logits:
+    :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`).
 
     Example:
         >>> r = CalibrationReader.from_source("data.yaml", imgsz=320)  # doctest: +SKIP
@@ -92,15 +121,21 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8")
     calib.rewind()
     root = logging.getLogger()
     level, root.level = root.level, logging.ERROR  # its advice to run quant_pre_process is wrong here (Pad_Fusion)
+    notes, extra = [], {}
+    if output_clip is not None:
+        extra["TensorQuantOverrides"] = _output_overrides(onnx_path, calib, output_clip)
+        notes.append(f"output (logit) ranges clipped to +-{output_clip}")
     try:
         quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+                        activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options=extra)
     finally:
         root.level = level
         calib.rewind()
     return {"converter": f"onnxruntime {ort.__version__} quantize_static (QDQ, per-channel, "
                          f"{'u8' if act == QuantType.QUInt8 else 's8'} activations / s8 weights, MinMax)",
-            "input_layout": "NCHW", "output_layout": "NCHW", "notes": []}
+            "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes,
+            **({"output_clip": output_clip} if output_clip is not None else {})}
 
 
 def embed_manifest(onnx_path: Path, manifest: dict) -> None:

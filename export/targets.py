@@ -123,10 +123,17 @@ def _onnx(job: ConvertJob) -> dict:
     return dict(job.options.get("onnx_info", {}))
 
 
+def _output_clip(job: ConvertJob) -> float | None:
+    """Detectors' outputs are logits: their INT8 ranges are clipped (see DETECTION_LOGIT_CLIP)."""
+    from edgekit.export.calibration import DETECTION_LOGIT_CLIP
+
+    return DETECTION_LOGIT_CLIP if getattr(job.source, "task", None) == "detect" else None
+
+
 def _onnx_int8(job: ConvertJob) -> dict:
     from edgekit.export.onnx import onnx2onnx_int8
 
-    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib)
+    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib, output_clip=_output_clip(job))
 
 
 def _tflite(precision: str) -> Callable[[ConvertJob], dict]:
@@ -134,7 +141,7 @@ def _tflite(precision: str) -> Callable[[ConvertJob], dict]:
         from edgekit.export.tflite import torch2tflite
 
         return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
-                            io=job.options.get("io", "int8"))
+                            io=job.options.get("io", "int8"), output_clip=_output_clip(job))
     return convert
 
 

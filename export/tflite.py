@@ -195,7 +195,35 @@ def _calibrate(q, data: list[dict]) -> dict:
     return calib.get_model_qsvs()
 
 
-def _quantize(fp32: Path, precision: str, calib, io: str, imgsz) -> tuple[bytes, list[str]]:
+def _output_chain(buf) -> list[str]:
+    """Names of the output tensors and of what reaches them through TRANSPOSE/RESHAPE only.
+
+    The NCHW outputs are transposes of the head convs' NHWC outputs; both carry the same
+    values, so both take the clipped range (the conv's is the one its requantization uses).
+    """
+    from ai_edge_litert import schema_py_generated as fb
+
+    model = fb.Model.GetRootAs(buf, 0)
+    sg = model.Subgraphs(0)
+    passthrough = {fb.BuiltinOperator.TRANSPOSE, fb.BuiltinOperator.RESHAPE}
+    producer = {}
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        for k in range(op.OutputsLength()):
+            producer[op.Outputs(k)] = op
+    names, todo = [], [sg.Outputs(k) for k in range(sg.OutputsLength())]
+    while todo:
+        t = todo.pop()
+        names.append(sg.Tensors(t).Name().decode())
+        op = producer.get(t)
+        code = op and model.OperatorCodes(op.OpcodeIndex())
+        if op is not None and max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in passthrough:
+            todo.append(op.Inputs(0))
+    return names
+
+
+def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
+              output_clip: float | None = None) -> tuple[bytes, list[str]]:
     """The fp16/int8 flatbuffer made from the fp32 file, and notes on what it holds."""
     from ai_edge_litert.tools import flatbuffer_utils
     from ai_edge_quantizer import quantizer
@@ -219,6 +247,12 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz) -> tuple[bytes,
                          "max": np.full_like(qsv[name]["max"], INPUT_RANGE[1])}
         notes.append(f"int8: per-channel weights, per-tensor activations calibrated on {len(data)} images, "
                      f"input range pinned to {list(INPUT_RANGE)}, {io} I/O")
+        if output_clip is not None:
+            for name in _output_chain(q._float_model_buffer):
+                if name in qsv:
+                    qsv[name] = {"min": np.maximum(qsv[name]["min"], -output_clip),
+                                 "max": np.minimum(qsv[name]["max"], output_clip)}
+            notes.append(f"output (logit) ranges clipped to +-{output_clip}")
     with _aeq_large_weight_fix():
         buf = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False).quantized_model
     if precision == "fp16":
@@ -253,7 +287,7 @@ def _graph_io(data: bytes) -> tuple[list[str], list[tuple[int, ...]]]:
 
 
 def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp32", calib=None,
-                 io: str = "int8") -> dict:
+                 io: str = "int8", output_clip: float | None = None) -> dict:
     """Convert an eval-mode torch module to a ``.tflite`` file with NHWC input and NCHW outputs.
 
     Args:
@@ -263,6 +297,8 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         precision: "fp32", "fp16" (fp16 weights, float I/O) or "int8" (full-integer static).
         calib: for int8, an iterable of (1, 3, H, W) float32 letterboxed RGB images in [0, 1].
         io: for int8, the input/output dtype: "int8", "uint8" or "float".
+        output_clip: for int8, clip the outputs' calibrated ranges to [-c, c]
+            (:data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP` for detector logits).
 
     Returns:
         ``{"input_layout", "output_layout", "converter", "precision", "io", "input_shape",
@@ -304,7 +340,7 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
             if precision == "fp32":
                 data = fp32.read_bytes()
             else:
-                data, notes = _quantize(fp32, precision, calib, io, imgsz)
+                data, notes = _quantize(fp32, precision, calib, io, imgsz, output_clip)
                 converter += f" + ai-edge-quantizer {importlib.metadata.version('ai-edge-quantizer')}"
     finally:
         litert_torch.config.show_progress = show
@@ -312,9 +348,10 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
     if got != want:
         raise EdgekitError(f"the TFLite outputs {got} do not match torch's {want}: report this model")
     Path(out).write_bytes(data)
+    clip = {"output_clip": output_clip} if precision == "int8" and output_clip is not None else {}
     return {"input_layout": "NHWC", "output_layout": "NCHW", "converter": converter, "precision": precision,
             "io": io if precision == "int8" else "float", "input_shape": [1, *imgsz, 3],
-            "output_shapes": [list(s) for s in want], "notes": notes}
+            "output_shapes": [list(s) for s in want], "notes": notes, **clip}
 
 
 def embed_metadata(path: Path, manifest: dict) -> None:

@@ -10,7 +10,9 @@ Parity tolerances per precision (raw head maps, before any sigmoid):
   ``Pad_Fusion`` bug gives 0.056 on Tiny-YOLO and must fail);
 - fp16: cosine >= 0.999;
 - int8: cosine >= 0.98; the error is also reported in quantization steps of the output
-  (``max_steps``) where outputs are integer. INT8 is judged by mAP above all.
+  (``max_steps``) where outputs are integer. INT8 is judged by mAP above all. A detector's
+  INT8 outputs hold its logits clipped to +-``output_clip`` (see
+  :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`); both sides are compared within it.
 
 With labelled data, ``--max-map-drop`` (0.02 mAP@0.5 for INT8, 0.005 for float targets by
 default) turns a larger drop into a failed export. Each gate also states the paired-bootstrap
@@ -49,6 +51,8 @@ def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
     max_abs, mean_abs, cos, steps = 0.0, [], 1.0, None
     out_scales = [o.quant[0] if o.quant else None for o in runner.backend.outputs]
     order = runner.order
+    # INT8 detectors store their logits clipped (DETECTION_LOGIT_CLIP): compare what decodes
+    clip = (runner.manifest.get("conversion") or {}).get("output_clip")
     for img in images:
         lb_img, _ = letterbox(img, runner.imgsz, color=runner.pad_value)
         ref = source.forward(to_tensor(lb_img))
@@ -56,6 +60,8 @@ def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
         for k, (r, g) in enumerate(zip(ref, got)):
             if r.shape != g.shape:
                 return {"passed": False, "error": f"output {k}: shape {list(g.shape)} vs source {list(r.shape)}"}
+            if clip:
+                r, g = np.clip(r, -clip, clip), np.clip(g, -clip, clip)
             err = np.abs(r - g)
             max_abs = max(max_abs, float(err.max()))
             mean_abs.append(float(err.mean()))
@@ -69,6 +75,8 @@ def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
               "tolerance": tol, "passed": bool(passed)}
     if steps is not None:
         result["max_steps"] = steps
+    if clip:
+        result["output_clip"] = clip
     return result
 
 

@@ -142,3 +142,36 @@ def _run_json(argv, capsys) -> str:
 def test_missing_model(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.pt"), "--target", "onnx"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_int8_output_ranges_clipped_for_logits(tmp_path, sample_yaml):
+    """onnx-int8 clips a detector's output ranges too (TensorQuantOverrides from the calibrated MinMax)."""
+    import onnx
+    import torch
+    from export_helpers import realistic_init_
+    from onnx import numpy_helper
+
+    from edgekit.export.calibration import CalibrationReader
+    from edgekit.export.onnx import onnx2onnx_int8, torch2onnx
+    from edgekit.models import create_model
+
+    model = realistic_init_(create_model("yolo-lite", num_classes=2))
+    with torch.no_grad():
+        model.head.convs[0].bias.view(5, -1)[:, 4] -= 30.0  # objectness far below any threshold
+    fp32 = tmp_path / "m.onnx"
+    torch2onnx(model, (64, 64), fp32)
+    calib = CalibrationReader.from_source(sample_yaml, imgsz=64, images=8)
+
+    def lowest(clip):
+        out = tmp_path / f"q{clip}.onnx"
+        info = onnx2onnx_int8(fp32, out, calib, output_clip=clip)
+        g = onnx.load(str(out)).graph
+        init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+        dq = next(n for n in g.node if n.output[0] == g.output[0].name)  # the DequantizeLinear giving the output
+        assert dq.op_type == "DequantizeLinear"
+        scale, zero = float(init[dq.input[1]]), int(init[dq.input[2]])
+        return scale * (0 - zero), info
+    plain, _ = lowest(None)
+    clipped, info = lowest(9.2)
+    assert plain < -25 and -9.3 < clipped < -9.0
+    assert info["output_clip"] == 9.2

@@ -23,6 +23,7 @@ def test_int8_within_gate_with_real_calibration(sample_yaml, tmp_path):
     assert r.map["source_map50"] > 0.05, "the shipped detector should find fish on the sample"
     assert r.ok, r.reason
     assert r.map["delta_map50"] <= 0.02
+    assert r.parity["output_clip"] == 9.2  # detector logits: INT8 ranges clipped, parity compared within
     assert (tmp_path / r.file).exists()
     # the report in the schema other tools read (issue: export results schema)
     d = rep.to_dict()

@@ -224,3 +224,24 @@ def test_darknet_yolo_fastest(tmp_path, images, calib):
     info = torch2tflite(model, (SZ, SZ), tmp_path / "int8.tflite", "int8", calib=calib)
     assert any("LEAKY_RELU" in n for n in info["notes"]) and not any("not full-integer" in n for n in info["notes"])
     assert compare(model, tmp_path / "int8.tflite", images)[1] > 0.95
+
+
+def _far_below(model):
+    """yolo-lite with its objectness logits pushed to about -30: far past any decision, as background cells."""
+    with torch.no_grad():
+        model.head.convs[0].bias.view(5, -1)[:, 4] -= 30.0
+    return model
+
+
+def test_int8_output_ranges_clipped_for_logits(tmp_path, calib):
+    """A detector's logits beyond +-clip decode alike: the INT8 output range stops there, not at -30."""
+    model = _far_below(make("yolo-lite"))
+    plain, clipped = tmp_path / "plain.tflite", tmp_path / "clip.tflite"
+    torch2tflite(model, (SZ, SZ), plain, "int8", calib=calib)
+    info = torch2tflite(model, (SZ, SZ), clipped, "int8", calib=calib, output_clip=9.2)
+
+    def lowest(path):
+        scale, zero = LiteRTBackend(path).outputs[0].quant
+        return scale * (-128 - zero)
+    assert lowest(plain) < -25 and -9.3 < lowest(clipped) < -9.0
+    assert info["output_clip"] == 9.2 and any("clipped to +-9.2" in n for n in info["notes"])
