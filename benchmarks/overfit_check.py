@@ -72,6 +72,7 @@ def main(argv=None) -> dict:
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="a model option, e.g. width=0.75, strides=8,16,32, neck_channels=128")
     p.add_argument("--threads", type=int)
+    p.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate")
     p.add_argument("--json", help="also write the result here")
     a = p.parse_args(argv)
     if a.threads:
@@ -91,7 +92,7 @@ def main(argv=None) -> dict:
     loss_fn = YoloLoss(model.head_spec)
     x, t = collate([DetectionTrainSet(recs, a.imgsz)[i] for i in range(len(recs))])
     bs = min(a.batch or len(recs), len(recs))
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, betas=(0.937, 0.999), weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.937, 0.999), weight_decay=0.0)
     t0 = time.time()
     for it in range(a.iters):
         model.train()
@@ -104,7 +105,7 @@ def main(argv=None) -> dict:
             r = validate(model, recs, ds.names, a.imgsz)
             print(f"iter {it + 1:4d}  box {parts['box']:.4f} obj {parts['obj']:.4f} cls {parts['cls']:.4f}  "
                   f"mAP50 on the same {len(recs)} images {r['map50']:.3f}  {time.time() - t0:.0f}s", flush=True)
-    result = {"model": a.model, "imgsz": a.imgsz, "options": kw, "images": len(recs), "batch": bs,
+    result = {"model": a.model, "imgsz": a.imgsz, "options": kw, "images": len(recs), "batch": bs, "lr": a.lr,
               "iters": a.iters, "train_map50": round(r["map50"], 4), "seconds": round(time.time() - t0, 1),
               "threads": torch.get_num_threads(), "data": a.data or "embedded sample"}
     if a.json:

@@ -31,6 +31,27 @@ def host_string() -> str:
     return f"{cpu['model'] or platform.processor()} ({cpu['cores']} cores), {platform.system()} {platform.machine()}"
 
 
+def lineage(init: str | None, model: str) -> list[dict]:
+    """The chain of checkpoints a run started from (each one's own --init, read from the files).
+
+    One row per ancestor: its model, image size, data, epochs, best epoch and val mAP50, and
+    whether it is the same model (fine-tuned) or another (only the layers that fit were taken).
+    """
+    import torch
+
+    rows, seen = [], set()
+    while init and Path(init).is_file() and init not in seen:
+        seen.add(init)
+        ck = torch.load(init, map_location="cpu", weights_only=True)
+        opts = ck.get("train_options", {})
+        rows.append({"path": str(init), "model": ck.get("model"), "same_model": ck.get("model") == model,
+                     "imgsz": ck.get("imgsz"), "data": (ck.get("data") or {}).get("source"),
+                     "epochs": opts.get("epochs"), "best_epoch": ck.get("epoch", -1) + 1,
+                     "val_map50": round((ck.get("metrics") or {}).get("val", {}).get("map50", 0.0), 4)})
+        init = opts.get("weights")
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
@@ -77,6 +98,7 @@ def main(argv=None) -> int:
         "wall_s": round(wall, 1), "host": host_string(), "device": a.device,
         "per_class": test["per_class"], "test_images": test["images"], "ms_per_image": test["ms_per_image"],
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
+        "init_lineage": lineage(a.init, a.model),
         "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
                      "threads": torch.get_num_threads(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
@@ -84,6 +106,14 @@ def main(argv=None) -> int:
     from edgekit.io import atomic_write_text
 
     result["edgekit"] = __version__
+    # epochs this model has trained: this run plus the same-model runs it continued from (a
+    # different-model ancestor only lent the layers that fit, see init_lineage)
+    total = a.epochs
+    for row in result["init_lineage"]:
+        if not row["same_model"]:
+            break
+        total += row["epochs"] or 0
+    result["epochs_total"] = total
     dest = HERE / "results" / f"train-{tag}.json"
     atomic_write_text(dest, json.dumps(result, indent=1))
     print(f"{tag}: test mAP50 {result['map50']:.4f} mAP50-95 {result['map50_95']:.4f} in {wall / 60:.1f} min -> {dest}")

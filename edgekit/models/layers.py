@@ -71,6 +71,14 @@ class ConvBNAct(nn.Sequential):
         self.conv = nn.Conv2d(c_in, c_out, k, stride, padding, groups=groups, bias=not bn)
         if bn:
             self.bn = nn.BatchNorm2d(c_out, eps=bn_eps, momentum=bn_momentum)
+        else:
+            # no BN to renormalise: torch's default init shrinks the signal ~2x per layer (std
+            # 0.014 after YOLO-LITE's six convs), so the head sees almost nothing and training
+            # stalls (test mAP 0.000 after 10 epochs). He-normal for the activation instead, as
+            # Darknet itself initialises (scale sqrt(2 / fan_in)): std ~1.
+            slope = 0.1 if act == "leaky" else 0.0
+            nn.init.kaiming_normal_(self.conv.weight, a=slope, mode="fan_in", nonlinearity="leaky_relu")
+            nn.init.zeros_(self.conv.bias)
         self.act = make_activation(act)
 
 

@@ -181,3 +181,17 @@ def test_import_edgekit_and_decode_stay_light():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_batchnorm_free_nets_keep_their_signal():
+    """YOLO-LITE has no BN: with torch's default conv init its features shrink to ~0.01 by the last conv
+    (nothing trains); the He init Darknet uses keeps them O(1)."""
+    import torch
+
+    from edgekit.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("yolo-lite", num_classes=7).eval()
+    with torch.no_grad():
+        feats = m.backbone(torch.rand(2, 3, 224, 224))[-1]
+    assert 0.3 < float(feats.std()) < 3.0
