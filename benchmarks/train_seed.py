@@ -106,13 +106,14 @@ def main(argv=None) -> int:
     from edgekit.io import atomic_write_text
 
     result["edgekit"] = __version__
-    # epochs this model has trained: this run plus the same-model runs it continued from (a
-    # different-model ancestor only lent the layers that fit, see init_lineage)
+    # epochs this model has trained: this run plus, for each same-model checkpoint it continued
+    # from, the epochs that checkpoint holds (its best epoch, not its run's plan); a
+    # different-model ancestor only lent the layers that fit (see init_lineage)
     total = a.epochs
     for row in result["init_lineage"]:
         if not row["same_model"]:
             break
-        total += row["epochs"] or 0
+        total += row["best_epoch"]
     result["epochs_total"] = total
     dest = HERE / "results" / f"train-{tag}.json"
     atomic_write_text(dest, json.dumps(result, indent=1))
