@@ -20,7 +20,8 @@ strides=8,16,32`` (stride-8 head, 64-channel neck) 0.163; ``mobilenetv2_050-yolo
 neck) 0.423. ``yolo-lite 224`` (``--threads 1``): 0.033 with torch's default init (its features
 vanished, see ``ConvBNAct``); with the He init 0.027 (0.269 at iteration 100: unstable without BN),
 and 0.085 with ``--lr 5e-4``; its box loss stays at ~0.147 (CIoU ~0.03) throughout: one stride-32
-region head does not place 9-pixel fish. A run repeats exactly only at the same
+region head does not place 9-pixel fish. ``yolo-lite 416 --lr 5e-4`` (fish ~16 px): 0.405, box loss
+0.149 -> 0.099. A run repeats exactly only at the same
 thread count (float sums differ), and single points are noisy (BN running statistics lag the
 weights): compare models, not digits.
 """
