@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.metrics.coco_map import AREA_RANGES, _accumulate, canonical_images, image_parts
+from edgekit.metrics.coco_map import AREA_RANGES, accumulate, canonical_images, image_parts
 
 
 def _matched(gts, preds, names, max_dets):
@@ -40,7 +40,7 @@ def _map50(per_image: list[dict], idx: np.ndarray, num_classes: int) -> float:
             parts[c].append(part)
     aps = []
     for c in range(num_classes):
-        precision, _ = _accumulate(parts[c], 1)
+        precision, _ = accumulate(parts[c], 1)
         p50 = precision[0, :, 0]
         if (p50 > -1).all():
             aps.append(float(p50.mean()))

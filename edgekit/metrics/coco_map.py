@@ -223,8 +223,12 @@ def image_parts(img: _Image, ranges: np.ndarray, max_dets: int) -> dict:
             for c in np.union1d(img.gt_cls, img.dt_cls).tolist()}
 
 
-def _accumulate(parts, A: int):
-    """Precision (T, R, A) and recall (T, A) of one class from its per-image parts."""
+def accumulate(parts, A: int):
+    """Precision (T, R, A) and recall (T, A) of one class from its per-image parts.
+
+    Public with :func:`image_parts` and :func:`canonical_images` so that
+    :mod:`edgekit.metrics.bootstrap` can match each image once and re-accumulate resamples.
+    """
     T, R = len(IOU_THRESHOLDS), len(RECALL_POINTS)
     precision = -np.ones((T, R, A))
     recall = -np.ones((T, A))
@@ -277,7 +281,7 @@ def _evaluate_images(images: Sequence[_Image], class_names: Sequence[str], max_d
     recall = -np.ones((len(IOU_THRESHOLDS), C, A))
     n_gt = np.zeros(C, dtype=np.int64)
     for c in range(C):
-        precision[:, :, c], recall[:, c] = _accumulate(parts[c], A)
+        precision[:, :, c], recall[:, c] = accumulate(parts[c], A)
         n_gt[c] = sum(int(p[3][0]) for p in parts[c])
     t75 = int(np.flatnonzero(IOU_THRESHOLDS == 0.75)[0])
     res = MapResult(
