@@ -67,7 +67,7 @@ def _parity_images(records, calib, n: int):
 
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
-           io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES,
+           io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
            log: Callable[[str], None] = lambda s: None) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
 
@@ -77,6 +77,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         data: data.yaml (calibration from its train split, verification on test/val) or None.
         calib: a folder of calibration images (overrides ``data`` for calibration).
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
+        output_clip: INT8 detectors' output (logit) range clip: "auto" =
+            :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
 
     Returns:
         The :class:`ExportReport` (also written as ``export_report.json``/``.md`` in ``out``).
@@ -122,7 +124,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
                 source_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec,
                                            keep_preds=True)  # kept for each gate's paired bootstrap
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
-                             reader if target.quantized else None, {"io": io, "onnx_info": onnx_info})
+                             reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
             result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log)
             report.results.append(result)
     finally:

@@ -127,7 +127,10 @@ def _output_clip(job: ConvertJob) -> float | None:
     """Detectors' outputs are logits: their INT8 ranges are clipped (see DETECTION_LOGIT_CLIP)."""
     from edgekit.export.calibration import DETECTION_LOGIT_CLIP
 
-    return DETECTION_LOGIT_CLIP if getattr(job.source, "task", None) == "detect" else None
+    clip = job.options.get("output_clip", "auto")
+    if job.source.task != "detect" or clip is None:
+        return None
+    return DETECTION_LOGIT_CLIP if clip == "auto" else float(clip)
 
 
 def _onnx_int8(job: ConvertJob) -> dict:

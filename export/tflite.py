@@ -228,6 +228,8 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
     from ai_edge_litert.tools import flatbuffer_utils
     from ai_edge_quantizer import quantizer
 
+    from edgekit.export.calibration import clipped
+
     q = quantizer.Quantizer(str(fp32), _recipe(precision, io))
     qsv, notes = None, []
     if precision == "int8":
@@ -250,8 +252,8 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
         if output_clip is not None:
             for name in _output_chain(q._float_model_buffer):
                 if name in qsv:
-                    qsv[name] = {"min": np.maximum(qsv[name]["min"], -output_clip),
-                                 "max": np.minimum(qsv[name]["max"], output_clip)}
+                    lo, hi = clipped(qsv[name]["min"], qsv[name]["max"], output_clip)
+                    qsv[name] = {"min": lo, "max": hi}
             notes.append(f"output (logit) ranges clipped to +-{output_clip}")
     with _aeq_large_weight_fix():
         buf = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False).quantized_model
