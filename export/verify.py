@@ -29,7 +29,7 @@ import numpy as np
 
 TOLERANCES = {"fp32": {"max_abs": 1e-3}, "fp16": {"min_cosine": 0.999}, "int8": {"min_cosine": 0.98}}
 DEFAULT_MAX_MAP_DROP = {"int8": 0.02, "fp16": 0.005, "fp32": 0.005}
-# resamples of the paired bootstrap of each gate's delta (about a second on 188 images)
+# resamples of the paired bootstrap of each gate's delta
 BOOTSTRAP_RESAMPLES = 200
 
 

@@ -5,8 +5,7 @@ Fish4Knowledge's 188 test images a delta of 0.01 mAP@0.5 is well inside the nois
 :func:`paired_bootstrap_map50` resamples the *images* (with replacement, the same images for
 both models: the pairing cancels what the image draw does to both) and recomputes mAP@0.5 of
 each; the 2.5/97.5 percentiles of the difference are its 95% interval. Each image is matched
-once (the COCO matching of :mod:`edgekit.metrics.coco_map`); a resample only re-accumulates, so
-200 resamples of 188 images take about a second.
+once (the COCO matching of :mod:`edgekit.metrics.coco_map`); a resample only re-accumulates.
 
 Example:
     >>> gts = [{"boxes": [[0, 0, 10, 10]], "classes": [0]}] * 4
@@ -57,7 +56,7 @@ def paired_bootstrap_map50(gts: Sequence[Any], preds_ref: Sequence[Any], preds_n
         preds_ref: the reference model's predictions per image (e.g. the torch source).
         preds_new: the other model's (e.g. the INT8 artifact), same images, same order.
         class_names: class names, index = class id.
-        resamples: bootstrap resamples; 200 gives the interval ends to about +-0.003 here.
+        resamples: bootstrap resamples.
         seed: the resampling seed (the interval is reproducible).
 
     Returns:
