@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from edgekit.data.folders import load_image_folder
     from edgekit.io import atomic_write_text
     from edgekit.models.complexity import count_flops, count_params
-    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.models.checkpoint import load_checkpoint
     from edgekit.train.classify import ClassifyOptions, train_classifier
     from edgekit.validate_classify import validate_classifier
     from train_seed import host_string  # same host description as the detector results

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     from edgekit.data import load_dataset
     from edgekit.models.complexity import count_macs, count_params
     from edgekit.train import TrainOptions, train
-    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.models.checkpoint import load_checkpoint
     from edgekit.validate import validate
 
     data_name = Path(a.data).resolve().parent.name if Path(a.data).suffix in (".yaml", ".yml") else Path(a.data).stem

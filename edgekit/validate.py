@@ -53,7 +53,7 @@ def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, co
     ``ms_per_image`` (forward + post-processing, this host).
 
     Example:
-        >>> from edgekit.train.checkpoint import load_checkpoint  # doctest: +SKIP
+        >>> from edgekit.models.checkpoint import load_checkpoint  # doctest: +SKIP
         >>> model, ckpt = load_checkpoint("best.pt")  # doctest: +SKIP
         >>> validate(model, load_dataset("data.yaml").split("test"), ckpt["names"], ckpt["imgsz"])["map50"]  # doctest: +SKIP
         0.83
@@ -72,7 +72,7 @@ def validate_checkpoint(weights: str | os.PathLike, data: str | os.PathLike, spl
     """``edgekit val``: load a checkpoint and a dataset split, return :func:`validate`'s dict."""
     from edgekit.data import load_dataset
     from edgekit.errors import EdgekitError
-    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.models.checkpoint import load_checkpoint
 
     model, ckpt = load_checkpoint(weights)
     ds = load_dataset(data)

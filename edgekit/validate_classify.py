@@ -89,7 +89,7 @@ def validate_classifier(model, records: list[tuple[Path, int]], names: list[str]
         reject threshold is given.
 
     Example:
-        >>> from edgekit.train.checkpoint import load_checkpoint  # doctest: +SKIP
+        >>> from edgekit.models.checkpoint import load_checkpoint  # doctest: +SKIP
         >>> model, ckpt = load_checkpoint("best.pt")  # doctest: +SKIP
         >>> validate_classifier(model, load_image_folder("crops").split("test"), ckpt["names"], 64)["top1"]  # doctest: +SKIP
         0.91
@@ -111,7 +111,7 @@ def validate_classifier_checkpoint(weights: str | os.PathLike, data: str | os.Pa
     """
     from edgekit.data.folders import load_image_folder
     from edgekit.errors import EdgekitError
-    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.models.checkpoint import load_checkpoint
 
     model, ckpt = load_checkpoint(weights)
     ds = load_image_folder(data)

@@ -115,7 +115,7 @@ def load_source(model: str | Path | None, imgsz: int | None = None, weights: str
 
 
 def _from_checkpoint(path: Path) -> Source:
-    from edgekit.train.checkpoint import load_checkpoint
+    from edgekit.models.checkpoint import load_checkpoint
 
     module, ckpt = load_checkpoint(path)
     task = ckpt.get("task", "detect")

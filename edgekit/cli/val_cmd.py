@@ -25,7 +25,7 @@ def run(args) -> int:
     import json
     import sys
 
-    from edgekit.train.checkpoint import read_checkpoint
+    from edgekit.models.checkpoint import read_checkpoint
 
     progress = not args.json and sys.stderr.isatty()
     if read_checkpoint(args.weights).get("task", "detect") == "classify":

@@ -130,7 +130,7 @@ def _setup(opts: ClassifyOptions):
     """Dataset, run folder, options (restored on resume), model, and the resume checkpoint."""
     from edgekit.data.folders import load_image_folder
     from edgekit.models import create_model, list_models, model_task
-    from edgekit.train.checkpoint import model_from_checkpoint, read_checkpoint
+    from edgekit.models.checkpoint import model_from_checkpoint, read_checkpoint
     from edgekit.train.loop import resolve_out
     from edgekit.train.trainer import restore_options
 

@@ -75,7 +75,7 @@ def build_model(opts: TrainOptions, ds, records):
 
 def read_weights(opts: TrainOptions) -> dict:
     """The ``--weights`` checkpoint, which must hold a detector."""
-    from edgekit.train.checkpoint import read_checkpoint
+    from edgekit.models.checkpoint import read_checkpoint
 
     ck = read_checkpoint(opts.weights)
     if ck.get("task", "detect") != "detect":
@@ -116,7 +116,7 @@ def run_training(opts: TrainOptions) -> dict:
     from tqdm import tqdm
 
     from edgekit.data import load_dataset
-    from edgekit.train.checkpoint import read_checkpoint
+    from edgekit.models.checkpoint import read_checkpoint
     from edgekit.train.loader import DetectionTrainSet, collate
     from edgekit.train.loss import YoloLoss
     from edgekit.validate import validate
@@ -140,7 +140,7 @@ def run_training(opts: TrainOptions) -> dict:
         opts = restore_options(TrainOptions, resume["train_options"], out, opts.epochs, opts.progress)
     model, kwargs, anchors_px = (build_model(opts, ds, train_recs) if resume is None else (None, None, None))
     if resume is not None:
-        from edgekit.train.checkpoint import model_from_checkpoint
+        from edgekit.models.checkpoint import model_from_checkpoint
 
         model = model_from_checkpoint(resume).train()
         kwargs, anchors_px = resume["model_kwargs"], resume["anchors"]

@@ -178,7 +178,7 @@ def optimizer_step(model: nn.Module, optimizer, ema: ModelEMA, loss: torch.Tenso
 
 def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer) -> float:
     """Write ``last.pt`` (with the optimizer) and, when ``fit`` beats ``best``, ``best.pt``; returns the new best."""
-    from edgekit.train.checkpoint import save_checkpoint
+    from edgekit.models.checkpoint import save_checkpoint
 
     if fit > best:
         best = fit

@@ -15,7 +15,7 @@ from edgekit.data.crops import crop_box, make_crops, read_crops_report
 from edgekit.data.folders import load_image_folder
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model, list_models, model_task
-from edgekit.train.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from edgekit.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from edgekit.train.classify import ClassifyTrainSet
 
 IMG = 32  # tiny: the machine is shared

@@ -16,7 +16,7 @@ from edgekit.cli.main import main
 from edgekit.data import load_dataset
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model, list_models
-from edgekit.train.checkpoint import load_checkpoint, read_checkpoint
+from edgekit.models.checkpoint import load_checkpoint, read_checkpoint
 from edgekit.train.loader import DetectionTrainSet, collate
 from edgekit.train.loss import YoloLoss
 

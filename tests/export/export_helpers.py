@@ -28,7 +28,7 @@ def make_checkpoint(path, model: str, imgsz: int, num_classes: int = 2, seed: in
     import torch
 
     from edgekit.models import create_model, model_task
-    from edgekit.train.checkpoint import save_checkpoint
+    from edgekit.models.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
     task = model_task(model)
