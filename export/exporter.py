@@ -6,6 +6,12 @@ data, mAP of artifact vs source through the shared decoder and mAP code -> if it
 embed the manifest, write ``<artifact>.json`` and ``os.replace`` the files to their final
 names (same filesystem, so each move is atomic). A failed target leaves nothing under its
 final name. The run ends with ``export_report.json`` and ``export_report.md``.
+
+Every conversion, calibration and verification step runs inside
+:func:`edgekit.export.capture.step`: what converters print (warnings, absl/TF logs, progress
+bars, C++ output on file descriptors 1 and 2) is captured, shown on stderr only with
+``verbose``, and otherwise kept for the error when the step fails. Only ``log`` (edgekit's own
+one line per stage) reaches the caller's terminal.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ import os
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.export.capture import captured, step, tail
 from edgekit.export.report import ExportReport, TargetResult
 from edgekit.export.targets import ConvertJob, resolve_targets
+from edgekit.export.verify import labelled_records
+from edgekit.export.verify import parity_images as pick_parity_images
 
 PARITY_IMAGES = 8
 
@@ -40,35 +50,10 @@ def _check_writable(out: Path) -> None:
         raise EdgekitError(f"cannot write to {out} ({exc.strerror or exc}): choose a writable --out") from None
 
 
-def _labelled(data, split: str | None):
-    """(records, split, names) of a data.yaml (test split, else val), or (None, None, None) for a folder / no data."""
-    if data is None or Path(data).is_dir():
-        return None, None, None
-    from edgekit.validate_runtime import labelled_split
-
-    return labelled_split(data, split)
-
-
-def _parity_images(records, calib, n: int):
-    """Real images for the parity check: the verification split, else calibration images, else the embedded sample."""
-    import cv2
-
-    if records:
-        paths = [r.path for r in records[:n]]
-    elif calib is not None:
-        paths = calib.paths[:n]
-    else:
-        from edgekit.data import load_dataset
-        from edgekit.data.sample import sample_data_yaml
-
-        paths = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]]
-    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
-
-
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
-           log: Callable[[str], None] = lambda s: None) -> ExportReport:
+           log: Callable[[str], None] = lambda s: None, verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
 
     Args:
@@ -79,6 +64,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
+        log: receives edgekit's own progress, one line per stage.
+        verbose: also replay on stderr what the converters and runtimes printed (captured otherwise).
 
     Returns:
         The :class:`ExportReport` (also written as ``export_report.json``/``.md`` in ``out``).
@@ -95,7 +82,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
 
     if io not in ("int8", "uint8", "float"):
         raise EdgekitError(f"--io must be int8, uint8 or float, got {io!r}")
-    source = load_source(model, imgsz, weights)
+    with step("loading the model", verbose):
+        source = load_source(model, imgsz, weights)
     chosen = resolve_targets(list(targets), source.kind)
     out = Path(out) if out else default_out(source.path)
     _check_writable(out)
@@ -103,29 +91,31 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     if any(t.quantized for t in chosen):
         if calib is None and data is None:
             raise EdgekitError("INT8 targets need calibration images: give --data DATA.yaml or --calib DIR (never random data)")
-        reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES)
+        with step("reading calibration images", verbose):
+            reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES)
         log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else ""))
-    records, split, names = _labelled(data, split) if source.task == "detect" else (None, None, None)
+    records, split, names = labelled_records(data, split) if source.task == "detect" else (None, None, None)
     if records is not None and list(names) != list(source.names):
         raise EdgekitError(f"{data} has classes {names} but the model has {source.names}: verify on the same classes")
-    images = _parity_images(records, reader, parity_images)
+    images = pick_parity_images(records, reader, parity_images)
     cpu = cpu_info()
     report = ExportReport(source.describe(), str(out), reader.info() if reader else None, str(data) if data else None,
                           f"{cpu['model']} ({cpu['cores']} cores)", versions())
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log)
+        onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
         source_map = None
         for target in chosen:
             if records is not None and source_map is None:
                 from edgekit.export.verify import detection_map, source_infer
 
                 log(f"source mAP on {len(records)} {split} images ...")
-                source_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec,
-                                           keep_preds=True)  # kept for each gate's paired bootstrap
+                with step("source mAP", verbose):
+                    source_map = detection_map(source_infer(source, source.imgsz), records, source.names,
+                                               source.head_spec, keep_preds=True)  # kept for each gate's bootstrap
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
-            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log)
+            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log, verbose)
             report.results.append(result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -133,7 +123,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     return report
 
 
-def _fp32_onnx(source, chosen, staging: Path, log):
+def _fp32_onnx(source, chosen, staging: Path, log, verbose: bool = False):
     """The fp32 ONNX that ONNX-based targets start from (made once per run)."""
     if not any(t.family in ("onnx", "openvino") for t in chosen):
         return None, {}
@@ -143,12 +133,14 @@ def _fp32_onnx(source, chosen, staging: Path, log):
 
     path = staging / "fp32.onnx"
     t0 = time.perf_counter()
-    info = torch2onnx(source.module, source.imgsz, path)
+    with step("torch -> ONNX", verbose):
+        info = torch2onnx(source.module, source.imgsz, path)
     log(f"torch -> ONNX in {time.perf_counter() - t0:.1f} s")
     return path, info
 
 
-def _one_target(target, job: ConvertJob, images, records, split, source_map, max_map_drop, out: Path, log) -> TargetResult:
+def _one_target(target, job: ConvertJob, images, records, split, source_map, max_map_drop, out: Path, log,
+                verbose: bool = False) -> TargetResult:
     from edgekit.export.manifest import build_manifest, embed
     from edgekit.export.verify import DEFAULT_MAX_MAP_DROP, map_gate, parity, quick_latency
     from edgekit.runtime.backends import open_backend
@@ -158,24 +150,28 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
     log(f"{target.name}: converting ...")
     t0 = time.perf_counter()
     try:
-        info = target.convert(job)
-    except EdgekitError as exc:
+        with captured(f"{target.name} conversion", verbose):
+            info = target.convert(job)
+    except Exception as exc:  # a converter's crash fails its target, not the whole run
         _remove(target.files(final))
-        return TargetResult(target.name, "failed", reason=str(exc))
+        return _failed(target.name, exc, verbose, log)
     convert_s = time.perf_counter() - t0
     files = [p.name for p in target.files(job.out)]
-    manifest = build_manifest(job.source, target, open_backend(job.out, target.backend), info,
-                              job.calib.info() if job.calib else None, files)
-    # one thread: verification and the quick latency stay comparable across backends, and OpenMP
-    # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
-    runner = ArtifactRunner(job.out, manifest, threads=1)
-    par = parity(runner, job.source, images, target.precision)
+    with step(f"{target.name} verification", verbose):
+        manifest = build_manifest(job.source, target, open_backend(job.out, target.backend), info,
+                                  job.calib.info() if job.calib else None, files)
+        # one thread: verification and the quick latency stay comparable across backends, and OpenMP
+        # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
+        runner = ArtifactRunner(job.out, manifest, threads=1)
+        par = parity(runner, job.source, images, target.precision)
     gate = None
     if records is not None:
         drop = DEFAULT_MAX_MAP_DROP[target.precision] if max_map_drop is None else max_map_drop
         log(f"{target.name}: mAP on {len(records)} {split} images ...")
-        gate = map_gate(runner, records, job.source.names, job.source.head_spec, source_map, drop, split)
-    latency = quick_latency(runner, images[0])
+        with step(f"{target.name} mAP", verbose):
+            gate = map_gate(runner, records, job.source.names, job.source.head_spec, source_map, drop, split)
+    with step(f"{target.name} latency", verbose):
+        latency = quick_latency(runner, images[0])
     size_mb = sum(p.stat().st_size for p in target.files(job.out)) / 2**20
     result = TargetResult(target.name, "ok", final.name, round(size_mb, 3), round(convert_s, 2), par, gate,
                           round(latency, 3), converter=info.get("converter"))
@@ -192,7 +188,8 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
         log(f"{target.name}: REJECTED: {result.reason}")
         return result
     manifest["verification"] = {"parity": par, "map": gate, "host_latency_ms": result.latency_ms}
-    embed(target, job.out, manifest)
+    with step(f"{target.name} manifest", verbose):
+        embed(target, job.out, manifest)
     for src in reversed(target.files(job.out)):  # companions first, main file last
         os.replace(src, out / src.name)
     from edgekit.io import atomic_write_text
@@ -200,6 +197,22 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
     atomic_write_text(manifest_path(final), json.dumps(manifest, indent=1))
     log(f"{target.name}: ok -> {final}")
     return result
+
+
+def _failed(name: str, exc: Exception, verbose: bool, log) -> TargetResult:
+    """The result of a target whose converter raised: one line naming why, with the converter's last output."""
+    if isinstance(exc, EdgekitError):
+        reason = str(exc)
+    else:  # not a user error: keep the type, and the traceback for --verbose
+        lines = str(exc).strip().splitlines()
+        reason = f"the converter crashed ({type(exc).__name__}: {lines[0] if lines else 'no message'})"
+        if verbose:
+            log(traceback.format_exc().rstrip())
+    output = getattr(exc, "captured_output", "")
+    if output.strip() and not verbose:  # with verbose it was shown already
+        reason += f" [converter output: {tail(output)}]"
+    log(f"{name}: FAILED: {reason}")
+    return TargetResult(name, "failed", reason=reason)
 
 
 def _parity_text(p: dict) -> str:

@@ -80,6 +80,33 @@ def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
     return result
 
 
+def labelled_records(data, split: str | None):
+    """(records, split, names) of a data.yaml (test split, else val), or (None, None, None) for a folder / no data."""
+    from pathlib import Path
+
+    if data is None or Path(data).is_dir():
+        return None, None, None
+    from edgekit.validate_runtime import labelled_split
+
+    return labelled_split(data, split)
+
+
+def parity_images(records, calib, n: int) -> list[np.ndarray]:
+    """Real images for the parity check: the verification split, else calibration images, else the embedded sample."""
+    import cv2
+
+    if records:
+        paths = [r.path for r in records[:n]]
+    elif calib is not None:
+        paths = calib.paths[:n]
+    else:
+        from edgekit.data import load_dataset
+        from edgekit.data.sample import sample_data_yaml
+
+        paths = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]]
+    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
+
+
 def predict_detections(infer, records, head_spec: dict, conf: float = 0.001, iou: float = 0.6) -> list[dict]:
     """Detections of any model on records; ``infer(bgr image) -> (float maps, letterbox)``."""
     import cv2
@@ -169,8 +196,11 @@ def _heads(spec: dict | None) -> str:
 
 
 def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_drop: float | None = None,
-                    images: int = 8, backend: str | None = None) -> dict:
+                    images: int = 8, backend: str | None = None, verbose: bool = False) -> dict:
     """``edgekit verify``: re-check an exported artifact against its source model.
+
+    What torch and the artifact's runtime print while loading and running is captured
+    (:func:`edgekit.export.capture.captured`) and shown on stderr only with ``verbose``.
 
     Example:
         >>> verify_artifact("out/yolo-lite-tflite-int8.tflite", "best.pt", data="data.yaml")["passed"]  # doctest: +SKIP
@@ -179,26 +209,29 @@ def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_
     from pathlib import Path
 
     from edgekit.errors import EdgekitError
-    from edgekit.export.exporter import _labelled, _parity_images
+    from edgekit.export.capture import step
     from edgekit.export.source import load_source
     from edgekit.runtime.runner import ArtifactRunner, read_manifest
 
     manifest = read_manifest(artifact)
-    source = load_source(ref, manifest["preprocess"]["imgsz"][0])
+    with step(f"loading {ref}", verbose):
+        source = load_source(ref, manifest["preprocess"]["imgsz"][0])
     if source.task != manifest["task"] or list(source.names) != list(manifest["names"]):
         raise EdgekitError(f"{artifact} ({manifest['task']}, classes {manifest['names']}) was not exported from {ref}: "
                            "give the model it came from as --ref")
     if source.task == "detect" and json.loads(json.dumps(source.head_spec)) != manifest.get("decode"):
         raise EdgekitError(f"{artifact} decodes as {_heads(manifest.get('decode'))} but {ref} is {_heads(source.head_spec)}: "
                            "it was not exported from that model; give the model it came from as --ref")
-    runner = ArtifactRunner(artifact, manifest, backend)
-    records, split, _ = _labelled(data, split) if source.task == "detect" else (None, None, None)
-    result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],
-              "parity": parity(runner, source, _parity_images(records, None, images), manifest["precision"]), "map": None}
-    if records is not None:
-        drop = DEFAULT_MAX_MAP_DROP[manifest["precision"]] if max_map_drop is None else max_map_drop
-        src_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec,
-                                keep_preds=True)
-        result["map"] = map_gate(runner, records, source.names, source.head_spec, src_map, drop, split)
+    records, split, _ = labelled_records(data, split) if source.task == "detect" else (None, None, None)
+    with step(f"verifying {Path(artifact).name}", verbose):
+        runner = ArtifactRunner(artifact, manifest, backend)
+        result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],
+                  "parity": parity(runner, source, parity_images(records, None, images), manifest["precision"]),
+                  "map": None}
+        if records is not None:
+            drop = DEFAULT_MAX_MAP_DROP[manifest["precision"]] if max_map_drop is None else max_map_drop
+            src_map = detection_map(source_infer(source, source.imgsz), records, source.names, source.head_spec,
+                                    keep_preds=True)
+            result["map"] = map_gate(runner, records, source.names, source.head_spec, src_map, drop, split)
     result["passed"] = bool(result["parity"].get("passed") and (result["map"] is None or result["map"]["passed"]))
     return result

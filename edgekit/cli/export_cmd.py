@@ -1,5 +1,9 @@
 """``edgekit export``: convert a model to one or more targets, verify each, write the report.
 
+stdout carries the result only (the report, or with ``--json`` exactly one JSON document);
+edgekit's progress goes to stderr, one line per stage; what the converters print is
+captured and shown on stderr with ``--verbose`` (or in the error of a step that failed).
+
 Exit code 1 when any target fails its parity check or its mAP gate; failed artifacts are
 not left under their final names.
 """
@@ -58,7 +62,7 @@ def run(args) -> int:
 
     report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
                     max_map_drop=args.max_map_drop, calib_images=args.calib_images, split=args.split, io=args.io,
-                    weights=args.weights, log=log)
+                    weights=args.weights, log=log, verbose=args.verbose)
     if args.json:
         print(report.to_json())
     else:

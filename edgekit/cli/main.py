@@ -15,6 +15,12 @@ import traceback
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 
+# accepted before the command and after it; stdout carries only results, so both speak on stderr
+GLOBAL_FLAGS = [
+    (("--debug",), {"help": "show tracebacks on errors"}),
+    (("--verbose",), {"help": "also show what converters and runtimes print (captured and hidden otherwise), on stderr"}),
+]
+
 # module names under edgekit.cli; order is the order in --help
 COMMANDS = [
     "info_cmd",
@@ -39,11 +45,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, export, verify and run lightweight vision models on edge boards.",
     )
     parser.add_argument("--version", action="version", version=f"edgekit {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    for flags, kw in GLOBAL_FLAGS:
+        parser.add_argument(*flags, action="store_true", **kw)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"edgekit.cli.{name}").add_parser(sub)
+    for p in _leaf_parsers(sub):  # `edgekit export ... --verbose` works as well as `edgekit --verbose export ...`
+        for flags, kw in GLOBAL_FLAGS:
+            if not any(f in p._option_string_actions for f in flags):  # a command may define its own
+                p.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, **kw)
     return parser
+
+
+def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
+    """Every command's parser, descending into commands with actions (``data check``)."""
+    out = []
+    for p in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        out += _leaf_parsers(nested[0]) if nested else [p]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,8 @@ def run(args) -> int:
 
     from edgekit.export.verify import verify_artifact
 
-    r = verify_artifact(args.artifact, args.ref, args.data, args.split, args.max_map_drop, backend=args.backend)
+    r = verify_artifact(args.artifact, args.ref, args.data, args.split, args.max_map_drop, backend=args.backend,
+                        verbose=args.verbose)
     if args.json:
         print(json.dumps(r, indent=1))
     else:
