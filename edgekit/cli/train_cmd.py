@@ -38,6 +38,7 @@ def run(args) -> int:
 
     from edgekit.errors import EdgekitError
     from edgekit.models import list_models, model_task
+    from edgekit.train import ClassifyOptions, TrainOptions, train
 
     if model_task(args.model) != args.task:
         others = ", ".join(list_models(task=args.task))
@@ -46,21 +47,16 @@ def run(args) -> int:
     kwargs = {"width": args.width} if args.width else {}
     imgsz = args.imgsz or DEFAULTS[args.task]["imgsz"]
     batch = args.batch or DEFAULTS[args.task]["batch"]
+    common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
+                  device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, model_kwargs=kwargs,
+                  seed=args.seed, threads=args.threads, progress=not args.json)
     if args.task == "classify":
-        from edgekit.train.classify import ClassifyOptions, train_classifier
-
-        summary = train_classifier(ClassifyOptions(
-            model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
-            device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, balanced=args.balanced,
-            model_kwargs=kwargs, seed=args.seed, threads=args.threads, progress=not args.json))
+        if args.weights:  # said to be detect-only in --help; refusing beats silently ignoring it
+            raise EdgekitError("--weights initialises detectors only: drop it, or train with --task detect")
+        opts = ClassifyOptions(**common, balanced=args.balanced)
     else:
-        from edgekit.train import TrainOptions, train
-
-        opts = TrainOptions(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch,
-                            out=args.out, device=args.device, resume=args.resume, workers=args.workers, lr=args.lr,
-                            anchors=args.anchors, model_kwargs=kwargs, threads=args.threads, seed=args.seed, progress=not args.json,
-                            weights=args.weights)
-        summary = train(opts)
+        opts = TrainOptions(**common, anchors=args.anchors, weights=args.weights)
+    summary = train(opts)  # one engine for both tasks; the options' type picks the task
     if not summary:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     if args.json:

@@ -1,27 +1,29 @@
-"""``edgekit train --task classify``: train a registered classifier on an image-folder dataset.
+"""``edgekit train --task classify``: classification as a training task on an image-folder dataset.
 
-The detector trainer's habits, for classifiers: the shared letterbox from
-``edgekit.runtime.preprocess`` (the pixels the board will see), flip + small HSV jitter
-from ``edgekit.train.augment``, AdamW with warm-up and a cosine schedule, label smoothing,
-EMA weights, optional class-balanced sampling (Fish4Knowledge is 75 % one species), top-1
-and top-5 on the validation split every epoch, atomic ``weights/{best,last}.pt`` carrying
-the detector checkpoints' metadata plus ``task: "classify"``, ``results.json``/``.csv``
-per epoch and ``--resume``.
+The hooks of :class:`edgekit.train.task.TrainTask` for the registered classifiers: the
+shared letterbox from ``edgekit.runtime.preprocess`` (the pixels the board will see), flip
++ small HSV jitter from ``edgekit.train.augment``, label smoothing, optional class-balanced
+sampling (Fish4Knowledge is 75 % one species), top-1 and top-5 through
+``edgekit.validate_classify``. The epoch loop, AdamW + warm-up + cosine LR, EMA, atomic
+``weights/{best,last}.pt`` (the detector checkpoints' keys plus ``task: "classify"``),
+``results.json``/``.csv`` and ``--resume`` are :mod:`edgekit.train.engine`'s, shared with
+detection.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import nn
+from torch.utils.data import Dataset
 
 from edgekit.errors import EdgekitError
 from edgekit.train.augment import AugmentOptions
+from edgekit.train.engine import run
+from edgekit.train.task import LossFn, TrainTask
 
 
 def default_augment() -> AugmentOptions:
@@ -122,121 +124,108 @@ def balanced_sampler(items: list[tuple[Path, int]], num_classes: int, seed: int)
                                                   generator=torch.Generator().manual_seed(seed))
 
 
+class ClassificationTask(TrainTask):
+    """The classification hooks: image folders, cross-entropy with label smoothing, top-1/top-5.
+
+    Fitness is ``0.9 * top1 + 0.1 * top5``. Validation uses ``val/``, or ``test/`` when the
+    dataset has no ``val/``. The checkpoint adds ``task: "classify"``, ``metrics: {<split>:
+    {top1, top5}}`` and ``data.val_split`` to the engine's keys. Runs in one process: the
+    class-balanced sampler has no distributed form.
+
+    Example:
+        >>> task = ClassificationTask(ClassifyOptions("mobilenetv2-cls", "crops/"))
+        >>> task.fitness({"top1": 0.5, "top5": 1.0})
+        0.55
+    """
+
+    name = "classify"
+    supports_ddp = False
+    ddp_refusal = "classifier training runs in one process: run `edgekit train --task classify` without torchrun"
+    nan_hint = "check the images"
+
+    def load_data(self) -> None:
+        from edgekit.data.folders import items_hash, load_image_folder
+
+        opts = self.opts
+        ds = load_image_folder(opts.data)
+        self.num_classes = ds.num_classes
+        self.train_items = ds.split("train")[:opts.max_train_images or None]
+        self.val_split = "val" if "val" in ds.splits else "test" if "test" in ds.splits else None  # no val/: test/
+        if self.val_split is None:
+            raise EdgekitError(f"{opts.data} has no val/ (or test/) folder: add one, with a sub-folder per class, to validate on")
+        self.val_items = ds.split(self.val_split)
+        self.names = list(ds.names)
+        self.data_info = {"source": str(opts.data), "train_hash": items_hash(self.train_items), "val_split": self.val_split}
+
+    def build_model(self, resume: dict | None) -> nn.Module:
+        from edgekit.models import create_model
+        from edgekit.models.checkpoint import model_from_checkpoint
+
+        if resume is not None:
+            self.model_kwargs = dict(resume["model_kwargs"])
+            return model_from_checkpoint(resume).train()
+        self.model_kwargs = {**self.opts.model_kwargs, "imgsz": self.opts.imgsz}
+        return create_model(self.opts.model, num_classes=len(self.names), **self.model_kwargs)
+
+    def get_loss(self, model: nn.Module) -> LossFn:
+        ce = torch.nn.CrossEntropyLoss(label_smoothing=self.opts.label_smoothing)
+
+        def loss_fn(net, batch, device):
+            x, y = batch
+            x, y = x.to(device), y.to(device)
+            logits = net(x)
+            loss = ce(logits, y)
+            # sums over images, so the epoch's columns are per-image means even with a short last batch
+            return loss, {"loss": float(loss.detach()) * len(y), "correct": float((logits.argmax(1) == y).sum()),
+                          "seen": float(len(y))}
+
+        return loss_fn
+
+    def get_dataset(self) -> ClassifyTrainSet:
+        return ClassifyTrainSet(self.train_items, self.opts.imgsz, augment=self.opts.augment, seed=self.opts.seed)
+
+    def get_sampler(self):
+        return balanced_sampler(self.train_items, self.num_classes, self.opts.seed) if self.opts.balanced else None
+
+    def train_columns(self, sums: dict[str, float], batches: int) -> dict:
+        seen = max(sums.get("seen", 0.0), 1.0)
+        return {"loss": round(sums.get("loss", 0.0) / seen, 5), "train_top1": round(sums.get("correct", 0.0) / seen, 5)}
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict:
+        from edgekit.validate_classify import validate_classifier
+
+        return validate_classifier(model, self.val_items, self.names, self.opts.imgsz, device=str(device))
+
+    def fitness(self, metrics: dict) -> float:
+        return fitness(metrics)
+
+    def val_columns(self, metrics: dict) -> dict:
+        return {"top1": metrics["top1"], "top5": metrics["top5"]}
+
+    def checkpoint_extras(self, metrics: dict) -> dict:
+        return {"task": "classify", "metrics": {self.val_split: {"top1": metrics["top1"], "top5": metrics["top5"]}}}
+
+    def epoch_line(self, row: dict) -> str:
+        return f"loss {row['loss']:.4f}  {self.val_split} top1 {row['top1']:.4f} top5 {row['top5']:.4f}"
+
+
 def fitness(metrics: dict) -> float:
+    """``0.9 * top1 + 0.1 * top5``; a split without images (None) counts as 0.
+
+    Example:
+        >>> fitness({"top1": None, "top5": None})
+        0.0
+    """
     return 0.9 * (metrics["top1"] or 0.0) + 0.1 * (metrics["top5"] or 0.0)
-
-
-def _setup(opts: ClassifyOptions):
-    """Dataset, run folder, options (restored on resume), model, and the resume checkpoint."""
-    from edgekit.data.folders import load_image_folder
-    from edgekit.models import create_model, list_models, model_task
-    from edgekit.models.checkpoint import model_from_checkpoint, read_checkpoint
-    from edgekit.train.loop import resolve_out
-    from edgekit.train.trainer import restore_options
-
-    if model_task(opts.model) != "classify":
-        raise EdgekitError(f"model '{opts.model}' is a detector: train it with --task detect, or pick a classifier "
-                           f"({', '.join(list_models(task='classify'))})")
-    out = resolve_out(opts, 0, 1)
-    resume = read_checkpoint(out / "weights" / "last.pt") if opts.resume else None
-    if resume is not None:
-        if resume.get("task") != "classify":
-            raise EdgekitError(f"{out} holds a detector run: resume it with --task detect")
-        opts = restore_options(ClassifyOptions, resume["train_options"], out, opts.epochs, opts.progress)
-    ds = load_image_folder(opts.data)
-    if resume is not None and ds.names != list(resume["names"]):
-        raise EdgekitError(f"{opts.data} now has classes {ds.names}, the run was trained on {resume['names']}: "
-                           "restore the dataset or start a new run")
-    if resume is not None:
-        model, kwargs = model_from_checkpoint(resume).train(), dict(resume["model_kwargs"])
-    else:
-        kwargs = {**opts.model_kwargs, "imgsz": opts.imgsz}
-        model = create_model(opts.model, num_classes=ds.num_classes, **kwargs)
-    return opts, ds, out, model, kwargs, resume
 
 
 def train_classifier(opts: ClassifyOptions) -> dict:
     """Train ``opts.model`` on the image folders in ``opts.data``; returns the summary (paths, last row).
 
+    The same engine as detection (:func:`edgekit.train.engine.run`) with the classification hooks.
+
     Example:
         >>> train_classifier(ClassifyOptions("mobilenetv2-cls", "crops/", imgsz=32, epochs=2))  # doctest: +SKIP
         {'out': 'runs/train/mobilenetv2-cls', 'best': '.../weights/best.pt', ...}
     """
-    from tqdm import tqdm
-
-    from edgekit import __version__
-    from edgekit.data.folders import items_hash
-    from edgekit.train.trainer import (ModelEMA, cosine_lr, load_history, optimizer_step, param_groups, save_best_last,
-                                       warmup_iters, write_results)
-    from edgekit.validate_classify import validate_classifier
-
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise EdgekitError("classifier training runs in one process: run `edgekit train --task classify` without torchrun")
-    if opts.device.startswith("cuda") and not torch.cuda.is_available():
-        raise EdgekitError("--device cuda asked for, but torch sees no CUDA device: use --device cpu")
-    device = torch.device(opts.device if opts.device.startswith("cuda") else "cpu")
-    opts, ds, out, model, kwargs, resume = _setup(opts)
-    torch.manual_seed(opts.seed)
-    train_items = ds.split("train")[:opts.max_train_images or None]
-    val_name = "val" if "val" in ds.splits else "test" if "test" in ds.splits else None  # no val/: score on test/
-    if val_name is None:
-        raise EdgekitError(f"{opts.data} has no val/ (or test/) folder: add one, with a sub-folder per class, to validate on")
-    val_items = ds.split(val_name)
-    model = model.to(device)
-    ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
-    optimizer = torch.optim.AdamW(param_groups(model, opts.weight_decay), lr=opts.lr)
-    start_epoch, best, history = 0, -1.0, []
-    if resume is not None:
-        optimizer.load_state_dict(resume["optimizer"])
-        start_epoch, best = resume["epoch"] + 1, resume["best_fitness"]
-        history = load_history(out, start_epoch)
-    train_set = ClassifyTrainSet(train_items, opts.imgsz, augment=opts.augment, seed=opts.seed)
-    sampler = balanced_sampler(train_items, ds.num_classes, opts.seed) if opts.balanced else None
-    loader = DataLoader(train_set, batch_size=opts.batch, shuffle=sampler is None, sampler=sampler,
-                        num_workers=opts.workers, drop_last=len(train_set) > opts.batch,
-                        generator=torch.Generator().manual_seed(opts.seed))
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
-    nb = len(loader)
-    total = max(opts.epochs * nb, 1)
-    warmup = warmup_iters(opts.warmup_epochs, nb, total)
-    dhash = items_hash(train_items)
-    (out / "weights").mkdir(parents=True, exist_ok=True)
-    summary = {"out": str(out), "best": str(out / "weights" / "best.pt"), "last": str(out / "weights" / "last.pt"),
-               "epochs": start_epoch, "val": history[-1] if history else None}
-    for epoch in range(start_epoch, opts.epochs):
-        t0 = time.time()
-        model.train()
-        train_set.epoch = epoch
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", disable=not opts.progress, leave=False)
-        for i, (x, y) in enumerate(bar):
-            for g in optimizer.param_groups:
-                g["lr"] = cosine_lr(epoch * nb + i, total, warmup, opts.lr)
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            optimizer_step(model, optimizer, ema, loss, epoch, "check the images")
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
-        m = validate_classifier(ema.ema, val_items, ds.names, opts.imgsz, device=str(device))
-        row = {"epoch": epoch + 1, "loss": round(loss_sum / max(seen, 1), 5), "train_top1": round(correct / max(seen, 1), 5),
-               "top1": m["top1"], "top5": m["top5"], "lr": round(cosine_lr(epoch * nb + nb - 1, total, warmup, opts.lr), 7),
-               "epoch_s": round(time.time() - t0, 1)}
-        history.append(row)
-        write_results(out, history)
-        ck = {"model": opts.model, "task": "classify", "model_kwargs": kwargs, "names": list(ds.names),
-              "imgsz": opts.imgsz, "head_spec": dict(model.head_spec),
-              "state_dict": {k: v.detach().cpu().clone() for k, v in ema.ema.state_dict().items()},
-              "epoch": epoch, "metrics": {val_name: {"top1": m["top1"], "top5": m["top5"]}},
-              "data": {"source": str(opts.data), "train_hash": dhash, "val_split": val_name},
-              "train_options": asdict(opts), "edgekit_version": __version__, "ema_updates": ema.updates}
-        best = save_best_last(out, ck, fitness(m), best, optimizer)
-        if opts.progress:
-            print(f"epoch {epoch + 1}/{opts.epochs}  loss {row['loss']:.4f}  {val_name} top1 {m['top1']:.4f} "
-                  f"top5 {m['top5']:.4f}  {row['epoch_s']:.0f}s", flush=True)
-        summary.update(epochs=epoch + 1, val=row)
-    return summary
+    return run(ClassificationTask(opts))

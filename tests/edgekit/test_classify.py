@@ -222,6 +222,9 @@ def test_resume_and_task_mismatch(trained_run, sample_crops, tmp_path, capsys):
     assert "already holds a training run" in capsys.readouterr().err
     assert main(["train", "--model", "mobilenetv2-cls", "--data", str(sample_crops)]) == 1
     assert "pass --task classify" in capsys.readouterr().err
+    assert main(["train", "--task", "classify", "--model", "mobilenetv2-cls", "--data", str(sample_crops),
+                 "--weights", str(run / "weights" / "best.pt"), "--out", str(tmp_path / "w")]) == 1
+    assert "--weights initialises detectors only" in capsys.readouterr().err
 
 
 def test_loss_decreases_on_a_tiny_batch(sample_crops):

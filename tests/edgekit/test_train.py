@@ -1,4 +1,5 @@
-"""Training: every registered model learns, the CLI writes its run, resume and DDP work."""
+"""Training: every registered model learns, the CLI writes its run, resume and DDP work, and both
+tasks (detection, classification) run through the one engine with the same guarantees."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def tiny_batch(sample_yaml, imgsz, n=4):
 @pytest.mark.parametrize("name", list_models(task="detect"))  # classifiers: tests/edgekit/test_classify.py
 def test_every_model_learns_a_tiny_batch(name, sample_yaml):
     torch.manual_seed(0)
-    from edgekit.train.trainer import fit_anchors
+    from edgekit.train.detect import fit_anchors
 
     imgsz = 96
     recs = load_dataset(sample_yaml).split("train")
@@ -135,12 +136,14 @@ def test_resume_restores_the_saved_options_augmentation_included(tmp_path):
 
     from edgekit.train import TrainOptions
     from edgekit.train.augment import AugmentOptions
-    from edgekit.train.trainer import restore_options
+    from edgekit.train.runs import restore_options
 
     saved = asdict(TrainOptions("yolo-lite", "d.yaml", epochs=3, augment=AugmentOptions(scale=0.1, fliplr=0.0)))
     opts = restore_options(TrainOptions, saved, tmp_path, epochs=5, progress=False)
     assert opts.augment == AugmentOptions(scale=0.1, fliplr=0.0)
     assert (opts.epochs, opts.resume, opts.out) == (5, True, str(tmp_path))
+    # an option an older edgekit saved but this one no longer has does not block the resume
+    assert restore_options(TrainOptions, {**saved, "gone": 1}, tmp_path, epochs=1, progress=False).epochs == 3
 
 
 def test_weights_fine_tune_or_transfer_what_fits(tmp_path, sample_yaml, capsys):
@@ -164,3 +167,157 @@ def test_weights_fine_tune_or_transfer_what_fits(tmp_path, sample_yaml, capsys):
     assert "transferred" in capsys.readouterr().out
     with pytest.raises(EdgekitError, match="shares no layer"):
         run("yolo-lite", "none")
+
+
+# --- the one engine: both tasks get the same run folder, checkpoints, resume and best_fitness guard ---
+
+ENGINE_KEYS = {"model", "model_kwargs", "names", "imgsz", "head_spec", "state_dict", "epoch", "metrics", "data",
+               "train_options", "edgekit_version", "ema_updates", "best_fitness", "format"}
+
+
+@pytest.fixture(scope="module")
+def crops(sample_yaml, tmp_path_factory) -> Path:
+    from edgekit.data.crops import make_crops
+
+    return make_crops(sample_yaml, tmp_path_factory.mktemp("crops") / "fish")
+
+
+def task_options(task, sample_yaml, crops, out, **kw):
+    """Tiny options of either task (64 px detection, 32 px classification, a few images)."""
+    from edgekit.train import ClassifyOptions, TrainOptions
+
+    if task == "detect":
+        return TrainOptions("yolo-lite", str(sample_yaml), imgsz=64, batch=8, workers=0, threads=1, progress=False,
+                            max_train_images=16, out=str(out), **kw)
+    return ClassifyOptions("mobilenetv2-cls", str(crops), imgsz=32, batch=16, workers=0, threads=1, progress=False,
+                           max_train_images=32, model_kwargs={"width": 0.35}, out=str(out), **kw)
+
+
+@pytest.fixture(scope="module", params=["detect", "classify"])
+def finished_run(request, sample_yaml, crops, tmp_path_factory):
+    """(task, run folder, summary) of a finished 1-epoch run of each task, through edgekit.train.train."""
+    from edgekit.train import train
+
+    before = torch.get_num_threads()
+    out = tmp_path_factory.mktemp(request.param) / "run"
+    summary = train(task_options(request.param, sample_yaml, crops, out, epochs=1))
+    torch.set_num_threads(before)
+    return request.param, out, summary
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def all_tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from all_tensors(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from all_tensors(v)
+
+
+def test_both_tasks_write_the_same_run_shape(finished_run, sample_yaml):
+    task, out, summary = finished_run
+    assert set(summary) == {"out", "best", "last", "epochs", "val"} and summary["epochs"] == 1
+    rows = json.loads((out / "results.json").read_text())
+    assert rows == [summary["val"]] and (out / "results.csv").read_text().splitlines()[0].startswith("epoch,")
+    best, last = read_checkpoint(out / "weights" / "best.pt"), read_checkpoint(out / "weights" / "last.pt")
+    assert ENGINE_KEYS <= set(best) and ENGINE_KEYS | {"optimizer"} <= set(last) and "optimizer" not in best
+    assert best["train_options"]["model"] == best["model"] and best["ema_updates"] > 0
+    if task == "detect":  # task extras; the detector checkpoint keeps its historical keys (no "task")
+        assert "task" not in best and sum(map(len, best["anchors"])) == 5 and set(best["metrics"]) == {"val"}
+    else:
+        assert best["task"] == "classify" and best["data"]["val_split"] == "val" and set(best["metrics"]) == {"val"}
+    assert 0.0 <= best["best_fitness"] <= 1.0
+
+
+def test_checkpoint_tensors_are_detached_cpu_copies(finished_run):
+    """Loaded without map_location, every tensor of best.pt and last.pt (optimizer state included) is
+    on the CPU; the copy helper the engine saves through never aliases live (training) tensors."""
+    from edgekit.train.engine import cpu_copy
+
+    _, out, _ = finished_run
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(out / "weights" / name, weights_only=True)  # no map_location: devices as saved
+        tensors = list(all_tensors(ck))
+        assert len(tensors) > 10 and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
+    assert len(list(all_tensors(ck["optimizer"]["state"]))) > 0
+    w = torch.nn.Parameter(torch.ones(3))
+    copy = cpu_copy({"state": {0: {"exp_avg": w}}, "groups": [(w,)]})
+    with torch.no_grad():
+        w.add_(1)
+    assert copy["state"][0]["exp_avg"].tolist() == [1.0] * 3 and not copy["groups"][0][0].requires_grad
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: the detector checkpoint kept CUDA tensors")
+@pytest.mark.parametrize("task", ["detect", "classify"])
+def test_checkpoints_of_a_cuda_run_hold_cpu_tensors(task, sample_yaml, crops, tmp_path):
+    from edgekit.train import train
+
+    out = tmp_path / "run"
+    train(task_options(task, sample_yaml, crops, out, epochs=1, device="cuda"))
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(out / "weights" / name, weights_only=True)
+        assert {t.device.type for t in all_tensors(ck)} == {"cpu"}
+
+
+def test_resuming_a_finished_run_returns_its_final_summary(finished_run, sample_yaml, crops, tmp_path):
+    """The detection loop used to return {} here; now both tasks return the summary they finished with."""
+    from edgekit.train import train
+
+    task, run, summary = finished_run
+    run = copy_run(run, tmp_path)
+    again = train(task_options(task, sample_yaml, crops, run, epochs=1, resume=True))
+    assert again == {**summary, "out": str(run), "best": str(run / "weights" / "best.pt"),
+                     "last": str(run / "weights" / "last.pt")}
+    assert again["val"]["epoch"] == 1 and len(json.loads((run / "results.json").read_text())) == 1
+
+
+def test_resume_guards_a_missing_best_fitness(finished_run, sample_yaml, crops, tmp_path):
+    """A last.pt whose best_fitness is None (the classifier loop compared against it and crashed)
+    resumes in both tasks: the next epoch is compared against the floor, so best.pt is rewritten."""
+    from edgekit.models.checkpoint import save_checkpoint
+    from edgekit.train import train
+
+    task, run, _ = finished_run
+    run = copy_run(run, tmp_path)
+    last = read_checkpoint(run / "weights" / "last.pt")
+    save_checkpoint(run / "weights" / "last.pt", {**last, "best_fitness": None})
+    summary = train(task_options(task, sample_yaml, crops, run, epochs=2, resume=True))
+    assert summary["epochs"] == 2 and [r["epoch"] for r in json.loads((run / "results.json").read_text())] == [1, 2]
+    best, last = read_checkpoint(run / "weights" / "best.pt"), read_checkpoint(run / "weights" / "last.pt")
+    assert best["epoch"] == 1 and isinstance(last["best_fitness"], float) and last["best_fitness"] >= 0
+
+
+def test_a_task_with_non_finite_fitness_still_gets_best_pt(sample_yaml, tmp_path):
+    """A third task through the same engine: its NaN fitness is guarded (best.pt written, best_fitness finite)."""
+    import math
+
+    from edgekit.train import TrainOptions
+    from edgekit.train.detect import DetectionTask
+    from edgekit.train.engine import run
+
+    class NanFitness(DetectionTask):
+        def fitness(self, metrics):
+            return math.nan
+
+    opts = TrainOptions("yolo-lite", str(sample_yaml), imgsz=64, epochs=1, batch=8, workers=0, threads=1,
+                        progress=False, max_train_images=8, out=str(tmp_path / "run"))
+    summary = run(NanFitness(opts))
+    best = read_checkpoint(summary["best"])
+    assert best["best_fitness"] == -1.0 and best["epoch"] == 0
+
+
+def test_both_tasks_refuse_resuming_the_other_tasks_run(finished_run, sample_yaml, crops, tmp_path):
+    from edgekit.train import train
+
+    task, run, _ = finished_run
+    other = "classify" if task == "detect" else "detect"
+    with pytest.raises(EdgekitError, match=f"holds a {task} run: resume it with --task {task}"):
+        train(task_options(other, sample_yaml, crops, run, epochs=1, resume=True))

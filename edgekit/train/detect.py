@@ -1,0 +1,224 @@
+"""Detection as a training task: data.yaml records, k-means anchors, ``--weights``, YOLO loss, mAP.
+
+The hooks of :class:`edgekit.train.task.TrainTask` for the registered detectors; the epoch
+loop, optimizer, EMA, checkpoints and resume are :mod:`edgekit.train.engine`'s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime.decode import anchors_in_pixels
+from edgekit.train.augment import AugmentOptions
+from edgekit.train.loader import DetectionTrainSet, collate
+from edgekit.train.task import LossFn, TrainTask
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``edgekit train`` takes. Example: ``TrainOptions("yolo-lite", "data.yaml", imgsz=128, epochs=2)``."""
+
+    model: str
+    data: str
+    imgsz: int = 320
+    epochs: int = 50
+    batch: int = 16
+    out: str | None = None
+    device: str = "cpu"
+    resume: bool = False
+    workers: int = 1
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    lr: float = 0.002
+    weight_decay: float = 0.0005
+    warmup_epochs: float = 2.0
+    anchors: str = "kmeans"  # "kmeans" on the training labels, or "default"
+    model_kwargs: dict = field(default_factory=dict)
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+    seed: int = 0
+    progress: bool = True
+    max_train_images: int | None = None  # a quick subset, for smoke tests
+    weights: str | None = None  # start from this checkpoint's weights and anchors (fine-tuning)
+
+
+def data_hash(records) -> str:
+    """A short hash of a split's image names and labels: which data a checkpoint saw.
+
+    Example:
+        >>> from edgekit.data import load_dataset, sample_data_yaml
+        >>> len(data_hash(load_dataset(sample_data_yaml()).split("val")))
+        16
+    """
+    h = hashlib.sha256()
+    for r in records:
+        h.update(r.path.name.encode())
+        h.update(r.boxes.tobytes())
+        h.update(r.classes.tobytes())
+    return h.hexdigest()[:16]
+
+
+def fit_anchors(records, imgsz: int, n: int, seed: int = 0) -> list[list[float]]:
+    """k-means anchors (input pixels at ``imgsz``) from the training boxes.
+
+    Example:
+        >>> from edgekit.data import load_dataset, sample_data_yaml
+        >>> len(fit_anchors(load_dataset(sample_data_yaml()).split("train"), 64, 5))
+        5
+    """
+    from edgekit.models.anchors import kmeans_anchors
+
+    wh = []
+    for r in records:
+        scale = imgsz / max(r.width, r.height)
+        b = r.boxes[r.valid_mask()]
+        wh.append((b[:, 2:] - b[:, :2]) * scale)
+    wh = np.concatenate(wh) if wh else np.zeros((0, 2))
+    if len(wh) < n:
+        raise EdgekitError(f"only {len(wh)} training boxes, fewer than the {n} anchors to fit: use --anchors default")
+    return np.asarray(kmeans_anchors(wh, n, seed=seed)).round(2).tolist()
+
+
+def load_fitting(model: nn.Module, state_dict: dict) -> int:
+    """Load the tensors whose names and shapes match ``model``'s; returns how many.
+
+    Example:
+        >>> load_fitting(nn.Linear(2, 3), nn.Linear(2, 4).state_dict())  # the weight and bias shapes differ
+        0
+    """
+    own = model.state_dict()
+    fits = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fits, strict=False)
+    return len(fits)
+
+
+def read_weights(path: str) -> dict:
+    """The ``--weights`` checkpoint, which must hold a detector."""
+    from edgekit.models.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(path)
+    if ck.get("task", "detect") != "detect":
+        raise EdgekitError(f"--weights {path} holds a {ck.get('task')} model, not a detector: "
+                           f"start from scratch, or give a detector checkpoint")
+    return ck
+
+
+class DetectionTask(TrainTask):
+    """The detection hooks: boxes from a data.yaml, YOLO loss, mAP through ``edgekit.validate``.
+
+    Fitness is YOLOv5's, ``0.1 * mAP50 + 0.9 * mAP50-95``. The checkpoint adds ``anchors``
+    (pixels) and ``metrics: {"val": {map50, map50_95}}`` to the engine's keys; it has no
+    ``task`` key (readers take a missing one for ``"detect"``).
+
+    Example:
+        >>> from edgekit.data import sample_data_yaml
+        >>> task = DetectionTask(TrainOptions("yolo-lite", str(sample_data_yaml()), imgsz=64))
+        >>> task.load_data(); len(task.names)
+        7
+    """
+
+    name = "detect"
+    betas = (0.937, 0.999)  # YOLOv5's momentum for AdamW
+    channels_last = True
+    collate_fn = staticmethod(collate)
+    nan_hint = "check the labels with `edgekit data check`"
+
+    def load_data(self) -> None:
+        from edgekit.data import load_dataset
+
+        opts = self.opts
+        ds = load_dataset(opts.data)
+        # images whose boxes are all invalid would train "nothing here"; background images (no boxes) stay
+        recs = [r for r in ds.split("train") if r.valid_mask().any() or len(r.classes) == 0]
+        self.train_records = recs[:opts.max_train_images] if opts.max_train_images else recs
+        self.val_records = ds.split("val")
+        self.names = list(ds.names)
+        self.data_info = {"source": str(opts.data), "train_hash": data_hash(self.train_records)}
+
+    def build_model(self, resume: dict | None) -> nn.Module:
+        from edgekit.models.checkpoint import model_from_checkpoint
+
+        if resume is not None:
+            self.model_kwargs, self.anchors_px = resume["model_kwargs"], resume["anchors"]
+            return model_from_checkpoint(resume).train()
+        opts = self.opts
+        ck = read_weights(opts.weights) if opts.weights else None
+        model = self._fine_tune(ck) if ck is not None and ck["model"] == opts.model else self._fresh(ck)
+        self.anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
+        return model
+
+    def _fine_tune(self, ck: dict) -> nn.Module:
+        """The model, options and anchors of the ``--weights`` checkpoint ``ck``; a head whose class
+        count differs from the data's is re-initialised (its shapes no longer fit)."""
+        from edgekit.models import create_model
+
+        self.model_kwargs = {**ck.get("model_kwargs", {}), "imgsz": self.opts.imgsz}
+        model = create_model(self.opts.model, num_classes=len(self.names), anchors=ck["anchors"], **self.model_kwargs)
+        model.head_spec["scale_x_y"] = list(ck["head_spec"].get("scale_x_y", model.head_spec["scale_x_y"]))
+        load_fitting(model, ck["state_dict"])
+        return model
+
+    def _fresh(self, ck: dict | None) -> nn.Module:
+        """A new model with k-means (or default) anchors; with ``ck`` (another model's checkpoint),
+        the tensors that fit are transferred."""
+        from edgekit.models import create_model
+
+        opts, nc = self.opts, len(self.names)
+        kwargs = dict(opts.model_kwargs)
+        probe = create_model(opts.model, num_classes=nc, imgsz=opts.imgsz, **kwargs)
+        n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
+        anchors = fit_anchors(self.train_records, opts.imgsz, n_anchors, opts.seed) if opts.anchors == "kmeans" else None
+        model = create_model(opts.model, num_classes=nc, anchors=anchors, imgsz=opts.imgsz, **kwargs)
+        self.model_kwargs = {**kwargs, "imgsz": opts.imgsz}
+        if model.head_spec["type"] == "yolo":
+            # grid sensitivity: a cell may predict centres up to half a cell outside it, so the
+            # loss can assign each box to neighbouring cells too (3x the positives)
+            model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
+        if ck is not None:  # another model sharing layers (e.g. the backbone): transfer what fits
+            n = load_fitting(model, ck["state_dict"])
+            if n == 0:
+                raise EdgekitError(f"--weights {opts.weights} ('{ck['model']}') shares no layer with '{opts.model}': "
+                                   f"start from scratch, or use a checkpoint of a model with the same backbone")
+            if opts.progress:
+                print(f"transferred {n} of {len(model.state_dict())} tensors from {opts.weights} ('{ck['model']}')")
+        return model
+
+    def get_loss(self, model: nn.Module) -> LossFn:
+        from edgekit.train.loss import YoloLoss
+
+        yolo = YoloLoss(model.head_spec)
+
+        def loss_fn(net, batch, device):
+            x, targets = batch
+            return yolo(net(x.to(device, memory_format=torch.channels_last)), targets)
+
+        return loss_fn
+
+    def get_dataset(self) -> DetectionTrainSet:
+        return DetectionTrainSet(self.train_records, self.opts.imgsz, augment=self.opts.augment, seed=self.opts.seed)
+
+    def train_columns(self, sums: dict[str, float], batches: int) -> dict:
+        # mean of the per-batch losses (each already a mean over its boxes)
+        return {f"loss_{k}": round(sums.get(k, 0.0) / max(batches, 1), 5) for k in ("box", "obj", "cls")}
+
+    def evaluate(self, model: nn.Module, device: torch.device) -> dict:
+        from edgekit.validate import validate
+
+        return validate(model, self.val_records, self.names, self.opts.imgsz, device=str(device))
+
+    def fitness(self, metrics: dict) -> float:
+        return 0.1 * metrics["map50"] + 0.9 * metrics["map50_95"]
+
+    def val_columns(self, metrics: dict) -> dict:
+        return {"map50": round(metrics["map50"], 5), "map50_95": round(metrics["map50_95"], 5)}
+
+    def checkpoint_extras(self, metrics: dict) -> dict:
+        return {"anchors": self.anchors_px, "metrics": {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}}}
+
+    def epoch_line(self, row: dict) -> str:
+        return (f"loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} cls {row['loss_cls']:.4f}  "
+                f"val mAP50 {row['map50']:.4f} mAP50-95 {row['map50_95']:.4f}")
