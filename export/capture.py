@@ -122,46 +122,103 @@ def captured(label: str = "", verbose: bool = False, stream=None):
             _depth -= 1
 
 
+class _Sink(io.TextIOBase):
+    """A text stream into the capture file while the block runs, and into ``fallback`` after it.
+
+    Libraries keep the stream objects they see (a logging handler made inside the block holds
+    ``sys.stderr``): once the block has ended those writes go where they would have gone
+    without the capture, instead of failing on a closed file.
+    """
+
+    def __init__(self, fd: int, fallback):
+        super().__init__()
+        self._fd, self._fallback = fd, fallback
+
+    def release(self) -> None:
+        self._fd = None
+
+    def write(self, text: str) -> int:
+        if self._fd is None:
+            return self._fallback.write(text) if self._fallback is not None else len(text)
+        os.write(self._fd, text.encode("utf-8", errors="replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._fd is None and self._fallback is not None:
+            self._fallback.flush()
+
+    def fileno(self) -> int:
+        if self._fd is None and self._fallback is not None:
+            return self._fallback.fileno()
+        if self._fd is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` inside a capture: the usual text, into the captured stderr."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _on_fd(stream, fd: int) -> bool:
+    """Whether ``stream`` writes to file descriptor ``fd`` (then the descriptor redirect catches it)."""
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
 def _capture(cap: Captured, verbose: bool, stream):
     fds = [fd for fd in (1, 2) if _fd_ok(fd)]
     _flush_python()
     _flush_c_stdio()
     saved = {fd: os.dup(fd) for fd in fds}
     sink = tempfile.TemporaryFile(mode="w+b")
-    # Python-level writes go to the same file, even where sys.stdout/sys.stderr were replaced
-    text_sink = io.TextIOWrapper(os.fdopen(os.dup(sink.fileno()), "wb", buffering=0), encoding="utf-8",
-                                 errors="replace", line_buffering=True, write_through=True)
     old_streams = sys.stdout, sys.stderr
-    log_handlers = _stream_handlers()
-    old_handler_streams = [(h, h.stream) for h in log_handlers]
+    # streams on descriptors 1/2 are caught by the redirect (after a flush); replaced ones (pytest's
+    # capture, an IDE's console) are swapped for the capture file for the block's length
+    sinks = [None if _on_fd(s, fd) else _Sink(sink.fileno(), s) for s, fd in zip(old_streams, (1, 2))]
+    std = [x for x in (*old_streams, sys.__stdout__, sys.__stderr__) if x is not None]
+    handlers = [(h, h.stream) for h in _stream_handlers()
+                if any(h.stream is x for x in std) and not _on_fd(h.stream, 1) and not _on_fd(h.stream, 2)]
+    handler_sink = _Sink(sink.fileno(), None)
     failed = None
     try:
         for fd in fds:
             os.dup2(sink.fileno(), fd)
-        sys.stdout = sys.stderr = text_sink
-        for h in log_handlers:  # handlers made before the block hold the old stream objects
+        sys.stdout, sys.stderr = (new or old for new, old in zip(sinks, old_streams))
+        for h, _ in handlers:  # handlers made before the block hold the old stream objects
             with contextlib.suppress(AttributeError):
-                h.stream = text_sink
+                h.stream = handler_sink
         with warnings.catch_warnings():
             warnings.simplefilter("default")  # shown (into the capture) rather than silenced or raised
+            warnings.showwarning = _show_warning  # also where a caller records them (pytest, an outer catch)
             try:
                 yield cap
             except BaseException as exc:
                 failed = exc
                 raise
     finally:
-        with contextlib.suppress(Exception):
-            text_sink.flush()
+        _flush_python()  # buffered Python writes belong to the block: out before the descriptors go back
         _flush_c_stdio()
         sys.stdout, sys.stderr = old_streams
-        for h, s in old_handler_streams:
+        for h, s in handlers:
             with contextlib.suppress(AttributeError):
                 h.stream = s
         for fd, dup in saved.items():
             os.dup2(dup, fd)
             os.close(dup)
-        with contextlib.suppress(Exception):
-            text_sink.close()
+        for sk in [*sinks, handler_sink]:
+            if sk is not None:
+                sk.release()
         sink.seek(0)
         cap.text = sink.read().decode("utf-8", errors="replace")
         sink.close()
@@ -176,15 +233,13 @@ def _capture(cap: Captured, verbose: bool, stream):
 
 
 def _stream_handlers() -> list[logging.StreamHandler]:
-    """Every logging StreamHandler writing to stdout/stderr (root's, absl's, libraries')."""
+    """Every logging StreamHandler that is not a file handler (root's, absl's, libraries')."""
     loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
                                        if isinstance(lg, logging.Logger)]
-    std = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__) if s is not None}
     out, seen = [], set()
     for lg in loggers:
         for h in lg.handlers:
-            if (isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-                    and id(h) not in seen and id(getattr(h, "stream", None)) in std):
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and id(h) not in seen:
                 seen.add(id(h))
                 out.append(h)
     return out

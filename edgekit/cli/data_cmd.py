@@ -19,6 +19,7 @@ def add_parser(sub):
     v.add_argument("--out", required=True, help="output folder (built atomically)")
     v.add_argument("--link", action="store_true", help="symlink images instead of copying them")
     v.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    v.add_argument("--json", action="store_true", help="print one JSON object (output folder, format, counts)")
     v.set_defaults(func=run_convert)
 
     k = dsub.add_parser("crops", help="cut labelled boxes into a class-per-folder dataset (for --task classify)")
@@ -50,7 +51,15 @@ def run_convert(args) -> int:
     from edgekit.data.loader import convert_dataset
 
     out = convert_dataset(args.data, args.to, args.out, link=args.link, overwrite=args.overwrite)
-    print(f"wrote {args.to} dataset: {out}")
+    if args.json:
+        import json
+
+        from edgekit.data import load_dataset
+
+        print(json.dumps({"out": str(out), "format": args.to, "counts": load_dataset(out).counts()}, indent=2,
+                         default=str))
+    else:
+        print(f"wrote {args.to} dataset: {out}")
     return 0
 
 

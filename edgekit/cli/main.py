@@ -50,19 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"edgekit.cli.{name}").add_parser(sub)
-    for p in _leaf_parsers(sub):  # `edgekit export ... --verbose` works as well as `edgekit --verbose export ...`
+    for p in _command_parsers(sub):  # `edgekit export ... --verbose` works as well as `edgekit --verbose export ...`
         for flags, kw in GLOBAL_FLAGS:
             if not any(f in p._option_string_actions for f in flags):  # a command may define its own
                 p.add_argument(*flags, action="store_true", default=argparse.SUPPRESS, **kw)
     return parser
 
 
-def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
-    """Every command's parser, descending into commands with actions (``data check``)."""
+def _command_parsers(sub) -> list[argparse.ArgumentParser]:
+    """Every command's parser and its actions' parsers (``data``, ``data check``)."""
     out = []
     for p in dict.fromkeys(sub.choices.values()):
-        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-        out += _leaf_parsers(nested[0]) if nested else [p]
+        out.append(p)
+        for nested in (a for a in p._actions if isinstance(a, argparse._SubParsersAction)):
+            out += _command_parsers(nested)
     return out
 
 
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edgekit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgekit ... --json | head`: the reader left; no traceback at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
