@@ -97,7 +97,12 @@ def load_fitting(model: nn.Module, state_dict: dict) -> int:
 
 
 def read_weights(path: str) -> dict:
-    """The ``--weights`` checkpoint, which must hold a detector."""
+    """The ``--weights`` checkpoint, which must hold a detector.
+
+    Example:
+        >>> read_weights("runs/train/yolo-lite/weights/best.pt")["model"]  # doctest: +SKIP
+        'yolo-lite'
+    """
     from edgekit.models.checkpoint import read_checkpoint
 
     ck = read_checkpoint(path)

@@ -32,6 +32,11 @@ def distributed(task: TrainTask) -> tuple[int, int]:
     """(rank, world size), initialising torch.distributed (gloo) under torchrun.
 
     A task that cannot run data-parallel is refused before any process group is created.
+
+    Example:
+        >>> from edgekit.train.detect import DetectionTask, TrainOptions
+        >>> distributed(DetectionTask(TrainOptions("yolo-lite", "data.yaml")))  # a plain process, no torchrun
+        (0, 1)
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not task.supports_ddp:
@@ -95,6 +100,15 @@ def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer) -> f
 
     Both files are written atomically by :func:`edgekit.models.checkpoint.save_checkpoint`.
     A run whose ``best.pt`` is missing (e.g. deleted before ``--resume``) gets one again.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()); (out / "weights").mkdir()
+        >>> opt = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+        >>> save_best_last(out, {"epoch": 0}, 0.4, NO_BEST, opt), save_best_last(out, {"epoch": 1}, 0.3, 0.4, opt)
+        (0.4, 0.4)
+        >>> sorted(p.name for p in (out / "weights").iterdir())
+        ['best.pt', 'last.pt']
     """
     from edgekit.models.checkpoint import save_checkpoint
 
@@ -110,6 +124,11 @@ def make_checkpoint(task: TrainTask, model: torch.nn.Module, ema: ModelEMA, epoc
     """The checkpoint of one epoch: the keys every task shares plus the task's extras.
 
     ``save_best_last`` adds ``best_fitness`` and, in ``last.pt``, the optimizer.
+
+    Example:
+        >>> ck = make_checkpoint(task, model, ema, epoch, metrics)  # doctest: +SKIP
+        >>> ck["state_dict"]["head.0.weight"].device  # doctest: +SKIP
+        device(type='cpu')
     """
     opts = task.opts
     return {"model": opts.model, "model_kwargs": task.model_kwargs, "names": list(task.names), "imgsz": opts.imgsz,
