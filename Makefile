@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraint
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,train,export,onnx
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow lint-imports clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# The layers contract in pyproject.toml ([tool.importlinter]), checked on a real install tree:
+# grimp walks a package's folder, and the editable install maps export/, runtime/, boards/ from
+# elsewhere. Run from build/ so the checkout's own edgekit/ folder is not on the path.
+IMPORT_TREE := build/import-tree
+lint-imports: $(STAMP)
+	rm -rf $(IMPORT_TREE)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --target $(IMPORT_TREE) .
+	cd build && PYTHONPATH=$(CURDIR)/$(IMPORT_TREE) $(CURDIR)/$(VENV)/bin/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -38,7 +38,7 @@ from edgekit.data import load_dataset, sample_data_yaml
 from edgekit.models import create_model
 from edgekit.train.loader import DetectionTrainSet, collate
 from edgekit.train.loss import YoloLoss
-from edgekit.train.trainer import fit_anchors
+from edgekit.train.detect import fit_anchors
 from edgekit.validate import validate
 
 

@@ -142,9 +142,9 @@ def opencv_engine(path, x: np.ndarray, threads: int, output_names: list[str]) ->
 
 def litert_builtin_engine(path, x: np.ndarray, threads: int) -> Engine:
     """LiteRT with ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``: TFLite's own kernels, no XNNPACK."""
-    from edgekit.runtime.litert_backend import _interpreter_module
+    from edgekit.runtime.litert_backend import LiteRTBackend
 
-    mod, modname, version = _interpreter_module()
+    (mod, modname), version = LiteRTBackend.interpreter(), LiteRTBackend.version()
     it = mod.Interpreter(model_path=str(path), num_threads=int(threads),
                          experimental_op_resolver_type=mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     it.allocate_tensors()

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SUFFIXES = (".onnx", ".tflite", ".xml", ".param")
 
 
 def main(argv=None) -> int:
@@ -37,8 +36,7 @@ def main(argv=None) -> int:
     from edgekit.export.verify import DEFAULT_MAX_MAP_DROP
     from edgekit.io import atomic_write_text
     from edgekit.runtime import load
-    from edgekit.runtime.backends import available_backends
-    from edgekit.runtime.loader import ALTERNATIVES
+    from edgekit.runtime.backends import artifact_suffixes, available_backends, readers
     from edgekit.runtime.runner import find_manifest
     from edgekit.validate_runtime import labelled_split, runtime_map
 
@@ -49,10 +47,10 @@ def main(argv=None) -> int:
     have = available_backends()
     rows = []
     for art in sorted(Path(a.artifacts).iterdir()):
-        man = find_manifest(art) if art.suffix in SUFFIXES else None
+        man = find_manifest(art) if art.suffix in artifact_suffixes() else None
         if man is None:
             continue
-        for backend in dict.fromkeys([man["backend"], *ALTERNATIVES.get(art.suffix, [])]):
+        for backend in dict.fromkeys([man["backend"], *(b.name for b in readers(art.suffix))]):
             row = {"artifact": art.name, "target": man["target"], "backend": backend}
             if not have.get(backend):
                 rows.append({**row, "status": "skipped", "reason": f"{backend} is not installed"})

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 
-from edgekit.boards.schema import KNOWN_TARGETS, validate
+from edgekit.boards.schema import validate
 from edgekit.errors import EdgekitError
 
-__all__ = ["BoardProfile", "Core", "Memory", "Accelerator", "Thermal", "Match", "Source", "KNOWN_TARGETS",
+__all__ = ["BoardProfile", "Core", "Memory", "Accelerator", "Thermal", "Match", "Source",
            "load_profile", "list_profiles", "profile_names", "profile_from_dict"]
 
 

@@ -10,27 +10,36 @@ import platform
 import sys
 from importlib import metadata
 
-# (import name, distribution name, role)
-PACKAGES = [
-    ("numpy", "numpy", "core"),
-    ("cv2", "opencv-python-headless", "core"),
-    ("onnxruntime", "onnxruntime", "runtime"),
-    ("ai_edge_litert", "ai-edge-litert", "runtime"),
-    ("tflite_runtime", "tflite-runtime", "runtime"),
-    ("openvino", "openvino", "runtime"),
-    ("ncnn", "ncnn", "runtime"),
-    ("torch", "torch", "train/convert"),
-    ("onnx", "onnx", "convert"),
-    ("onnxscript", "onnxscript", "convert"),
-    ("onnxslim", "onnxslim", "convert"),
-    ("tensorflow", "tensorflow-cpu", "convert"),
-    ("litert_torch", "litert-torch", "convert"),
-    ("nncf", "nncf", "convert"),
-    ("pnnx", "pnnx", "convert"),
-]
+CORE = (("numpy", "numpy"), ("cv2", "opencv-python-headless"))
 
 
-def package_version(module: str, dist: str) -> str | None:
+def packages() -> list[tuple[str, str | None, str]]:
+    """(import name, distribution or None, role) of what edgekit uses, from its registries.
+
+    Runtimes are the backends' interpreters (:mod:`edgekit.runtime.backends`), converters the
+    export targets' needs (:mod:`edgekit.export.targets`), so a new backend or target shows here
+    without editing this file.
+
+    Example:
+        >>> ("onnxruntime", "onnxruntime", "runtime") in packages()
+        True
+    """
+    from edgekit.export.targets import TARGETS
+    from edgekit.runtime.backends import list_backends
+
+    rows = [(m, d, "core") for m, d in CORE]
+    for backend in list_backends():
+        rows += [(m, d, "host runtime" if backend.host_only else "runtime") for m, d in backend.packages]
+    seen = {m for m, _, _ in rows}
+    for target in TARGETS.values():
+        for module in target.needs:
+            if module not in seen:
+                seen.add(module)
+                rows.append((module, None, "convert"))
+    return rows
+
+
+def package_version(module: str, dist: str | None = None) -> str | None:
     """Installed version of a package if it is importable, else None (nothing is imported).
 
     Example:
@@ -39,7 +48,8 @@ def package_version(module: str, dist: str) -> str | None:
     """
     if importlib.util.find_spec(module) is None:
         return None
-    for name in (dist, module, dist.replace("-cpu", "")):
+    dists = [dist] if dist else metadata.packages_distributions().get(module, [])
+    for name in (*dists, module):
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -58,13 +68,13 @@ def environment_info() -> dict:
     from edgekit import __version__
     from edgekit.boards.cpu import cpu_info
 
-    packages = {mod: {"version": package_version(mod, dist), "role": role} for mod, dist, role in PACKAGES}
+    table = {mod: {"version": package_version(mod, dist), "role": role} for mod, dist, role in packages()}
     return {
         "edgekit": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu_info(),
-        "packages": packages,
+        "packages": table,
     }
 
 
@@ -76,5 +86,5 @@ def format_info(info: dict) -> str:
         f"CPU: {cpu['model'] or cpu['arch']} ({cpu['cores']} cores, {cpu['arch']}): {' '.join(cpu['features']) or 'no SIMD features found'}",
     ]
     for mod, p in info["packages"].items():
-        lines.append(f"  {mod:15s} {p['version'] or '-':12s} {p['role']}")
+        lines.append(f"  {mod:18s} {p['version'] or '-':12s} {p['role']}")
     return "\n".join(lines)

@@ -50,3 +50,19 @@ def runtime_map(model, records, names: list[str], limit: int | None = None) -> d
     gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
     res = evaluate_detections(gts, preds, names)
     return {"map50": float(res.map50), "map50_95": float(res.map50_95), "images": len(records)}
+
+
+def score_map(model, records, names) -> dict:
+    """``{"map50", "map50_95", "map_images"}`` of a loaded model on a labelled split, or the reason it has none.
+
+    The scorer ``edgekit bench --data`` hands to :func:`edgekit.runtime.bench.bench_artifact`.
+
+    Example:
+        >>> records, _, names = labelled_split(sample_data_yaml())  # doctest: +SKIP
+        >>> score_map(load("fish-onnx.onnx"), records, names)["map50"]  # doctest: +SKIP
+    """
+    if getattr(model, "task", None) != "detect":
+        return {"map50": None, "map50_95": None, "map_note": f"mAP needs a detector; this model's task is "
+                                                             f"'{getattr(model, 'task', None)}'"}
+    res = runtime_map(model, records, names)
+    return {"map50": round(res["map50"], 5), "map50_95": round(res["map50_95"], 5), "map_images": res["images"]}

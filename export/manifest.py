@@ -88,18 +88,4 @@ def build_manifest(source, target, backend, conversion: dict, calib_info: dict |
 
 def embed(target, path, manifest: dict) -> bool:
     """Embed the manifest in the artifact where the format allows; False where it cannot (ncnn)."""
-    if target.family == "onnx":
-        from edgekit.export.onnx import embed_manifest
-
-        embed_manifest(path, manifest)
-    elif target.family == "tflite":
-        from edgekit.export.tflite import embed_metadata
-
-        embed_metadata(path, manifest)
-    elif target.family == "openvino":
-        from edgekit.export.openvino import embed_manifest
-
-        embed_manifest(path, manifest)
-    else:
-        return False
-    return True
+    return target.embed(path, manifest)

@@ -8,7 +8,7 @@ on MobileNet in TOOLCHAIN.md). ``int8`` is ``nncf.quantize`` of the float IR, MI
 (symmetric weights, asymmetric activations), over real letterboxed calibration images.
 
 The manifest lives in the IR's own ``rt_info`` (``<rt_info><edgekit><manifest value=...>``)
-so the .xml/.bin pair carries it; :func:`edgekit.runtime.openvino_backend.read_manifest`
+so the .xml/.bin pair carries it; :func:`edgekit.runtime.openvino_backend.read_ir_manifest`
 reads it back on a board without OpenVINO's Python API.
 """
 
@@ -162,8 +162,8 @@ def embed_manifest(xml_path: Path, manifest: dict) -> None:
 
     Example:
         >>> embed_manifest(Path("m_openvino/m.xml"), {"task": "detect"})  # doctest: +SKIP
-        >>> from edgekit.runtime.openvino_backend import read_manifest
-        >>> read_manifest(Path("m_openvino/m.xml"))["task"]  # doctest: +SKIP
+        >>> from edgekit.runtime.openvino_backend import read_ir_manifest
+        >>> read_ir_manifest(Path("m_openvino/m.xml"))["task"]  # doctest: +SKIP
         'detect'
     """
     xml_path = Path(xml_path)

@@ -2,7 +2,9 @@
 
 One table, like Ultralytics' formats table, but every converter lives in its family's file
 (``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``) and is imported only when used.
-Adding a target is one :func:`register_target` call.
+A family (:class:`Family`) names the runtime backend of its files (whose registry entry gives
+the suffix and companion files) and its manifest writer. Adding a target in an existing family
+is one row below; a new format is a family file, one :func:`register_family` row and a backend.
 
 Each converter takes a :class:`ConvertJob` and writes ``job.out`` (in a staging folder; the
 exporter moves verified artifacts into place) and returns notes about how it converted.
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.backends import get_backend
 
 
 @dataclass
@@ -30,36 +33,81 @@ class ConvertJob:
 
 
 @dataclass(frozen=True)
+class Family:
+    """A target family: one file format, the backend that runs it, and how a manifest goes inside.
+
+    Attributes:
+        name: ``onnx``, ``tflite``, ``openvino``, ``ncnn``.
+        backend: the runtime backend that verifies and runs its files (its suffix and companions
+            come from the backend registry).
+        embed: writes the manifest into a file of this format (None where the format has no place
+            for it, as ncnn); the backend's ``read_manifest`` reads it back.
+    """
+
+    name: str
+    backend: str
+    embed: Callable[[Path, dict], None] | None = None
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Add a target family (one line per format)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+@dataclass(frozen=True)
 class Target:
-    """One export target.
+    """One export target: a row of the registry.
 
     Attributes:
         name: CLI name (``tflite-int8``).
-        family: ``onnx``, ``tflite``, ``openvino`` or ``ncnn``.
+        family: ``onnx``, ``tflite``, ``openvino`` or ``ncnn`` (a :class:`Family`).
         precision: ``fp32``, ``fp16`` or ``int8`` (of the weights/compute).
-        suffix: file suffix of the artifact's main file.
-        needs: Python modules the conversion needs, and the extra that installs them.
-        backend: the runtime backend that verifies and runs it.
+        needs: Python modules the conversion needs (the ``extra`` installs them all).
         from_onnx: whether an ONNX source can reach it (else it needs the torch model).
         convert: the converter.
-        companions: suffixes of files that travel with the main one (OpenVINO ``.bin``).
+        extra: the pip extra that installs ``needs`` (host conversion tools: ``export``).
+        description: one line for ``edgekit export --list``.
     """
 
     name: str
     family: str
     precision: str
-    suffix: str
     needs: tuple[str, ...]
-    extra: str
-    backend: str
     from_onnx: bool
     convert: Callable[[ConvertJob], dict]
-    companions: tuple[str, ...] = ()
+    extra: str = "export"
     description: str = ""
 
     @property
     def quantized(self) -> bool:
         return self.precision == "int8"
+
+    @property
+    def backend(self) -> str:
+        """The runtime backend that verifies and runs this target's files."""
+        return FAMILIES[self.family].backend
+
+    @property
+    def suffix(self) -> str:
+        """File suffix of the artifact's main file (the backend's own format)."""
+        return get_backend(self.backend).suffixes[0]
+
+    @property
+    def companions(self) -> tuple[str, ...]:
+        """Suffixes of files that travel with the main one (OpenVINO and ncnn ``.bin``)."""
+        return get_backend(self.backend).companions
+
+    def embed(self, path: Path, manifest: dict) -> bool:
+        """Write the manifest inside the artifact where the format allows; False where it cannot (ncnn)."""
+        writer = FAMILIES[self.family].embed
+        if writer is None:
+            return False
+        writer(path, manifest)
+        return True
 
     def missing(self) -> list[str]:
         """Modules this target needs that are not installed here."""
@@ -164,26 +212,40 @@ def _ncnn(fp16: bool) -> Callable[[ConvertJob], dict]:
     return convert
 
 
+def _embed(module: str, function: str) -> Callable[[Path, dict], None]:
+    def embed(path: Path, manifest: dict) -> None:
+        import importlib
+
+        getattr(importlib.import_module(f"edgekit.export.{module}"), function)(path, manifest)
+    return embed
+
+
+for _f in (
+    Family("onnx", "onnxruntime", _embed("onnx", "embed_manifest")),
+    Family("tflite", "litert", _embed("tflite", "embed_metadata")),
+    Family("openvino", "openvino", _embed("openvino", "embed_manifest")),
+    Family("ncnn", "ncnn"),  # the .param has no place for metadata: the sidecar JSON carries it
+):
+    register_family(_f)
+
 _ONNX = ("torch", "onnx", "onnxruntime")
 _TFL = ("torch", "litert_torch", "ai_edge_litert")
+_OV = ("onnx", "openvino")
+_NCNN = ("torch", "pnnx", "ncnn")
 for _t in (
-    Target("onnx", "onnx", "fp32", ".onnx", _ONNX, "export", "onnxruntime", True, _onnx,
+    Target("onnx", "onnx", "fp32", _ONNX, True, _onnx,
            description="ONNX fp32 (opset 17, onnxslim), runs in onnxruntime / OpenCV DNN"),
-    Target("onnx-int8", "onnx", "int8", ".onnx", _ONNX, "export", "onnxruntime", True, _onnx_int8,
+    Target("onnx-int8", "onnx", "int8", _ONNX, True, _onnx_int8,
            description="ONNX static INT8 QDQ (per-channel s8 weights, u8 activations)"),
-    Target("tflite", "tflite", "fp32", ".tflite", _TFL, "export", "litert", False, _tflite("fp32"),
-           description="TFLite fp32 (LiteRT + XNNPACK)"),
-    Target("tflite-fp16", "tflite", "fp16", ".tflite", _TFL + ("ai_edge_quantizer",), "export", "litert", False,
-           _tflite("fp16"), description="TFLite fp16 weights, float I/O"),
-    Target("tflite-int8", "tflite", "int8", ".tflite", _TFL + ("ai_edge_quantizer",), "export", "litert", False,
-           _tflite("int8"), description="TFLite full-integer INT8 (--io int8|uint8|float), Edge TPU / NPU ready"),
-    Target("openvino", "openvino", "fp16", ".xml", ("onnx", "openvino"), "openvino", "openvino", True,
-           _openvino("fp16"), (".bin",), "OpenVINO IR, fp16-compressed weights"),
-    Target("openvino-int8", "openvino", "int8", ".xml", ("onnx", "openvino", "nncf"), "export", "openvino", True,
-           _openvino("int8"), (".bin",), "OpenVINO IR INT8 (NNCF post-training quantization)"),
-    Target("ncnn", "ncnn", "fp32", ".param", ("torch", "pnnx", "ncnn"), "ncnn", "ncnn", False, _ncnn(False), (".bin",),
-           "ncnn fp32 via pnnx"),
-    Target("ncnn-fp16", "ncnn", "fp16", ".param", ("torch", "pnnx", "ncnn"), "ncnn", "ncnn", False, _ncnn(True),
-           (".bin",), "ncnn fp16 weights via pnnx"),
+    Target("tflite", "tflite", "fp32", _TFL, False, _tflite("fp32"), description="TFLite fp32 (LiteRT + XNNPACK)"),
+    Target("tflite-fp16", "tflite", "fp16", _TFL + ("ai_edge_quantizer",), False, _tflite("fp16"),
+           description="TFLite fp16 weights, float I/O"),
+    Target("tflite-int8", "tflite", "int8", _TFL + ("ai_edge_quantizer",), False, _tflite("int8"),
+           description="TFLite full-integer INT8 (--io int8|uint8|float), Edge TPU / NPU ready"),
+    Target("openvino", "openvino", "fp16", _OV, True, _openvino("fp16"), description="OpenVINO IR, fp16-compressed weights"),
+    Target("openvino-int8", "openvino", "int8", _OV + ("nncf",), True, _openvino("int8"),
+           description="OpenVINO IR INT8 (NNCF post-training quantization)"),
+    Target("ncnn", "ncnn", "fp32", _NCNN, False, _ncnn(False), description="ncnn fp32 via pnnx"),
+    Target("ncnn-fp16", "ncnn", "fp16", _NCNN, False, _ncnn(True), description="ncnn fp16 weights via pnnx"),
 ):
     register_target(_t)

@@ -37,7 +37,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError, MissingExtraError
 from edgekit.export.wrap import tuple_outputs
-from edgekit.runtime.litert_backend import MANIFEST_NAME, read_metadata  # noqa: F401  (re-exported)
+from edgekit.runtime.litert_backend import MANIFEST_NAME
 
 PRECISIONS = ("fp32", "fp16", "int8")
 IO_TYPES = ("int8", "uint8", "float")
@@ -360,12 +360,12 @@ def embed_metadata(path: Path, manifest: dict) -> None:
     """Store ``manifest`` as JSON in the model's flatbuffer ``metadata`` under ``edgekit_manifest``.
 
     The official TFLite metadata slot: interpreters ignore names they do not know, and
-    :func:`edgekit.runtime.litert_backend.read_metadata` reads it back with the standard
+    :meth:`edgekit.runtime.litert_backend.LiteRTBackend.read_manifest` reads it back with the standard
     library. An existing edgekit manifest is replaced.
 
     Example:
         >>> embed_metadata(Path("model.tflite"), {"task": "detect"})  # doctest: +SKIP
-        >>> read_metadata("model.tflite")["task"]  # doctest: +SKIP
+        >>> LiteRTBackend.read_manifest("model.tflite")["task"]  # doctest: +SKIP
         'detect'
     """
     try:

@@ -26,20 +26,21 @@ numpy only at module level.
 from __future__ import annotations
 
 import gc
-import importlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.backends import artifact_suffixes, get_backend, list_backends
+from edgekit.runtime.loader import choose_backend, load, source_backend
+from edgekit.runtime.runner import find_manifest
 
-# the interpreter package each backend imports when it opens a file
-INTERPRETERS = {"onnxruntime": "onnxruntime", "openvino": "openvino", "ncnn": "ncnn", "torch": "torch"}
 MAX_IMAGES = 64  # distinct images decoded up front and cycled; decoding is never timed
 
 
@@ -108,19 +109,12 @@ def _lifetime_peak_mb() -> float:
 
 def import_interpreter(backend: str) -> float:
     """Import ``backend``'s interpreter package; the milliseconds it took (~0 when already imported)."""
-    from edgekit.runtime.backends import backend_module
-
+    cls = get_backend(backend)
     t0 = time.perf_counter()
-    backend_module(backend)
-    if backend == "litert":
-        from edgekit.runtime.litert_backend import _interpreter_module
-
-        _interpreter_module()
-    elif backend in INTERPRETERS:
-        try:
-            importlib.import_module(INTERPRETERS[backend])
-        except ImportError:
-            pass  # load() raises the error naming the extra
+    try:
+        cls.import_interpreter()
+    except EdgekitError:
+        pass  # load() raises the error naming the extra
     return (time.perf_counter() - t0) * 1e3
 
 
@@ -131,15 +125,13 @@ def artifact_info(path: str | Path) -> dict:
         >>> artifact_info("model-tflite-int8.tflite")["target"]  # doctest: +SKIP
         'tflite-int8'
     """
-    from edgekit.runtime.runner import find_manifest
-
     path = Path(path)
-    man = find_manifest(path) if path.suffix.lower() in (".onnx", ".tflite", ".xml", ".param") else None
-    man = man or {}
+    suffix = path.suffix.lower()
+    man = (find_manifest(path) if suffix in artifact_suffixes() else None) or {}
     files = [path.parent / f for f in man.get("files") or []] or [path]
-    for companion in (".bin",):  # OpenVINO and ncnn weights travel beside the graph file
-        if path.suffix.lower() in (".xml", ".param") and path.with_suffix(companion) not in files:
-            files.append(path.with_suffix(companion))
+    for backend in list_backends(builtin_only=True):  # OpenVINO and ncnn weights travel beside the graph file
+        if suffix in backend.suffixes:
+            files += [path.with_suffix(c) for c in backend.companions if path.with_suffix(c) not in files]
     size = sum(f.stat().st_size for f in files if f.is_file())
     return {"target": man.get("target") or path.suffix.lstrip("."), "model": man.get("model"),
             "task": man.get("task"), "artifact_precision": man.get("precision"),
@@ -166,18 +158,15 @@ def latency_stats(samples_ms) -> dict:
 def _resolve_backend(path: Path, backend: str | None) -> str | None:
     if backend:
         return backend
-    from edgekit.runtime.loader import REFERENCE_SUFFIXES, choose_backend
-    from edgekit.runtime.runner import find_manifest
-
-    if path.suffix.lower() in REFERENCE_SUFFIXES:
-        return "torch"
+    if (source := source_backend(path)) is not None:
+        return source
     man = find_manifest(path)
     return choose_backend(path, man) if man is not None else None
 
 
 def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | None = None, backend: str | None = None,
                    delegate: str | None = None, device: str | None = None, precision: str | None = None,
-                   frames: int = 300, warmup: int = 20, records=None, names: list[str] | None = None,
+                   frames: int = 300, warmup: int = 20, score: Callable[[object], dict] | None = None,
                    zones: list[str] | None = None, predict_options: dict | None = None, fallback: bool = False) -> dict:
     """Benchmark one artifact in one configuration on real images; one result row.
 
@@ -186,8 +175,8 @@ def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | No
         images: decoded BGR images (:func:`load_images`), cycled over the frames.
         threads, backend, delegate, device, precision: passed to ``load`` (backend None: the manifest's).
         frames: timed frames (>= 1); warmup: untimed frames before them.
-        records, names: a labelled split (``edgekit.validate_runtime.labelled_split``): adds
-            ``map50``/``map50_95``, scored after the timing.
+        score: called with the loaded model after the timing; its dict joins the row (the host's
+            ``edgekit.validate_runtime.score_map`` adds ``map50``/``map50_95`` on a labelled split).
         zones: thermal zone files to read (the board profile's), None for all.
         predict_options: passed to every ``predict`` (default: the model's, e.g. conf 0.25).
         fallback: run on the CPU when the delegate/device is absent (``load``'s warning lands in ``warnings``).
@@ -201,7 +190,6 @@ def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | No
         >>> r["p50_ms"], r["fps"]  # doctest: +SKIP
     """
     from edgekit.boards.sysstate import system_state
-    from edgekit.runtime import load
 
     path = Path(path)
     if frames < 1 or warmup < 0:
@@ -270,8 +258,8 @@ def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | No
                 # with fallback, a backend warns only when it left the delegate/device for the CPU
                 "fell_back": bool(fallback and desc.get("warnings")),
                 "samples_ms": [round(float(v), 4) for v in lat]})
-    if records is not None:
-        row.update(score_map(model, records, names))
+    if score is not None:
+        row.update(score(model))
     del model
     gc.collect()
     return row
@@ -279,17 +267,6 @@ def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | No
 
 def _r(v):
     return None if v is None else round(v, 4)
-
-
-def score_map(model, records, names) -> dict:
-    """``{"map50", "map50_95", "map_images"}`` of a detector on a labelled split, or the reason it has none."""
-    from edgekit.validate_runtime import runtime_map
-
-    if getattr(model, "task", None) != "detect":
-        return {"map50": None, "map50_95": None, "map_note": f"mAP needs a detector; this model's task is "
-                                                             f"'{getattr(model, 'task', None)}'"}
-    res = runtime_map(model, records, names)
-    return {"map50": round(res["map50"], 5), "map50_95": round(res["map50_95"], 5), "map_images": res["images"]}
 
 
 _CHILD = """
@@ -348,20 +325,27 @@ def host_info() -> dict:
         True
     """
     import platform
+    from importlib import metadata
 
+    from edgekit import __version__
+    from edgekit.boards.cpu import cpu_info
     from edgekit.boards.detect import detect_board
     from edgekit.boards.sysstate import cpu_clocks
-    from edgekit.info import environment_info
 
-    env = environment_info()
+    def dist_version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
     det = detect_board()
     profile = det.profile
-    runtimes = {mod: p["version"] for mod, p in env["packages"].items() if p["role"] == "runtime" and p["version"]}
-    return {"edgekit": env["edgekit"], "python": env["python"], "platform": env["platform"],
-            "machine": platform.machine(), "cpu": env["cpu"], "usable_cores": usable_cores(),
+    runtimes = {b.name: v for b in list_backends() if not b.host_only and (v := b.version())}
+    return {"edgekit": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cpu": cpu_info(), "usable_cores": usable_cores(),
             "board": det.name, "board_title": profile.title if profile else None, "board_confidence": det.confidence,
             "board_reason": det.reason, "accelerators": list(det.accelerators),
             "thermal_zones": list(profile.thermal.zones) if profile else [],
             "governor": cpu_clocks()["governor"], "runtimes": runtimes,
-            "numpy": env["packages"]["numpy"]["version"], "opencv": env["packages"]["cv2"]["version"],
+            "numpy": dist_version("numpy"), "opencv": dist_version("opencv-python-headless"),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}

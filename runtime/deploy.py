@@ -1,8 +1,8 @@
 """``deploy.json``: the configuration ``edgekit bench --auto`` found fastest on a board.
 
 ``edgekit bench --auto ARTIFACT_DIR`` sweeps every artifact there x every installed backend
-that reads it x thread counts x the delegates/devices present (:func:`sweep_configs`),
-picks the best median latency (:func:`choose_best`) and writes ``ARTIFACT_DIR/deploy.json``::
+that reads it x thread counts x the delegates/devices present and picks the best median
+latency (:mod:`edgekit.runtime.autotune`), then writes ``ARTIFACT_DIR/deploy.json``::
 
     {"artifact": "fish-tflite-int8.tflite", "backend": "litert", "threads": 4, "delegate": null,
      "device": null, "precision": null, "p50_ms": 21.3, "fps": 46.1, "board": "rpi4", ...}
@@ -15,7 +15,6 @@ and copied to a Pi with the artifacts is ignored there, with a warning. numpy on
 
 from __future__ import annotations
 
-import functools
 import json
 import warnings
 from pathlib import Path
@@ -29,7 +28,10 @@ SCHEMA = {"artifact": (str,), "backend": (str,), "threads": (int, type(None)), "
           "device": (str, type(None)), "precision": (str, type(None)), "p50_ms": (int, float), "fps": (int, float),
           "board": (str, type(None)), "host": (dict,), "swept": (int,), "created_by": (str,), "edgekit": (str,)}
 REQUIRED = ("artifact", "backend")
+# how --auto chooses (edgekit.runtime.autotune); standard library here, so the CLI quotes them cheaply
 TIE = 0.02  # p50 within 2 % of the best counts as a tie: fewer threads, then the smaller file wins
+FINALISTS = 4  # configurations the sweep hands to the race (all loaded at once: keep memory small)
+FINAL_BAND = 0.25  # ... those within 25 % of the sweep's best p50 (one block of frames is that noisy on a busy host)
 
 
 def deploy_path(artifact: str | Path) -> Path:
@@ -124,9 +126,9 @@ def deploy_options(artifact_path: str | Path) -> dict | None:
                       f"{tuned_on.get('cores')} cores): ignored; run `edgekit bench --auto` here", RuntimeWarning,
                       stacklevel=3)
         return None
-    from edgekit.runtime.backends import backend_module
+    from edgekit.runtime.backends import get_backend
 
-    if not backend_module(data["backend"]).is_available():
+    if not get_backend(data["backend"]).is_available():
         warnings.warn(f"{where} names backend '{data['backend']}', which is not installed here: ignored",
                       RuntimeWarning, stacklevel=3)
         return None
@@ -162,158 +164,3 @@ def write_deploy(artifact_dir: str | Path, data: dict) -> Path:
     if not (path.parent / data["artifact"]).exists():
         raise EdgekitError(f"{path}: names {data['artifact']}, which is not in {path.parent}")
     return atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-
-
-def choose_best(rows: list[dict], tie: float = TIE) -> tuple[dict, dict]:
-    """(chosen row, fastest row) of a sweep: the lowest p50; within ``tie`` of it, fewer threads, then the smaller file.
-
-    A row with an ``error`` (a delegate that refused the model) is never chosen.
-
-    Example:
-        >>> rows = [{"p50_ms": 10.0, "threads": 4, "size_mb": 1.0}, {"p50_ms": 10.1, "threads": 2, "size_mb": 1.0},
-        ...         {"p50_ms": 12.0, "threads": 1, "size_mb": 0.5}]
-        >>> chosen, best = choose_best(rows)
-        >>> chosen["threads"], best["threads"]
-        (2, 4)
-    """
-    ok = [r for r in rows if not r.get("error") and r.get("p50_ms") is not None]
-    if not ok:
-        raise EdgekitError("no configuration of the sweep ran: see the errors above (missing runtimes or delegates)")
-    best = min(ok, key=lambda r: r["p50_ms"])
-    near = [r for r in ok if r["p50_ms"] <= best["p50_ms"] * (1.0 + tie)]
-    chosen = min(near, key=lambda r: (r.get("threads") or 0, r.get("size_mb") or 0.0, r["p50_ms"]))
-    return chosen, best
-
-
-@functools.lru_cache(maxsize=None)
-def _accelerators(backend: str) -> tuple:
-    return tuple(accelerators(backend))
-
-
-def accelerators(backend: str) -> list[dict]:
-    """The delegate/device options of ``backend`` present here, CPU first: ``[{"delegate": None, "device": None}, ...]``.
-
-    LiteRT: the named delegates whose library loads (``edgetpu``, ``vx``); onnxruntime: execution
-    providers beyond the CPU ones it picks by itself; OpenVINO: devices besides the CPU; ncnn:
-    ``vulkan`` when it sees a GPU. Probing never fails: a broken interpreter gives the CPU only.
-
-    Example:
-        >>> accelerators("onnxruntime")[0]
-        {'delegate': None, 'device': None}
-    """
-    cpu = [{"delegate": None, "device": None}]
-    try:
-        if backend == "litert":
-            import ctypes
-
-            from edgekit.runtime.litert_backend import DELEGATES
-
-            found = []
-            for name, (libs, _) in DELEGATES.items():
-                for lib in libs:
-                    try:
-                        ctypes.CDLL(lib)
-                    except OSError:
-                        continue
-                    found.append({"delegate": name, "device": None})
-                    break
-            return cpu + found
-        if backend == "onnxruntime":
-            import onnxruntime as ort
-
-            from edgekit.runtime.onnxruntime_backend import PREFERRED_PROVIDERS
-
-            skip = set(PREFERRED_PROVIDERS) | {"AzureExecutionProvider"}
-            return cpu + [{"delegate": p, "device": None} for p in ort.get_available_providers() if p not in skip]
-        if backend == "openvino":
-            import openvino as ov
-
-            return cpu + [{"delegate": None, "device": d} for d in ov.Core().available_devices if d != "CPU"]
-        if backend == "ncnn":
-            import ncnn
-
-            return cpu + ([{"delegate": None, "device": "vulkan"}] if ncnn.get_gpu_count() > 0 else [])
-    except Exception:  # a half-installed interpreter: the CPU path will report its own error
-        return cpu
-    return cpu
-
-
-def sweep_configs(artifact: str | Path, threads: list[int], backends: list[str] | None = None) -> list[dict]:
-    """Every (backend, threads, delegate, device) to try for one artifact on this machine.
-
-    Backends: the manifest's and every other installed one that reads the suffix (onnxruntime
-    and OpenVINO both read ``.onnx``), or ``backends`` when given.
-
-    Example:
-        >>> [c["backend"] for c in sweep_configs("fish-onnx.onnx", [1])]  # doctest: +SKIP
-        ['onnxruntime', 'openvino']
-    """
-    from edgekit.runtime.backends import available_backends, backend_for
-    from edgekit.runtime.loader import ALTERNATIVES
-    from edgekit.runtime.runner import find_manifest
-
-    artifact = Path(artifact)
-    man = find_manifest(artifact) or {}
-    have = available_backends()
-    names = backends or list(dict.fromkeys([man.get("backend") or backend_for(artifact),
-                                            *ALTERNATIVES.get(artifact.suffix.lower(), [])]))
-    out = []
-    for backend in (b for b in names if have.get(b)):
-        for acc in _accelerators(backend):  # probed once per process (ncnn prints its Vulkan search)
-            out += [{"backend": backend, "threads": t, **acc} for t in threads]
-    return out
-
-
-FINALISTS = 4  # configurations the sweep hands to the race (all loaded at once: keep memory small)
-FINAL_BAND = 0.25  # ... those within 25 % of the sweep's best p50 (one block of frames is that noisy on a busy host)
-
-
-def finalists(rows: list[dict], band: float = FINAL_BAND, limit: int = FINALISTS) -> list[dict]:
-    """The sweep rows worth a rematch: the fastest, and up to ``limit - 1`` others within ``band`` of its p50.
-
-    One timed block per configuration decides little on a busy board (the minimum of noisy
-    numbers is biased low); the finalists are measured again, interleaved (:func:`race`).
-
-    Example:
-        >>> [r["p50_ms"] for r in finalists([{"p50_ms": 10.0}, {"p50_ms": 11.0}, {"p50_ms": 20.0}])]
-        [10.0, 11.0]
-    """
-    ok = sorted((r for r in rows if not r.get("error") and r.get("p50_ms") is not None), key=lambda r: r["p50_ms"])
-    return [r for r in ok if r["p50_ms"] <= ok[0]["p50_ms"] * (1.0 + band)][:limit] if ok else []
-
-
-def race(candidates: list[tuple[str | Path, dict]], images: list, frames: int, rounds: int = 3, warmup: int = 5,
-         predict_options: dict | None = None) -> list[dict]:
-    """Measure configurations interleaved: all loaded at once, ``rounds`` rounds, each a block per configuration.
-
-    The order rotates every round and each block starts with ``warmup`` untimed frames (caches
-    and thread pools settle after a switch), so background load and clock changes fall on every
-    configuration alike. Returns per candidate :func:`edgekit.runtime.bench.latency_stats` of the
-    pooled ``rounds x frames`` samples, plus ``rounds`` and ``frames``.
-
-    Example:
-        >>> race([("fish-onnx.onnx", {"backend": "onnxruntime", "threads": 1})], imgs, frames=50)  # doctest: +SKIP
-        [{'p50_ms': 7.1, 'p90_ms': ..., 'fps': ..., 'rounds': 3, 'frames': 150}]
-    """
-    import time
-
-    import numpy as np
-
-    from edgekit.runtime import load
-    from edgekit.runtime.bench import latency_stats
-
-    options = predict_options or {}
-    models = [load(path, **{k: cfg.get(k) for k in ("backend", "threads", "delegate", "device", "precision")})
-              for path, cfg in candidates]
-    samples: list[list[int]] = [[] for _ in models]
-    n = len(models)
-    for r in range(rounds):
-        for k in [(r + j) % n for j in range(n)]:
-            for i in range(warmup):
-                models[k].predict(images[i % len(images)], **options)
-            for i in range(frames):
-                img = images[(r * frames + i) % len(images)]
-                t0 = time.perf_counter_ns()
-                models[k].predict(img, **options)
-                samples[k].append(time.perf_counter_ns() - t0)
-    return [{**latency_stats(np.asarray(s) / 1e6), "rounds": rounds, "frames": len(s)} for s in samples]

@@ -6,8 +6,10 @@ XNNPACK is LiteRT's default CPU delegate, so ``threads`` is all the CPU path nee
 delegates (Edge TPU, NXP's VX delegate for the i.MX 8M Plus NPU, any ``.so``) load through
 ``load_delegate``; one that cannot load is an error naming the fix, or, with
 ``fallback=True``, a warning and a CPU run (recorded in :meth:`LiteRTBackend.describe`).
+Which delegates exist and where their libraries live is board data: :func:`delegates` reads
+it from the board profiles (``runtimes: [litert+edgetpu]``, ``delegates: {edgetpu: ...}``).
 
-:func:`read_metadata` reads the manifest edgekit stores in the model's flatbuffer
+:meth:`LiteRTBackend.read_manifest` reads the manifest edgekit stores in the model's flatbuffer
 ``metadata`` (name ``edgekit_manifest``) with the standard library only: a board with
 ``tflite_runtime`` has neither ``flatbuffers`` nor the TFLite schema module.
 """
@@ -15,8 +17,8 @@ delegates (Edge TPU, NXP's VX delegate for the i.MX 8M Plus NPU, any ``.so``) lo
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
-import importlib.util
 import json
 import struct
 import warnings
@@ -25,18 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import TensorInfo, register_backend
+from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
-SUFFIXES = (".tflite",)
-INSTALL_HINT = 'pip install "edgekit[tflite]"'
 MANIFEST_NAME = "edgekit_manifest"
-_INTERPRETERS = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
-# delegate name -> (shared libraries to try in order, the fix when none loads)
-DELEGATES = {
-    "edgetpu": (("libedgetpu.so.1",),
-                "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository) and plug the device in"),
-    "vx": (("/usr/lib/libvx_delegate.so", "libvx_delegate.so"),
-           "use an NXP BSP image that ships tflite-vx-delegate (i.MX 8M Plus) or give the .so path"),
+# the fix when a delegate's library does not load (the library paths themselves are board data)
+DELEGATE_FIXES = {
+    "edgetpu": "install the Edge TPU runtime (libedgetpu1-std from Coral's apt repository) and plug the device in",
+    "vx": "use an NXP BSP image that ships tflite-vx-delegate (i.MX 8M Plus) or give the .so path",
 }
 _CPU = {"", "none", "cpu", "xnnpack"}  # no external delegate: XNNPACK, LiteRT's default
 
@@ -45,28 +42,35 @@ def _is_cpu(name) -> bool:
     return name is None or str(name).lower() in _CPU
 
 
-def is_available() -> bool:
-    return any(importlib.util.find_spec(m) is not None for m in ("ai_edge_litert", "tflite_runtime", "tensorflow"))
+@functools.lru_cache(maxsize=1)
+def delegates() -> dict[str, tuple[str, ...]]:
+    """``{delegate: libraries to try}`` for every ``litert+<delegate>`` runtime of the board profiles.
 
+    A profile's library path is tried first, then its bare file name (found through the
+    loader's search path when a BSP installs it elsewhere).
 
-def _interpreter_module():
-    """(module, dotted name, version) of the first TFLite interpreter installed."""
-    for name in _INTERPRETERS:
-        top_name, _, sub = name.partition(".")
-        try:
-            top = importlib.import_module(top_name)
-            # tf.lite is an API attribute of tensorflow; the tensorflow/lite package itself is not it
-            mod = getattr(top, sub) if top_name == "tensorflow" else importlib.import_module(name)
-        except (ImportError, AttributeError):
-            continue
-        return mod, name, getattr(top, "__version__", "?")
-    raise EdgekitError(f"no TFLite interpreter is installed: {INSTALL_HINT}")
+    Example:
+        >>> delegates()["edgetpu"]
+        ('libedgetpu.so.1',)
+    """
+    from edgekit.boards.profiles import list_profiles
+
+    found: dict[str, list[str]] = {}
+    for profile in list_profiles():
+        for runtime in profile.runtimes:
+            backend, _, name = runtime.partition("+")
+            lib = profile.delegate(name) if backend in ("litert", "tflite") and name else None
+            if lib and lib != "builtin":
+                libs = found.setdefault(name, [])
+                libs += [x for x in (lib, Path(lib).name) if x not in libs]
+    return {name: tuple(libs) for name, libs in found.items()}
 
 
 def _load_delegate(mod, delegate: str):
-    """Load ``delegate`` (a name in :data:`DELEGATES` or a path to a ``.so``) or raise with the fix."""
-    libs, fix = DELEGATES.get(delegate.lower(), ((delegate,), "check that the path exists and is a TFLite delegate "
-                                                            "built for this CPU architecture"))
+    """Load ``delegate`` (a name in :func:`delegates` or a path to a ``.so``) or raise with the fix."""
+    libs = delegates().get(delegate.lower(), (delegate,))
+    fix = DELEGATE_FIXES.get(delegate.lower(), "check that the path exists and is a TFLite delegate built for this "
+                                               "CPU architecture")
     loader = getattr(mod, "load_delegate", None) or mod.experimental.load_delegate  # tf.lite keeps it there
     errors = []
     for lib in libs:
@@ -82,7 +86,7 @@ def _load_delegate(mod, delegate: str):
 
 
 @register_backend
-class LiteRTBackend:
+class LiteRTBackend(Backend):
     """Run a ``.tflite`` file; inputs and outputs are raw (quantized models take int8/uint8).
 
     Args:
@@ -100,10 +104,68 @@ class LiteRTBackend:
     """
 
     name = "litert"
+    suffixes = (".tflite",)
+    extra = "tflite"
+    # (import name, distribution): LiteRT, then the deprecated tflite_runtime, then TensorFlow's own
+    packages = (("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"),
+                ("tensorflow", "tensorflow"))
+
+    @classmethod
+    def interpreter(cls):
+        """(Interpreter module, its dotted name) of the first TFLite interpreter installed."""
+        for top_name in cls.installed():
+            try:
+                top = importlib.import_module(top_name)
+                # tf.lite is an API attribute of tensorflow; the tensorflow/lite package itself is not it
+                mod = top.lite if top_name == "tensorflow" else importlib.import_module(f"{top_name}.interpreter")
+            except (ImportError, AttributeError):
+                continue
+            return mod, mod.__name__ if top_name != "tensorflow" else "tensorflow.lite"
+        raise EdgekitError(f"no TFLite interpreter is installed: {cls.install_hint()}")
+
+    @classmethod
+    def import_interpreter(cls):
+        return cls.interpreter()[0]
+
+    @classmethod
+    def read_manifest(cls, path: str | Path) -> dict | None:
+        """The edgekit manifest stored in a ``.tflite`` file's metadata, or None when it has none.
+
+        Example:
+            >>> LiteRTBackend.read_manifest("model.tflite")["task"]  # doctest: +SKIP
+            'detect'
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise EdgekitError(f"{path} does not exist: give the path to an exported .tflite file")
+        try:
+            raw = metadata_entries(path.read_bytes()).get(MANIFEST_NAME)
+        except (struct.error, IndexError) as exc:
+            raise EdgekitError(f"{path}: damaged TFLite flatbuffer ({exc}): export it again") from None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EdgekitError(f"{path}: the embedded {MANIFEST_NAME} is not valid JSON ({exc}): export it again") from None
+
+    @classmethod
+    def accelerators(cls) -> list[dict]:
+        """The board profiles' LiteRT delegates whose library loads here."""
+        found = []
+        for name, libs in delegates().items():
+            for lib in libs:
+                try:
+                    ctypes.CDLL(lib)
+                except OSError:
+                    continue
+                found.append({"delegate": name, "device": None})
+                break
+        return super().accelerators() + found
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
                  precision: str | None = None, fallback: bool = False):
-        mod, self._module, self._version = _interpreter_module()
+        mod, self._module = self.interpreter()
         if _is_cpu(delegate) and not _is_cpu(device):
             delegate = device
         self.path = Path(path)
@@ -192,10 +254,8 @@ class LiteRTBackend:
         # get_tensor copies (tensor() would hand out views the next invoke overwrites)
         return [self.interpreter.get_tensor(d["index"]) for d in self._out]
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "interpreter": self._module, "version": self._version, "threads": self.threads,
-                "delegate": self.delegate or "none (CPU, XNNPACK)", "warnings": list(self.warnings),
-                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+    def details(self) -> dict:
+        return {"interpreter": self._module, "delegate": self.delegate or "none (CPU, XNNPACK)"}
 
 
 # --- metadata: a minimal flatbuffer reader (stdlib only) for Model.metadata -----------------
@@ -259,26 +319,3 @@ def metadata_entries(data: bytes) -> dict[str, bytes]:
             off, size = (struct.unpack_from("<Q", buf, p)[0] if p else 0 for p in (off, size))
             out[name] = bytes(buf[off:off + size]) if off > 1 else b""
     return out
-
-
-def read_metadata(path: str | Path) -> dict | None:
-    """The edgekit manifest stored in a ``.tflite`` file, or None when it has none.
-
-    Example:
-        >>> read_metadata("model.tflite")["task"]  # doctest: +SKIP
-        'detect'
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"{path} does not exist: give the path to an exported .tflite file")
-    try:
-        raw = metadata_entries(path.read_bytes()).get(MANIFEST_NAME)
-    except (struct.error, IndexError) as exc:
-        raise EdgekitError(f"{path}: damaged TFLite flatbuffer ({exc}): export it again") from None
-    if not raw:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgekitError(f"{path}: the embedded {MANIFEST_NAME} is not valid JSON ({exc}): export it again") from None
-

@@ -6,15 +6,16 @@ What opens what:
   manifest (sidecar ``<artifact>.json`` or embedded): a :class:`Detector` or
   :class:`Classifier` by the manifest's task;
 - an edgekit checkpoint (``.pt``) or Darknet ``.cfg``: the same, run by the host-only torch
-  reference backend;
+  reference backend (any backend that builds its own manifest from a source model; it is
+  registered by the host side, see :mod:`edgekit.runtime.backends`);
 - anything else (a TFLite SSD, an ONNX described by a model YAML, raw mode):
   :func:`edgekit.runtime.foreign.open_foreign`.
 
 Backend choice when none is given (and no threads/delegate/device/precision either): a
 ``deploy.json`` beside the artifact written by ``edgekit bench --auto`` on this kind of CPU;
 else the manifest's backend when installed (the one the
-export was verified in), else another installed backend that reads the file (OpenVINO reads
-``.onnx``) in the order the detected board profile lists its runtimes, else an error naming
+export was verified in), else another installed backend that reads the file (a backend's
+``also_reads``: OpenVINO reads ``.onnx``) in the order the detected board profile lists its runtimes, else an error naming
 the extra to install. Delegates and devices are never guessed: a requested one that is absent is
 an error unless ``fallback=True``, which runs on the CPU and records the warning in
 ``describe()["warnings"]``.
@@ -26,11 +27,9 @@ import functools
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import backend_for, backend_module
-
-# other backends that can read a suffix, in preference order after the manifest's own
-ALTERNATIVES = {".onnx": ["onnxruntime", "openvino"]}
-REFERENCE_SUFFIXES = (".pt", ".pth", ".cfg")
+from edgekit.runtime.backends import backend_for, get_backend, open_backend, readers
+from edgekit.runtime.deploy import deploy_options
+from edgekit.runtime.runner import ArtifactRunner, find_manifest
 
 
 def choose_backend(path: str | Path, manifest: dict | None = None) -> str:
@@ -40,18 +39,15 @@ def choose_backend(path: str | Path, manifest: dict | None = None) -> str:
         >>> choose_backend("model.tflite")
         'litert'
     """
-    suffix = Path(path).suffix.lower()
-    preferred = (manifest or {}).get("backend") or backend_for(path)
-    if backend_module(preferred).is_available():
-        return preferred
+    preferred = get_backend((manifest or {}).get("backend") or backend_for(path).name)
+    if preferred.is_available():
+        return preferred.name
     rank = board_runtime_rank()
-    alternatives = sorted(ALTERNATIVES.get(suffix, []), key=lambda b: rank.get(b, len(rank)))
-    candidates = [preferred] + [b for b in alternatives if b != preferred]
-    for name in candidates:
-        if backend_module(name).is_available():
+    alternatives = sorted((b.name for b in readers(Path(path).suffix)), key=lambda b: rank.get(b, len(rank)))
+    for name in alternatives:
+        if get_backend(name).is_available():
             return name
-    raise EdgekitError(f"{path} needs the '{preferred}' runtime, which is not installed: "
-                       f"{backend_module(preferred).INSTALL_HINT}")
+    raise EdgekitError(f"{path} needs the '{preferred.name}' runtime, which is not installed: {preferred.install_hint()}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,17 +97,13 @@ def load(path: str | Path, backend: str | None = None, threads: int | None = Non
     options = {"threads": threads, "delegate": delegate, "device": device, "precision": precision,
                "fallback": fallback, **backend_options}
     if backend is None and threads is None and delegate is None and device is None and precision is None:
-        from edgekit.runtime.deploy import deploy_options  # `edgekit bench --auto`'s choice for this board
-
         if tuned := deploy_options(path):
             backend = tuned.pop("backend")
             options.update(tuned)
     if spec is not None or raw or path.suffix.lower() in (".yaml", ".yml"):
         return _foreign(path, spec, raw, backend, options)
-    if path.suffix.lower() in REFERENCE_SUFFIXES:
-        return _reference(path, backend, options)
-    from edgekit.runtime.runner import ArtifactRunner, find_manifest
-
+    if (source := source_backend(path)) is not None:
+        return _reference(path, source, backend, options)
     manifest = find_manifest(path)
     if manifest is None:
         return _foreign(path, None, False, backend, options)
@@ -130,16 +122,26 @@ def _model(runner):
     raise EdgekitError(f"{runner.path}: manifest task '{task}' is not detect or classify: re-export the model")
 
 
-def _reference(path: Path, backend: str | None, options: dict):
-    if backend not in (None, "torch"):
-        raise EdgekitError(f"{path} is a training checkpoint, which only the torch backend runs: "
-                           "export it (`edgekit export`) to run it with another backend")
-    from edgekit.runtime.backends import open_backend
-    from edgekit.runtime.runner import ArtifactRunner
-    from edgekit.runtime.torch_backend import source_manifest
+def source_backend(path: str | Path) -> str | None:
+    """The host backend that runs ``path`` as a source model (a checkpoint or Darknet cfg), else None.
 
-    ref = open_backend(path, "torch", **options)
-    return _model(ArtifactRunner(path, source_manifest(ref), ref))
+    Example:
+        >>> source_backend("model.tflite") is None
+        True
+    """
+    try:
+        cls = backend_for(path)
+    except EdgekitError:
+        return None
+    return cls.name if cls.host_only else None
+
+
+def _reference(path: Path, source: str, backend: str | None, options: dict):
+    if backend not in (None, source):
+        raise EdgekitError(f"{path} is a source model, which only the {source} backend runs: "
+                           "export it (`edgekit export`) to run it with another backend")
+    ref = open_backend(path, source, **options)
+    return _model(ArtifactRunner(path, ref.manifest(), ref))
 
 
 def _foreign(path: Path, spec, raw: bool, backend: str | None, options: dict):

@@ -17,25 +17,18 @@ elsewhere), the input is ``(1, -1, -1, -1)`` and outputs ``(1, -1)`` until the f
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import TensorInfo, register_backend
+from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
-SUFFIXES = (".param",)
-INSTALL_HINT = 'pip install "edgekit[ncnn]"'
 PARAM_MAGIC = "7767517"
 PRECISIONS = {"fp32": "fp32", "f32": "fp32", "fp16": "fp16", "f16": "fp16"}
 _FP16_FLAGS = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic")
 _BF16_FLAGS = ("use_bf16_packed", "use_bf16_storage")
-
-
-def is_available() -> bool:
-    return importlib.util.find_spec("ncnn") is not None
 
 
 def read_param(text: str) -> list[dict]:
@@ -76,7 +69,7 @@ def input_shape(layers: list[dict], name: str) -> tuple[int, ...]:
 
 
 @register_backend
-class NcnnBackend:
+class NcnnBackend(Backend):
     """Run an ncnn ``.param`` (its ``.bin`` beside it, same stem).
 
     Args:
@@ -94,6 +87,22 @@ class NcnnBackend:
     """
 
     name = "ncnn"
+    suffixes = (".param",)
+    companions = (".bin",)
+    extra = "ncnn"
+    packages = (("ncnn", "ncnn"),)
+    precisions = tuple(PRECISIONS)
+
+    @classmethod
+    def accelerators(cls) -> list[dict]:
+        """ncnn's Vulkan path when it sees a GPU."""
+        try:
+            import ncnn
+
+            return super().accelerators() + ([{"delegate": None, "device": "vulkan"}] if ncnn.get_gpu_count() > 0
+                                             else [])
+        except Exception:  # a half-installed interpreter: the CPU path reports its own error
+            return super().accelerators()
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
                  precision: str | None = None, fallback: bool = False):
@@ -129,7 +138,6 @@ class NcnnBackend:
                                "upgrade ncnn or re-export")
         if self.net.load_model(str(bin_path)) != 0:
             raise EdgekitError(f"{bin_path}: ncnn cannot read the weights (truncated, or from another .param?)")
-        self._version = ncnn.__version__
         shape = input_shape(layers, in_names[0])
         self.inputs = [TensorInfo(in_names[0], shape, "float32")]
         self.outputs = [TensorInfo(n, (), "float32") for n in out_names]
@@ -176,9 +184,7 @@ class NcnnBackend:
             self.outputs = [TensorInfo(o.name, (1, *a.shape[1:]), "float32") for o, a in zip(self.outputs, outs)]
         return outs
 
-    def describe(self) -> dict:
+    def details(self) -> dict:
         opt = self.net.opt
-        return {"backend": self.name, "version": self._version, "device": self.device, "precision": self.precision,
-                "threads": opt.num_threads, "options": {f: bool(getattr(opt, f)) for f in _FP16_FLAGS + _BF16_FLAGS},
-                "warnings": list(self.warnings),
-                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+        return {"device": self.device, "precision": self.precision, "threads": opt.num_threads,
+                "options": {f: bool(getattr(opt, f)) for f in _FP16_FLAGS + _BF16_FLAGS}}

@@ -8,25 +8,20 @@ present: XNNPACK, ACL, OpenVINO, then CPU.
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import TensorInfo, register_backend
+from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
-SUFFIXES = (".onnx",)
-INSTALL_HINT = 'pip install "edgekit[onnx]"'
+MANIFEST_KEY = "edgekit_manifest"  # the metadata_props entry edgekit.export.onnx writes
 DISABLED_OPTIMIZERS = ["Pad_Fusion"]
 PREFERRED_PROVIDERS = ["XnnpackExecutionProvider", "ACLExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
            "tensor(int32)": "int32", "tensor(int64)": "int64"}
-
-
-def is_available() -> bool:
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def session_options(threads: int | None = None):
@@ -59,8 +54,11 @@ def make_session(path: str | Path, threads: int | None = None, providers: list[s
 
 
 @register_backend
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Backend):
     """Run an ``.onnx`` file in onnxruntime.
+
+    ``delegate`` (or ``device``) names an execution provider (``XnnpackExecutionProvider``,
+    ``CUDA``...): a prefix is enough.
 
     Example:
         >>> b = OnnxRuntimeBackend("model.onnx", threads=2)  # doctest: +SKIP
@@ -68,6 +66,37 @@ class OnnxRuntimeBackend:
     """
 
     name = "onnxruntime"
+    suffixes = (".onnx",)
+    extra = "onnx"
+    packages = (("onnxruntime", "onnxruntime"),)
+
+    @classmethod
+    def read_manifest(cls, path: str | Path) -> dict | None:
+        """The manifest in the file's ``metadata_props`` (stdlib protobuf walk: no onnx import), or None.
+
+        Example:
+            >>> OnnxRuntimeBackend.read_manifest("yolo-lite-onnx.onnx")["task"]  # doctest: +SKIP
+            'detect'
+        """
+        meta = metadata_props(path).get(MANIFEST_KEY)
+        if meta is None:
+            return None
+        try:
+            return json.loads(meta)
+        except ValueError as exc:
+            raise EdgekitError(f"{path}: its embedded edgekit manifest is not valid JSON ({exc}): re-export it") from None
+
+    @classmethod
+    def accelerators(cls) -> list[dict]:
+        """Execution providers beyond the CPU ones edgekit picks by itself (CUDA, TensorRT, ...)."""
+        try:
+            import onnxruntime as ort
+
+            skip = set(PREFERRED_PROVIDERS) | {"AzureExecutionProvider"}
+            return super().accelerators() + [{"delegate": p, "device": None} for p in ort.get_available_providers()
+                                             if p not in skip]
+        except Exception:  # a half-installed interpreter: the CPU path reports its own error
+            return super().accelerators()
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
                  precision: str | None = None, fallback: bool = False):
@@ -93,7 +122,6 @@ class OnnxRuntimeBackend:
         self.session = make_session(path, threads, providers)
         self.inputs = [self._info(i) for i in self.session.get_inputs()]
         self.outputs = [self._info(o) for o in self.session.get_outputs()]
-        self._version = ort.__version__
 
     @staticmethod
     def _info(node) -> TensorInfo:
@@ -104,11 +132,9 @@ class OnnxRuntimeBackend:
         feed = {info.name: x for info, x in zip(self.inputs, inputs)}
         return self.session.run(None, feed)
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "version": self._version, "providers": self.session.get_providers(),
-                "threads": self.threads, "precision": "as stored (ORT runs each op in its file dtype)",
-                "disabled_optimizers": DISABLED_OPTIMIZERS, "warnings": list(self.warnings),
-                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+    def details(self) -> dict:
+        return {"providers": self.session.get_providers(), "precision": "as stored (ORT runs each op in its file dtype)",
+                "disabled_optimizers": DISABLED_OPTIMIZERS}
 
 
 def _varint(buf, pos: int) -> tuple[int, int]:
@@ -142,14 +168,14 @@ def _fields(buf, start: int, end: int):
         yield number, wire, value
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
+def metadata_props(path: str | Path) -> dict[str, str]:
     """The ONNX model's ``metadata_props`` as a dict, read with the standard library.
 
     Walks only the top level of the ModelProto (field 14 holds the key/value entries) and
     skips the graph by its length, so no onnx or onnxruntime import and no session is needed.
 
     Example:
-        >>> "edgekit_manifest" in read_metadata("yolo-lite-onnx.onnx")  # doctest: +SKIP
+        >>> "edgekit_manifest" in metadata_props("yolo-lite-onnx.onnx")  # doctest: +SKIP
         True
     """
     import mmap

@@ -11,33 +11,26 @@ which runs on CPU and says so in ``warnings`` (and ``describe()``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import TensorInfo, register_backend
+from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
-SUFFIXES = (".xml",)
-INSTALL_HINT = 'pip install "edgekit[openvino]"'
 PRECISIONS = {"f32": "f32", "fp32": "f32", "f16": "f16", "fp16": "f16", "bf16": "bf16"}
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # they pick real devices themselves
 
 
-def is_available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def read_manifest(xml_path: str | Path) -> dict | None:
+def read_ir_manifest(xml_path: str | Path) -> dict | None:
     """The edgekit manifest stored in an IR's ``rt_info`` (see ``edgekit.export.openvino``), or None.
 
     Parses the XML with the standard library (defusedxml when importable), so a board needs
     no OpenVINO Python API to read it.
 
     Example:
-        >>> read_manifest("model_openvino/model.xml")["head_spec"]["type"]  # doctest: +SKIP
+        >>> read_ir_manifest("model_openvino/model.xml")["head_spec"]["type"]  # doctest: +SKIP
         'yolo'
     """
     try:
@@ -76,7 +69,7 @@ def _pick_device(core, device: str | None, fallback: bool) -> tuple[str, list[st
 
 
 @register_backend
-class OpenVinoBackend:
+class OpenVinoBackend(Backend):
     """Run an OpenVINO IR.
 
     Args:
@@ -95,6 +88,28 @@ class OpenVinoBackend:
     """
 
     name = "openvino"
+    suffixes = (".xml",)
+    also_reads = (".onnx",)
+    companions = (".bin",)
+    extra = "openvino"
+    packages = (("openvino", "openvino"),)
+    precisions = tuple(PRECISIONS)
+
+    @classmethod
+    def read_manifest(cls, path: str | Path) -> dict | None:
+        # an .onnx run by OpenVINO carries its manifest the ONNX way; onnxruntime's reader has it
+        return read_ir_manifest(path) if Path(path).suffix.lower() == ".xml" else None
+
+    @classmethod
+    def accelerators(cls) -> list[dict]:
+        """OpenVINO devices besides the CPU (GPU, NPU) that its Core sees here."""
+        try:
+            import openvino as ov
+
+            return super().accelerators() + [{"delegate": None, "device": d} for d in ov.Core().available_devices
+                                             if d != "CPU"]
+        except Exception:  # a half-installed interpreter: the CPU path reports its own error
+            return super().accelerators()
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
                  precision: str | None = None, fallback: bool = False, hint: str = "latency"):
@@ -126,7 +141,6 @@ class OpenVinoBackend:
         self.request = self.compiled.create_infer_request()
         self.inputs = [self._info(p) for p in self.compiled.inputs]
         self.outputs = [self._info(p) for p in self.compiled.outputs]
-        self._version = ov.get_version()
 
     @staticmethod
     def _info(port) -> TensorInfo:
@@ -152,10 +166,8 @@ class OpenVinoBackend:
             return value.name
         return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "version": self._version, "device": self.device,
-                "execution_devices": self._property("EXECUTION_DEVICES"),
+    def details(self) -> dict:
+        return {"device": self.device, "execution_devices": self._property("EXECUTION_DEVICES"),
                 "precision": self._property("INFERENCE_PRECISION_HINT") or self.precision,
                 "threads": self._property("INFERENCE_NUM_THREADS") or self.threads,
-                "performance_hint": self._property("PERFORMANCE_HINT"), "warnings": list(self.warnings),
-                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+                "performance_hint": self._property("PERFORMANCE_HINT")}

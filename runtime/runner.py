@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.backends import open_backend, read_embedded_manifest
 from edgekit.runtime.preprocess import Letterbox, letterbox, to_tensor
 
 MANIFEST_FORMAT = "edgekit-manifest-1"
@@ -60,30 +61,10 @@ def read_manifest(artifact: str | Path) -> dict:
 
 
 def embedded_manifest(path: Path) -> dict | None:
-    """The manifest stored inside the artifact (TFLite metadata, OpenVINO rt_info, ONNX metadata_props), or None.
-
-    Read with the standard library: no interpreter is opened to find it.
+    """The manifest stored inside the artifact by its format's backend (TFLite metadata, OpenVINO
+    rt_info, ONNX metadata_props), or None. Read without opening an interpreter.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".tflite":
-        from edgekit.runtime.litert_backend import read_metadata
-
-        return read_metadata(path)
-    if suffix == ".xml":
-        from edgekit.runtime.openvino_backend import read_manifest as read_ov
-
-        return read_ov(path)
-    if suffix == ".onnx":
-        from edgekit.runtime.onnxruntime_backend import read_metadata as read_onnx
-
-        meta = read_onnx(path).get("edgekit_manifest")
-        if meta is None:
-            return None
-        try:
-            return json.loads(meta)
-        except ValueError as exc:
-            raise EdgekitError(f"{path}: its embedded edgekit manifest is not valid JSON ({exc}): re-export it") from None
-    return None
+    return read_embedded_manifest(path)
 
 
 class ArtifactRunner:
@@ -95,8 +76,6 @@ class ArtifactRunner:
     """
 
     def __init__(self, artifact: str | Path, manifest: dict | None = None, backend=None, **options):
-        from edgekit.runtime.backends import open_backend
-
         self.path = Path(artifact)
         self.manifest = manifest or read_manifest(artifact)
         if backend is None or isinstance(backend, str):

@@ -18,14 +18,12 @@ Device side: imports no torch; matplotlib only to draw the HTML plots.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 from edgekit.runtime.deploy import FINAL_BAND, FINALISTS, TIE  # standard library only: cheap for every `edgekit` call
 
-SUFFIXES = (".onnx", ".tflite", ".xml", ".param")
-TARGET_ORDER = ("onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8", "openvino", "openvino-int8", "ncnn",
-                "ncnn-fp16")
 TOLERANCE = 0.05  # --auto's choice, re-measured, must be within 5 % of the sweep's best p50
 
 
@@ -78,25 +76,28 @@ def parse_threads(text: str | None, default: list[int]) -> list[int]:
 def expand_artifacts(items: list[str]) -> list[Path]:
     """Artifact files from paths and folders (a folder: every file in it with an edgekit manifest)."""
     from edgekit.errors import EdgekitError
+    from edgekit.export.targets import TARGETS
+    from edgekit.runtime.backends import artifact_suffixes
     from edgekit.runtime.runner import find_manifest
 
+    suffixes = artifact_suffixes()
     out: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = [f for f in sorted(p.iterdir()) if f.suffix.lower() in SUFFIXES and find_manifest(f) is not None]
+            found = [f for f in sorted(p.iterdir()) if f.suffix.lower() in suffixes and find_manifest(f) is not None]
             if not found:
-                raise EdgekitError(f"{p} holds no exported artifact (.onnx/.tflite/.xml/.param with a manifest): "
+                raise EdgekitError(f"{p} holds no exported artifact ({'/'.join(suffixes)} with a manifest): "
                                    "export one with `edgekit export`")
             out += found
         elif p.is_file():
             out.append(p)
         else:
             raise EdgekitError(f"{p} does not exist: give exported artifacts or a folder of them")
-    rank = {t: k for k, t in enumerate(TARGET_ORDER)}
+    rank = {t: k for k, t in enumerate(TARGETS)}  # the target registry's order
 
     def key(f: Path):
-        man = find_manifest(f) if f.suffix.lower() in SUFFIXES else None
+        man = find_manifest(f) if f.suffix.lower() in suffixes else None
         return rank.get((man or {}).get("target"), len(rank)), f.name
 
     return sorted(dict.fromkeys(out), key=key)
@@ -145,14 +146,16 @@ class Runner:
     def bench(self, path: Path, cfg: dict, keep_going: bool) -> dict:
         from edgekit.errors import EdgekitError
         from edgekit.runtime.bench import bench_artifact, cold_start_subprocess
+        from edgekit.validate_runtime import score_map
 
         key = (str(path), cfg.get("backend"))
         score = self.records is not None and key not in self.maps
         self.done += 1
         try:
             fallback = bool(getattr(self.args, "fallback", False))
+            scorer = functools.partial(score_map, records=self.records, names=self.names) if score else None
             row = bench_artifact(path, self.images, frames=self.args.frames, warmup=self.args.warmup, zones=self.zones,
-                                 records=self.records if score else None, names=self.names, fallback=fallback, **cfg)
+                                 score=scorer, fallback=fallback, **cfg)
             if self.args.cold_subprocess:
                 row["cold_subprocess"] = cold_start_subprocess(path, self.first_image, fallback=fallback,
                                                                **{**cfg, "backend": row["backend"]})
@@ -241,8 +244,8 @@ def _one_model(artifacts: list[Path]) -> None:
 
 def _auto(args, artifacts: list[Path], threads: list[int], host: dict, runner: Runner) -> dict:
     from edgekit.errors import EdgekitError
-    from edgekit.runtime.deploy import (choose_best, finalists, host_fingerprint, make_deploy, race, sweep_configs,
-                                        write_deploy)
+    from edgekit.runtime.autotune import choose_best, finalists, race, sweep_configs
+    from edgekit.runtime.deploy import host_fingerprint, make_deploy, write_deploy
 
     if len(args.artifacts) != 1:
         raise EdgekitError("--auto takes one ARTIFACT_DIR (or one artifact): deploy.json is written beside the artifacts")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.boards.profiles import (KNOWN_TARGETS, BoardProfile, list_profiles, load_profile, profile_from_dict,
+from edgekit.boards.profiles import (BoardProfile, list_profiles, load_profile, profile_from_dict,
                                      profile_names)
 from edgekit.cli.main import main
 from edgekit.errors import EdgekitError
@@ -26,7 +26,9 @@ def test_the_issue_boards_are_all_shipped():
 def test_every_profile_loads_and_is_complete(name):
     p = load_profile(name)
     assert isinstance(p, BoardProfile) and p.name == name and p.soc and p.title
-    assert set(p.recommended_targets) <= set(KNOWN_TARGETS) and p.recommended_targets
+    from edgekit.export.targets import TARGETS
+
+    assert set(p.recommended_targets) <= set(TARGETS) and p.recommended_targets
     assert p.runtimes and p.sources and all(s.url.startswith("https://") for s in p.sources)
     for acc in p.accelerators:
         assert acc.delegate is None or p.delegate(acc.delegate)
@@ -38,10 +40,15 @@ def test_every_profile_loads_and_is_complete(name):
     assert load_profile(BOARDS / f"{name}.yaml") == p
 
 
-def test_known_targets_follow_the_export_registry():
-    from edgekit.export.targets import TARGETS
+def test_a_misspelt_target_is_one_line_naming_the_key():
+    from edgekit.errors import EdgekitError
 
-    assert set(KNOWN_TARGETS) == set(TARGETS)
+    import yaml
+
+    data = yaml.safe_load((BOARDS / "rpi4.yaml").read_text())
+    data["recommended_targets"] = ["tflite_int8"]
+    with pytest.raises(EdgekitError, match=r"recommended_targets\[0\]' is 'tflite_int8'"):
+        profile_from_dict(data, "x.yaml", "rpi4")
 
 
 def test_figures_match_the_published_anchors():

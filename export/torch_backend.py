@@ -1,32 +1,26 @@
 """torch backend (host only): run an edgekit checkpoint or Darknet .cfg as the reference.
 
-It lets ``edgekit.runtime.load("best.pt")`` and ``edgekit predict best.pt`` run the source
+It lives on the host side and reaches the runtime's registry through the ``edgekit.backends``
+entry point in ``pyproject.toml``: the runtime never imports it by name. It lets ``edgekit.runtime.load("best.pt")`` and ``edgekit predict best.pt`` run the source
 model through the same pre/post-processing as its artifacts, and gives the cold-start /
 memory comparison its "through torch" side. Never used on a board: torch is imported only
-when a ``.pt``/``.cfg`` is opened. :func:`source_manifest` writes the manifest an export of
-this model would carry (float32 NCHW input, outputs in decode order).
+when a ``.pt``/``.cfg`` is opened. :meth:`TorchBackend.manifest` writes the manifest an export
+of this model would carry (float32 NCHW input, outputs in decode order).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.backends import TensorInfo, register_backend
-
-SUFFIXES = (".pt", ".pth", ".cfg")
-INSTALL_HINT = 'pip install "edgekit[train]" (torch is for the host, not the board)'
-
-
-def is_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+from edgekit.export.source import load_source
+from edgekit.runtime.backends import Backend, TensorInfo
+from edgekit.runtime.runner import MANIFEST_FORMAT
 
 
-@register_backend
-class TorchBackend:
+class TorchBackend(Backend):
     """Run a checkpoint in torch (eval mode, no grad) with float32 NCHW input.
 
     ``imgsz`` overrides the checkpoint's input size (to compare with an artifact exported
@@ -38,13 +32,19 @@ class TorchBackend:
     """
 
     name = "torch"
+    suffixes = (".pt", ".pth", ".cfg")
+    extra = "train"
+    packages = (("torch", "torch"),)
+    host_only = True
+
+    @classmethod
+    def install_hint(cls) -> str:
+        return f"{super().install_hint()} (torch is for the host, not the board)"
 
     def __init__(self, path, threads: int | None = None, delegate: str | None = None, device: str | None = None,
                  precision: str | None = None, fallback: bool = False, weights: str | None = None,
                  imgsz: int | None = None):
         import torch
-
-        from edgekit.export.source import load_source
 
         if delegate:
             raise EdgekitError(f"the torch reference backend has no delegate '{delegate}': drop --delegate")
@@ -59,21 +59,20 @@ class TorchBackend:
         self.inputs = [TensorInfo("images", (1, 3, h, w), "float32")]
         shapes = [o.shape for o in self.source.forward(np.zeros((1, 3, h, w), np.float32))]
         self.outputs = [TensorInfo(f"output{k}", tuple(s), "float32") for k, s in enumerate(shapes)]
-        self._version = torch.__version__
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return self.source.forward(np.ascontiguousarray(inputs[0], np.float32))
 
-    def describe(self) -> dict:
-        return {"backend": self.name, "version": self._version, "threads": self.threads, "device": "cpu",
-                "precision": "f32", "note": "host reference, not a board runtime", "warnings": [],
-                "inputs": [i.to_dict() for i in self.inputs], "outputs": [o.to_dict() for o in self.outputs]}
+    def details(self) -> dict:
+        return {"device": "cpu", "precision": "f32", "note": "host reference, not a board runtime"}
+
+    def manifest(self) -> dict:
+        """The manifest of the reference model: what an export of it would carry, minus conversion facts."""
+        return source_manifest(self)
 
 
 def source_manifest(backend: TorchBackend) -> dict:
-    """The manifest of the reference model: what an export of it would carry, minus conversion facts."""
-    from edgekit.runtime.runner import MANIFEST_FORMAT
-
+    """The manifest of the reference model opened by ``backend`` (see :meth:`TorchBackend.manifest`)."""
     src = backend.source
     h, w = src.imgsz
     decode = src.head_spec if src.task == "detect" else {"type": "classify", "num_classes": len(src.names)}
