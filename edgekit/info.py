@@ -32,7 +32,7 @@ def packages() -> list[tuple[str, str | None, str]]:
         rows += [(m, d, "host runtime" if backend.host_only else "runtime") for m, d in backend.packages]
     seen = {m for m, _, _ in rows}
     for target in TARGETS.values():
-        for module in target.needs:
+        for module in target.needs + target.optional:
             if module not in seen:
                 seen.add(module)
                 rows.append((module, None, "convert"))

@@ -125,7 +125,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
 
 def _fp32_onnx(source, chosen, staging: Path, log, verbose: bool = False):
     """The fp32 ONNX that ONNX-based targets start from (made once per run)."""
-    if not any(t.family in ("onnx", "openvino") for t in chosen):
+    if not any(t.from_onnx for t in chosen):
         return None, {}
     if source.kind == "onnx":
         return source.onnx_path, {"converter": "copied from the source ONNX", "input_layout": "NCHW", "output_layout": "NCHW"}

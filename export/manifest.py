@@ -28,16 +28,27 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.runtime.runner import MANIFEST_FORMAT
 
-VERSIONED = ("edgekit", "torch", "onnx", "onnxruntime", "onnxslim", "litert-torch", "ai-edge-quantizer", "ai-edge-litert",
-             "openvino", "nncf", "pnnx", "ncnn", "numpy", "opencv-python-headless")
-
-
 def versions() -> dict:
-    """Versions of edgekit and the converters/runtimes installed here."""
+    """Versions of edgekit, numpy, OpenCV, every runtime and every converter installed here.
+
+    Runtimes and converters come from the backend and target registries, so a new backend or
+    target is recorded in every manifest without editing this list.
+
+    Example:
+        >>> "numpy" in versions()
+        True
+    """
+    from edgekit.export.targets import TARGETS
+    from edgekit.runtime.backends import list_backends
+
+    dists = ["edgekit", "numpy", "opencv-python-headless"]
+    dists += [d for b in list_backends() for _, d in b.packages]
+    by_module = md.packages_distributions()
+    dists += [d for t in TARGETS.values() for m in t.needs + t.optional for d in by_module.get(m, [])]
     out = {}
-    for pkg in VERSIONED:
+    for dist in dict.fromkeys(dists):
         try:
-            out[pkg] = md.version(pkg)
+            out[dist] = md.version(dist)
         except md.PackageNotFoundError:
             pass
     return out

@@ -114,7 +114,7 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
     """
     if calib is None or len(calib) == 0:
         raise EdgekitError("onnx-int8: INT8 needs calibration images: give --data DATA.yaml or --calib DIR")
-    ort = _require("onnxruntime", "onnx", "ONNX INT8 quantization")
+    ort = _require("onnxruntime", "export", "ONNX INT8 quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     act = QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8

@@ -39,7 +39,7 @@ def _import_openvino():
     try:
         import openvino as ov
     except ImportError:
-        raise MissingExtraError("openvino", "openvino", "OpenVINO export") from None
+        raise MissingExtraError("openvino", "export", "OpenVINO export") from None
     return ov
 
 

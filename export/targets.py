@@ -67,9 +67,11 @@ class Target:
         family: ``onnx``, ``tflite``, ``openvino`` or ``ncnn`` (a :class:`Family`).
         precision: ``fp32``, ``fp16`` or ``int8`` (of the weights/compute).
         needs: Python modules the conversion needs (the ``extra`` installs them all).
-        from_onnx: whether an ONNX source can reach it (else it needs the torch model).
+        from_onnx: its converter starts from the fp32 ONNX (so an ONNX source reaches it too;
+            else it needs the torch model).
         convert: the converter.
         extra: the pip extra that installs ``needs`` (host conversion tools: ``export``).
+        optional: modules used when installed (recorded in manifests and ``edgekit info``).
         description: one line for ``edgekit export --list``.
     """
 
@@ -81,6 +83,7 @@ class Target:
     convert: Callable[[ConvertJob], dict]
     extra: str = "export"
     description: str = ""
+    optional: tuple[str, ...] = ()
 
     @property
     def quantized(self) -> bool:
@@ -232,19 +235,21 @@ _ONNX = ("torch", "onnx", "onnxruntime")
 _TFL = ("torch", "litert_torch", "ai_edge_litert")
 _OV = ("onnx", "openvino")
 _NCNN = ("torch", "pnnx", "ncnn")
+_SLIM = ("onnxslim",)  # simplifies the fp32 ONNX the ONNX-based targets start from
 for _t in (
     Target("onnx", "onnx", "fp32", _ONNX, True, _onnx,
-           description="ONNX fp32 (opset 17, onnxslim), runs in onnxruntime / OpenCV DNN"),
+           description="ONNX fp32 (opset 17, onnxslim), runs in onnxruntime / OpenCV DNN", optional=_SLIM),
     Target("onnx-int8", "onnx", "int8", _ONNX, True, _onnx_int8,
-           description="ONNX static INT8 QDQ (per-channel s8 weights, u8 activations)"),
+           description="ONNX static INT8 QDQ (per-channel s8 weights, u8 activations)", optional=_SLIM),
     Target("tflite", "tflite", "fp32", _TFL, False, _tflite("fp32"), description="TFLite fp32 (LiteRT + XNNPACK)"),
     Target("tflite-fp16", "tflite", "fp16", _TFL + ("ai_edge_quantizer",), False, _tflite("fp16"),
            description="TFLite fp16 weights, float I/O"),
     Target("tflite-int8", "tflite", "int8", _TFL + ("ai_edge_quantizer",), False, _tflite("int8"),
            description="TFLite full-integer INT8 (--io int8|uint8|float), Edge TPU / NPU ready"),
-    Target("openvino", "openvino", "fp16", _OV, True, _openvino("fp16"), description="OpenVINO IR, fp16-compressed weights"),
+    Target("openvino", "openvino", "fp16", _OV, True, _openvino("fp16"), description="OpenVINO IR, fp16-compressed weights",
+           optional=_SLIM),
     Target("openvino-int8", "openvino", "int8", _OV + ("nncf",), True, _openvino("int8"),
-           description="OpenVINO IR INT8 (NNCF post-training quantization)"),
+           description="OpenVINO IR INT8 (NNCF post-training quantization)", optional=_SLIM),
     Target("ncnn", "ncnn", "fp32", _NCNN, False, _ncnn(False), description="ncnn fp32 via pnnx"),
     Target("ncnn-fp16", "ncnn", "fp16", _NCNN, False, _ncnn(True), description="ncnn fp16 weights via pnnx"),
 ):

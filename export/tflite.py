@@ -372,7 +372,7 @@ def embed_metadata(path: Path, manifest: dict) -> None:
         from ai_edge_litert import schema_py_generated as fb
         from ai_edge_litert.tools import flatbuffer_utils
     except ImportError:
-        raise MissingExtraError("ai-edge-litert", "tflite", "writing TFLite metadata") from None
+        raise MissingExtraError("ai-edge-litert", "export", "writing TFLite metadata") from None
     path = Path(path)
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(path.read_bytes()))
     payload = np.frombuffer(json.dumps(manifest, sort_keys=True).encode("utf-8"), np.uint8)

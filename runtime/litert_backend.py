@@ -59,11 +59,10 @@ def delegates() -> dict[str, tuple[str, ...]]:
     for profile in list_profiles():
         for runtime in profile.runtimes:
             backend, _, name = runtime.partition("+")
-            lib = profile.delegate(name) if backend in ("litert", "tflite") and name else None
+            lib = profile.delegate(name) if backend == LiteRTBackend.name and name else None
             if lib and lib != "builtin":
-                libs = found.setdefault(name, [])
-                libs += [x for x in (lib, Path(lib).name) if x not in libs]
-    return {name: tuple(libs) for name, libs in found.items()}
+                found.setdefault(name, []).extend((lib, Path(lib).name))
+    return {name: tuple(dict.fromkeys(libs)) for name, libs in found.items()}
 
 
 def _load_delegate(mod, delegate: str):

@@ -62,8 +62,8 @@ def board_runtime_rank() -> dict[str, int]:
         profile = detect_board().profile
     except Exception:  # detection must never stop a model from loading
         return {}
-    names = [r.split("+")[0] for r in (profile.runtimes if profile else ())]
-    return {"litert" if n in ("tflite", "litert") else n: k for k, n in enumerate(names)}
+    names = [r.split("+")[0] for r in (profile.runtimes if profile else ())]  # runtime[+delegate]: backend names
+    return {n: k for k, n in reversed(list(enumerate(names)))}  # a backend's first mention is its rank
 
 
 def load(path: str | Path, backend: str | None = None, threads: int | None = None, delegate: str | None = None,
