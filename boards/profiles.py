@@ -17,6 +17,7 @@ from pathlib import Path
 
 from edgekit.boards.schema import validate
 from edgekit.errors import EdgekitError
+from edgekit.io import parse_yaml
 
 __all__ = ["BoardProfile", "Core", "Memory", "Accelerator", "Thermal", "Match", "Source",
            "load_profile", "list_profiles", "profile_names", "profile_from_dict"]
@@ -183,8 +184,6 @@ def profile_from_dict(data, src: str = "<dict>", stem: str | None = None) -> Boa
 
 
 def _parse(text: str, src: str, stem: str) -> BoardProfile:
-    from edgekit.io import parse_yaml
-
     return profile_from_dict(parse_yaml(text, f"board profile {src}"), src, stem)
 
 

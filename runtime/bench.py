@@ -66,8 +66,6 @@ def load_images(paths, limit: int = MAX_IMAGES) -> list[np.ndarray]:
         ...
         edgekit.errors.EdgekitError: no images to benchmark with: give --data DATA.yaml or --images
     """
-    from edgekit.runtime.model import read_image
-
     paths = list(paths)
     if not paths:
         raise EdgekitError("no images to benchmark with: give --data DATA.yaml or --images")
@@ -189,8 +187,6 @@ def bench_artifact(path: str | Path, images: list[np.ndarray], threads: int | No
         >>> r = bench_artifact("fish-onnx.onnx", imgs, threads=2, frames=100)  # doctest: +SKIP
         >>> r["p50_ms"], r["fps"]  # doctest: +SKIP
     """
-    from edgekit.boards.sysstate import system_state
-
     path = Path(path)
     if frames < 1 or warmup < 0:
         raise EdgekitError(f"--frames must be >= 1 and --warmup >= 0 (got {frames} and {warmup})")
@@ -275,6 +271,9 @@ t0 = time.perf_counter()
 a = json.loads(sys.argv[1])
 from edgekit.runtime import load
 from edgekit.runtime.model import read_image
+from edgekit.boards.sysstate import cpu_clocks, system_state
+from edgekit.boards.cpu import cpu_info
+from edgekit.boards.detect import detect_board
 img = read_image(a.pop("image"))
 t1 = time.perf_counter()
 m = load(a.pop("path"), **a)
@@ -328,9 +327,6 @@ def host_info() -> dict:
     from importlib import metadata
 
     from edgekit import __version__
-    from edgekit.boards.cpu import cpu_info
-    from edgekit.boards.detect import detect_board
-    from edgekit.boards.sysstate import cpu_clocks
 
     def dist_version(name: str) -> str | None:
         try:

@@ -19,7 +19,10 @@ import json
 import warnings
 from pathlib import Path
 
+from edgekit.boards.cpu import cpu_info
 from edgekit.errors import EdgekitError
+from edgekit.io import atomic_write_text
+from edgekit.runtime.backends import get_backend
 
 DEPLOY_NAME = "deploy.json"
 CREATED_BY = "edgekit bench --auto"
@@ -100,8 +103,6 @@ def host_fingerprint() -> dict:
         >>> sorted(host_fingerprint())
         ['cores', 'cpu_model', 'cpu_parts', 'machine']
     """
-    from edgekit.boards.cpu import cpu_info
-
     cpu = cpu_info()
     return {"machine": cpu["arch"], "cpu_model": cpu["model"], "cpu_parts": cpu["cpu_parts"], "cores": cpu["cores"]}
 
@@ -126,7 +127,6 @@ def deploy_options(artifact_path: str | Path) -> dict | None:
                       f"{tuned_on.get('cores')} cores): ignored; run `edgekit bench --auto` here", RuntimeWarning,
                       stacklevel=3)
         return None
-    from edgekit.runtime.backends import get_backend
 
     if not get_backend(data["backend"]).is_available():
         warnings.warn(f"{where} names backend '{data['backend']}', which is not installed here: ignored",
@@ -157,8 +157,6 @@ def make_deploy(chosen: dict, host: dict, swept: int, verify: dict | None = None
 
 def write_deploy(artifact_dir: str | Path, data: dict) -> Path:
     """Validate and write ``ARTIFACT_DIR/deploy.json`` atomically; its path."""
-    from edgekit.io import atomic_write_text
-
     path = deploy_path(artifact_dir)
     validate_deploy(data, path)
     if not (path.parent / data["artifact"]).exists():

@@ -13,7 +13,9 @@ import time
 
 import numpy as np
 
+from edgekit.runtime.classify import postprocess_classification
 from edgekit.runtime.model import RuntimeModel
+from edgekit.runtime.postprocess import postprocess_detections
 from edgekit.runtime.results import Classification, Detections
 
 
@@ -65,8 +67,6 @@ class Detector(_ManifestModel):
 
     def predict_one(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, classes=None,
                     max_det: int = 300) -> Detections:
-        from edgekit.runtime.postprocess import postprocess_detections
-
         outs, lb, stamps = self._run(image)
         r = postprocess_detections(outs, self.manifest["decode"], lb, conf=conf, iou=iou, max_det=max_det)
         det = Detections(r["boxes"], r["scores"], r["classes"], self.names, image.shape[:2])
@@ -96,8 +96,6 @@ class Classifier(_ManifestModel):
         return (self.manifest.get("reject") or {}).get("thresholds")
 
     def predict_one(self, image: np.ndarray, k: int = 5, unsure=None) -> Classification:
-        from edgekit.runtime.classify import postprocess_classification
-
         outs, _, stamps = self._run(image)
         threshold = self.reject_thresholds if unsure is None else (None if unsure is False else unsure)
         r = postprocess_classification(outs[0], k=k, unsure=threshold)

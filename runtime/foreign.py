@@ -14,6 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.backends import open_backend
+from edgekit.runtime.model_yaml import YamlModel, read_spec
+from edgekit.runtime.raw import RawModel
+from edgekit.runtime.ssd_tflite import SsdDetector, custom_ops, is_ssd_postprocess
 
 
 def open_foreign(path: str | Path, spec: str | Path | None = None, raw: bool = False, backend: str | None = None,
@@ -32,12 +36,8 @@ def open_foreign(path: str | Path, spec: str | Path | None = None, raw: bool = F
         >>> ssd = open_foreign("../shared/models/ssd_mobilenet_v1_coco_quant/detect.tflite")  # doctest: +SKIP
         >>> face = open_foreign("version-RFB-320.onnx", spec="ultra-light-face-rfb320.yaml")  # doctest: +SKIP
     """
-    from edgekit.runtime.backends import open_backend
-
     path = Path(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        from edgekit.runtime.model_yaml import read_spec
-
         desc = read_spec(path)
         if not desc["model"]:
             raise EdgekitError(f"model YAML {path} has no 'model' key: add the model file's path, or pass the model "
@@ -47,17 +47,11 @@ def open_foreign(path: str | Path, spec: str | Path | None = None, raw: bool = F
             raise EdgekitError(f"{path} (the model named in {spec}) does not exist: fix 'model' in the YAML")
     options = {k: v for k, v in options.items() if v is not None and v is not False or k == "fallback"}
     if raw:
-        from edgekit.runtime.raw import RawModel
-
         return RawModel(open_backend(path, backend, **options))
     if spec is not None:
-        from edgekit.runtime.model_yaml import YamlModel, read_spec
-
         desc = read_spec(spec)  # a wrong YAML fails before the interpreter loads
         return YamlModel(open_backend(path, backend, **options), desc)
     if path.suffix.lower() == ".tflite":
-        from edgekit.runtime.ssd_tflite import SsdDetector, custom_ops, is_ssd_postprocess
-
         ops = custom_ops(path)  # read from the flatbuffer: no interpreter is opened for a file that has no SSD op
         b = open_backend(path, backend, **options) if ops is None or "TFLite_Detection_PostProcess" in ops else None
         if b is not None and is_ssd_postprocess(b):

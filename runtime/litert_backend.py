@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.boards.profiles import list_profiles
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
@@ -53,8 +54,6 @@ def delegates() -> dict[str, tuple[str, ...]]:
         >>> delegates()["edgetpu"]
         ('libedgetpu.so.1',)
     """
-    from edgekit.boards.profiles import list_profiles
-
     found: dict[str, list[str]] = {}
     for profile in list_profiles():
         for runtime in profile.runtimes:

@@ -26,9 +26,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from edgekit.boards.detect import detect_board
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import backend_for, get_backend, open_backend, readers
 from edgekit.runtime.deploy import deploy_options
+from edgekit.runtime.detector import Classifier, Detector
+from edgekit.runtime.foreign import open_foreign
 from edgekit.runtime.runner import ArtifactRunner, find_manifest
 
 
@@ -57,8 +60,6 @@ def board_runtime_rank() -> dict[str, int]:
     Consulted only when the manifest's own backend is not installed, to pick among the others.
     """
     try:
-        from edgekit.boards.detect import detect_board
-
         profile = detect_board().profile
     except Exception:  # detection must never stop a model from loading
         return {}
@@ -112,8 +113,6 @@ def load(path: str | Path, backend: str | None = None, threads: int | None = Non
 
 
 def _model(runner):
-    from edgekit.runtime.detector import Classifier, Detector
-
     task = runner.manifest.get("task")
     if task == "detect":
         return Detector(runner)
@@ -145,6 +144,4 @@ def _reference(path: Path, source: str, backend: str | None, options: dict):
 
 
 def _foreign(path: Path, spec, raw: bool, backend: str | None, options: dict):
-    from edgekit.runtime.foreign import open_foreign
-
     return open_foreign(path, spec=spec, raw=raw, backend=backend, **options)

@@ -33,7 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.io import parse_yaml
+from edgekit.runtime.boxes import cxcywh_to_xyxy, nms
+from edgekit.runtime.classify import postprocess_classification
 from edgekit.runtime.model import RuntimeModel
+from edgekit.runtime.preprocess import boxes_from_letterbox, letterbox
 from edgekit.runtime.results import Classification, Detections
 
 TOP = {"model", "task", "names", "input", "output"}
@@ -91,8 +95,6 @@ def read_spec(path: str | Path) -> dict:
         >>> spec["input"]["size"], spec["output"]["box_format"]
         ([240, 320], 'xyxy')
     """
-    from edgekit.io import parse_yaml
-
     src = Path(path)
     if not src.is_file():
         raise EdgekitError(f"model YAML {src} does not exist: give the path to a model description")
@@ -173,8 +175,6 @@ class YamlModel(RuntimeModel):
         return arr.astype(np.float32)
 
     def _tensor(self, image: np.ndarray):
-        from edgekit.runtime.preprocess import letterbox
-
         inp = self.spec["input"]
         h, w = inp["size"]
         if inp["resize"] == "letterbox":
@@ -208,8 +208,6 @@ class YamlModel(RuntimeModel):
         x, lb = self._tensor(image)
         outs = self.backend.run([x])
         if self.task == "classify":
-            from edgekit.runtime.classify import postprocess_classification
-
             logits = self._output(outs, "logits").reshape(-1)
             r = postprocess_classification(logits if self.spec["output"]["activation"] == "softmax" else np.log(
                 np.clip(logits, 1e-12, None)), k=k)
@@ -217,9 +215,6 @@ class YamlModel(RuntimeModel):
         return self._detections(outs, image.shape[:2], lb, conf, iou, classes, max_det)
 
     def _detections(self, outs, hw, lb, conf, iou, classes, max_det) -> Detections:
-        from edgekit.runtime.boxes import cxcywh_to_xyxy, nms
-        from edgekit.runtime.preprocess import boxes_from_letterbox
-
         o = self.spec["output"]
         boxes = self._output(outs, "boxes").reshape(-1, 4)
         scores = self._output(outs, "scores")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.runtime.decode import decode_yolo_outputs
 from edgekit.runtime.preprocess import Letterbox, boxes_from_letterbox
 
 
@@ -25,8 +26,6 @@ def postprocess_detections(outputs: list[np.ndarray], head_spec: dict, lb: Lette
         >>> r["boxes"].round(1).tolist(), r["classes"].tolist()
         ([[8.0, 8.0, 24.0, 24.0]], [0])
     """
-    from edgekit.runtime.decode import decode_yolo_outputs
-
     boxes, scores, classes = decode_yolo_outputs(outputs, head_spec, conf=conf, iou=iou, max_det=max_det)
     if lb is not None:
         boxes = boxes_from_letterbox(boxes, lb)

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime.model import RuntimeModel
+from edgekit.runtime.preprocess import to_tensor
 
 
 class RawModel(RuntimeModel):
@@ -53,7 +54,6 @@ class RawModel(RuntimeModel):
         """
         import cv2
 
-        from edgekit.runtime.preprocess import to_tensor
 
         if self.size is None or len(self.backend.inputs) != 1:
             raise EdgekitError(f"{self.backend.path}: its inputs {[list(i.shape) for i in self.backend.inputs]} are not "

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.boxes import nms
+from edgekit.runtime.litert_backend import _deref, _field, _tables
 from edgekit.runtime.model import RuntimeModel
 from edgekit.runtime.results import Detections
 
@@ -33,7 +35,6 @@ def custom_ops(path: str | Path) -> set[str] | None:
     import mmap
     import struct
 
-    from edgekit.runtime.litert_backend import _deref, _field, _tables
 
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
@@ -174,8 +175,6 @@ class SsdDetector(RuntimeModel):
             keep &= np.isin(ids, np.asarray(list(classes), np.int64))
         xyxy, ids, scores = xyxy[keep], ids[keep], scores[keep]
         if iou is not None and len(scores):
-            from edgekit.runtime.boxes import nms
-
             order = nms(xyxy, scores, ids, iou, max_det)
         else:
             order = np.argsort(-scores, kind="stable")[:max_det]
