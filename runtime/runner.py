@@ -15,6 +15,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import open_backend, read_embedded_manifest
+from edgekit.runtime.contract import check_against_model, check_manifest
 from edgekit.runtime.preprocess import Letterbox, letterbox, to_tensor
 
 MANIFEST_FORMAT = "edgekit-manifest-1"
@@ -78,10 +79,14 @@ class ArtifactRunner:
     def __init__(self, artifact: str | Path, manifest: dict | None = None, backend=None, **options):
         self.path = Path(artifact)
         self.manifest = manifest or read_manifest(artifact)
+        # a sidecar is what a user edits or copies: name it in errors; else the artifact holds the manifest
+        where = manifest_path(artifact) if manifest_path(artifact).is_file() else self.path
+        check_manifest(self.manifest, where)
         if backend is None or isinstance(backend, str):
             self.backend = open_backend(self.path, backend or self.manifest.get("backend"), **options)
         else:  # an already opened backend (the torch reference builds its manifest from it)
             self.backend = backend
+        check_against_model(self.manifest, self.backend, where)
         inp = self.manifest["input"]
         self.layout, self.dtype = inp["layout"], inp["dtype"]
         self.quant = tuple(inp["quant"]) if inp.get("quant") else None
