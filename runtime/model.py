@@ -35,10 +35,26 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def as_bgr(image) -> np.ndarray:
-    """One image (path, HxW gray, HxWx3 BGR, HxWx4 BGRA) as a contiguous HxWx3 uint8 BGR array."""
+    """One image (path, HxW gray, HxWx3 BGR, HxWx4 BGRA) as a contiguous HxWx3 uint8 BGR array.
+
+    uint16 images (16-bit PNG/TIFF, machine-vision cameras) are scaled to 8 bits, not clipped;
+    floats in [0, 1] are scaled by 255.
+
+    Example:
+        >>> as_bgr(np.full((2, 2, 3), 65535, np.uint16))[0, 0].tolist()
+        [255, 255, 255]
+        >>> as_bgr(np.zeros((0, 4, 3), np.uint8))
+        Traceback (most recent call last):
+        ...
+        edgekit.errors.EdgekitError: an empty image (shape (0, 4, 3)): give an image with pixels
+    """
     if isinstance(image, (str, Path)):
         return read_image(image)
     img = np.asarray(image)
+    if img.size == 0:
+        raise EdgekitError(f"an empty image (shape {img.shape}): give an image with pixels")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     elif img.ndim == 3 and img.shape[2] == 4:
