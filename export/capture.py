@@ -93,7 +93,7 @@ def captured(label: str = "", verbose: bool = False, stream=None):
     """Capture warnings, logging and file descriptors 1 and 2 for one step.
 
     Args:
-        label: names the step in the verbose replay (``--- tflite-int8: conversion output ---``).
+        label: names the step in the verbose replay (``--- tflite-int8 conversion output ---``).
         verbose: replay the captured text on ``stream`` (default: the real stderr) when the block ends.
         stream: where the verbose replay goes (default ``sys.stderr`` as it is after the block).
 
@@ -110,11 +110,15 @@ def captured(label: str = "", verbose: bool = False, stream=None):
     global _depth
     cap = Captured(label)
     with _lock:
-        if _depth:  # already redirected: the outer block collects this output
-            cap.nested = True
-            yield cap
-            return
+        cap.nested = _depth > 0  # already redirected: the outer block collects this output
         _depth += 1
+    if cap.nested:
+        try:
+            yield cap
+        finally:
+            with _lock:
+                _depth -= 1
+        return
     try:
         yield from _capture(cap, verbose, stream)
     finally:
