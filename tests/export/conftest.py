@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from export_helpers import make_checkpoint
+from tests.export.export_helpers import make_checkpoint
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Helpers shared by the export tests (imported by name: pytest puts this folder on sys.path)."""
+"""Helpers shared by the tests (import as ``tests.export.export_helpers``: tests is a package)."""
 
 from __future__ import annotations
 

@@ -148,7 +148,7 @@ def test_int8_output_ranges_clipped_for_logits(tmp_path, sample_yaml):
     """onnx-int8 clips a detector's output ranges too (TensorQuantOverrides from the calibrated MinMax)."""
     import onnx
     import torch
-    from export_helpers import realistic_init_
+    from tests.export.export_helpers import realistic_init_
     from onnx import numpy_helper
 
     from edgekit.export.calibration import CalibrationReader

@@ -20,8 +20,8 @@ from edgekit.export.ncnn import torch2ncnn  # these modules import their convert
 from edgekit.export.openvino import embed_manifest, onnx2openvino
 from edgekit.runtime.backends import backend_for, open_backend
 from edgekit.runtime.ncnn_backend import NcnnBackend, graph_io, input_shape, read_param
-from edgekit.runtime.openvino_backend import OpenVinoBackend, read_manifest
-from export_helpers import realistic_init_
+from edgekit.runtime.openvino_backend import OpenVinoBackend
+from tests.export.export_helpers import realistic_init_
 
 torch = pytest.importorskip("torch")
 IMGSZ = 64
@@ -156,6 +156,7 @@ def test_manifest_round_trip(ov_fp16, images, tmp_path):
     xml = tmp_path / "m.xml"
     shutil.copy(src, xml)
     shutil.copy(src.with_suffix(".bin"), xml.with_suffix(".bin"))
+    read_manifest = OpenVinoBackend.read_manifest
     assert read_manifest(xml) is None
     before = OpenVinoBackend(xml, threads=1).run([images[0]])
     bin_hash = sha(xml.with_suffix(".bin"))
@@ -253,7 +254,7 @@ def test_registry_finds_both(ov_fp16, tmp_path):
     needs("ncnn", "pnnx")
     model, xml = ov_fp16
     torch2ncnn(model, IMGSZ, tmp_path / "m.param")
-    assert backend_for(xml) == "openvino" and backend_for(tmp_path / "m.param") == "ncnn"
+    assert backend_for(xml).name == "openvino" and backend_for(tmp_path / "m.param").name == "ncnn"
     assert open_backend(xml, threads=1).name == "openvino"
     assert open_backend(tmp_path / "m.param", threads=1).name == "ncnn"
 

@@ -19,8 +19,8 @@ pytest.importorskip("litert_torch")
 pytest.importorskip("ai_edge_quantizer")
 
 from edgekit.errors import EdgekitError  # noqa: E402
-from export_helpers import realistic_init_  # noqa: E402
-from edgekit.export.tflite import embed_metadata, read_metadata, torch2tflite  # noqa: E402
+from tests.export.export_helpers import realistic_init_  # noqa: E402
+from edgekit.export.tflite import embed_metadata, torch2tflite  # noqa: E402
 from edgekit.runtime.backends import available_backends, open_backend  # noqa: E402
 from edgekit.runtime.litert_backend import LiteRTBackend  # noqa: E402
 
@@ -149,6 +149,7 @@ def test_missing_converter_names_the_extra(tmp_path, monkeypatch):
 def test_metadata_round_trip(yolo_lite_fp32, tmp_path):
     path = tmp_path / "m.tflite"
     path.write_bytes(yolo_lite_fp32.read_bytes())
+    read_metadata = LiteRTBackend.read_manifest
     assert read_metadata(path) is None
     embed_metadata(path, {"task": "detect", "names": ["fish", "crab"], "imgsz": [SZ, SZ]})
     embed_metadata(path, {"task": "detect", "names": ["fish", "shark"], "imgsz": [SZ, SZ]})  # replaces, not appends
@@ -170,8 +171,8 @@ def test_read_metadata_needs_no_tflite_packages(yolo_lite_fp32, tmp_path):
     code = ("import sys\n"
             "for m in ('torch', 'flatbuffers', 'ai_edge_litert', 'tensorflow', 'tflite_runtime', 'litert_torch'):\n"
             "    sys.modules[m] = None\n"
-            "from edgekit.runtime.litert_backend import read_metadata\n"
-            f"print(read_metadata({str(path)!r})['task'])\n")
+            "from edgekit.runtime.litert_backend import LiteRTBackend\n"
+            f"print(LiteRTBackend.read_manifest({str(path)!r})['task'])\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "detect", res.stderr
 

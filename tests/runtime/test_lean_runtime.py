@@ -20,9 +20,38 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PROBE = HERE / "lean_probe.py"
+
+
+def _board_backends():
+    """The device-side backends of the registry (not the host's torch reference)."""
+    from edgekit.runtime.backends import list_backends
+
+    return [b for b in list_backends() if not b.host_only]
+
+
+def _interpreters() -> tuple[str, ...]:
+    """Import names of every board backend's interpreter packages, from the registry."""
+    return tuple(dict.fromkeys(m for b in _board_backends() for m, _ in b.packages))
+
+
+def _probe_cases() -> list[tuple[str, str]]:
+    """One (target, backend) per file kind each board backend reads (its own and, for OpenVINO, .onnx).
+
+    The target is the INT8 one of that kind where there is one (what a board runs), else the first.
+    """
+    from edgekit.export.targets import TARGETS
+
+    cases = []
+    for b in _board_backends():
+        for suffix in dict.fromkeys(b.suffixes + b.also_reads):
+            kind = [t for t in TARGETS.values() if t.suffix == suffix]
+            if kind:
+                cases.append((next((t for t in kind if t.quantized), kind[0]).name, b.name))
+    return cases
+
+
 # what the device side may not import at module level: numpy only (OpenCV and the interpreters lazily)
-NOT_AT_IMPORT = ("torch", "tensorflow", "onnx", "nncf", "cv2", "onnxruntime", "ai_edge_litert", "tflite_runtime",
-                 "openvino", "ncnn", "PIL", "yaml")
+NOT_AT_IMPORT = ("torch", "tensorflow", "onnx", "nncf", "cv2", "PIL", "yaml") + _interpreters()
 
 
 def _probe(artifact, image, backend=None):
@@ -46,8 +75,13 @@ def test_device_modules_import_numpy_only():
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
 
 
-@pytest.mark.parametrize("target,backend", [("tflite-int8", "litert"), ("onnx", "onnxruntime"), ("onnx", "openvino"),
-                                            ("openvino", "openvino"), ("ncnn", "ncnn")])
+def test_the_probe_covers_every_board_backend():
+    cases = _probe_cases()
+    assert {b for _, b in cases} == {b.name for b in _board_backends()} and len(cases) >= 5, cases
+    assert {"ai_edge_litert", "onnxruntime", "openvino", "ncnn"} <= set(NOT_AT_IMPORT)
+
+
+@pytest.mark.parametrize("target,backend", _probe_cases())
 def test_running_an_artifact_imports_no_host_package(fast_exports, sample_image, target, backend):
     from edgekit.runtime.backends import available_backends
 
