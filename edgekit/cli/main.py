@@ -33,6 +33,7 @@ COMMANDS = [
     "verify_cmd",
     "calibrate_reject_cmd",
     "predict_cmd",
+    "detect_cmd",
     "bench_cmd",
     "boards_cmd",
 ]

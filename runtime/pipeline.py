@@ -1,0 +1,327 @@
+"""The video loop: a source in, detections, tracks, counts and events out, one :class:`FrameResult` a frame.
+
+``stream(model, source, ...)`` is the public iterator a ten-line script on a board is built on::
+
+    from edgekit.runtime import stream
+
+    with stream("fish-tflite-int8.tflite", "picamera2", track=True, line=(0, 240, 640, 240)) as s:
+        for r in s:                      # r.detections, r.tracks, r.events, r.counts, r.fps
+            for e in r.events:
+                print(e)                 # {"t": 3.2, "frame": 32, "track_id": 4, "class": "fish", "event": "in", ...}
+    print(s.summary())                   # {"frames", "dropped", "fps_mean", "fps_p90", "counts", "tracks"}
+
+With ``classifier`` (the two-stage mode), each track's crops go through the classifier and the
+track's species is the top class of the *mean probability* over its crops; when that mean is
+under the classifier's calibrated "unsure" threshold (its manifest's ``reject.thresholds``, as
+``edgekit calibrate-reject`` writes them) the track is ``unsure`` and counted so, never forced
+into a species. Without a classifier a track's class is the detector's score-weighted vote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime.counting import LineCounter, ZoneCounter, anchor_point
+from edgekit.runtime.loader import load
+from edgekit.runtime.results import Detections
+from edgekit.runtime.tracker import Track, Tracker
+from edgekit.runtime.video import Frame, VideoSource, open_source
+
+UNSURE = "unsure"
+
+
+class RateStats:
+    """Frame intervals in a fixed log-spaced histogram (flat memory over hours): mean and p90 FPS.
+
+    ``fps_p90`` is the rate that 90 % of frames met or beat: ``1 / p90(interval)``, to within 1 %
+    (the bin width).
+
+    Example:
+        >>> r = RateStats()
+        >>> for _ in range(9): r.add(0.1)
+        >>> r.add(1.0)
+        >>> round(r.fps_p90), round(r.fps_mean, 2)
+        (10, 5.26)
+    """
+
+    EDGES = np.geomspace(1e-5, 1e3, 1601)  # 0.7 % wide bins from 10 us to 1000 s
+
+    def __init__(self):
+        self.hist = np.zeros(len(self.EDGES) + 1, np.int64)
+        self.n, self.total = 0, 0.0
+
+    def add(self, dt: float) -> None:
+        self.hist[int(np.searchsorted(self.EDGES, dt))] += 1
+        self.n += 1
+        self.total += dt
+
+    @property
+    def fps_mean(self) -> float:
+        return self.n / self.total if self.total > 0 else 0.0
+
+    @property
+    def fps_p90(self) -> float:
+        if not self.n:
+            return 0.0
+        k = int(np.searchsorted(np.cumsum(self.hist), int(np.ceil(0.9 * self.n))))
+        edges = np.concatenate([[self.EDGES[0]], self.EDGES, [self.EDGES[-1]]])
+        return float(1.0 / np.sqrt(edges[k] * edges[k + 1]))  # the bin's geometric middle
+
+
+@dataclass
+class FrameResult:
+    """What the loop made of one frame.
+
+    Attributes:
+        frame: the :class:`~edgekit.runtime.video.Frame` (``index``, ``t``, ``image``).
+        detections: the detector's output on it.
+        tracks: the tracks matched in it (empty without tracking).
+        events: event dicts (``t``, ``frame``, ``track_id``, ``class``, ``event``, ``label_confidence``).
+        counts: the running counts (the summary's ``counts``).
+        fps: the loop's frame rate, smoothed.
+        timing: the model's ``pre_ms``/``infer_ms``/``post_ms`` for this frame.
+    """
+
+    frame: Frame
+    detections: Detections
+    tracks: list[Track] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    fps: float = 0.0
+    timing: dict = field(default_factory=dict)
+    names: dict = field(default_factory=dict)  # track id -> class name (species or "unsure" with a classifier)
+    counter: object = None
+
+    def annotate(self) -> np.ndarray:
+        """The frame with boxes, labels, track ids, the counting line/zone, counts and FPS drawn."""
+        from edgekit.runtime.overlay import annotate
+
+        return annotate(self)
+
+
+class _Species:
+    """Per-track mean classifier probabilities and the reject decision (two-stage mode)."""
+
+    def __init__(self, classifier, max_crops: int = 16, pad: float = 0.1):
+        if getattr(classifier, "task", None) != "classify":
+            raise EdgekitError("--classify needs a classifier artifact (its manifest's task is 'classify')")
+        self.clf, self.max_crops, self.pad = classifier, int(max_crops), float(pad)
+        self.names = list(classifier.names)
+        th = classifier.reject_thresholds
+        self.thresholds = None if th is None else np.broadcast_to(np.asarray(th, np.float64), (len(self.names),))
+        self.sums: dict[int, np.ndarray] = {}
+        self.n: dict[int, int] = {}
+
+    def observe(self, image: np.ndarray, track: Track) -> None:
+        if self.n.get(track.id, 0) >= self.max_crops:
+            return
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = track.box
+        px, py = (x2 - x1) * self.pad, (y2 - y1) * self.pad
+        x1, y1 = int(max(0, x1 - px)), int(max(0, y1 - py))
+        x2, y2 = int(min(w, x2 + px)), int(min(h, y2 + py))
+        if x2 - x1 < 2 or y2 - y1 < 2:
+            return
+        c = self.clf.predict_one(image[y1:y2, x1:x2], k=len(self.names), unsure=False)
+        probs = np.zeros(len(self.names))
+        probs[c.classes] = c.scores
+        self.sums[track.id] = self.sums.get(track.id, 0) + probs
+        self.n[track.id] = self.n.get(track.id, 0) + 1
+
+    def decide(self, track_id: int) -> tuple[str, float]:
+        """(species name or "unsure", mean probability of the top species) over the crops seen so far."""
+        if track_id not in self.n:
+            return UNSURE, 0.0
+        mean = self.sums[track_id] / self.n[track_id]
+        top = int(np.argmax(mean))
+        p = float(mean[top])
+        if self.thresholds is not None and p < self.thresholds[top]:
+            return UNSURE, p
+        return self.names[top], p
+
+    def forget(self, ids) -> None:
+        for k in ids:
+            self.sums.pop(k, None)
+            self.n.pop(k, None)
+
+
+class Stream:
+    """The loop over a source; iterate it for :class:`FrameResult`; :meth:`summary` at any time.
+
+    Built by :func:`stream`; see there for the arguments.
+    """
+
+    def __init__(self, model, source: VideoSource, conf=0.25, iou=0.45, classes=None, track=False, line=None,
+                 zone=None, anchor="center", max_fps=None, duration=None, classifier=None, tracker=None):
+        if getattr(model, "task", None) != "detect":
+            raise EdgekitError("the model is not a detector (its task is "
+                               f"{getattr(model, 'task', None)!r}): give a detector; a classifier goes to --classify")
+        if line is not None and zone is not None:
+            raise EdgekitError("give --count-line or --count-zone, not both")
+        self.model, self.source = model, source
+        self.options = {"conf": conf, "iou": iou, "classes": classes}
+        self.counter = LineCounter(line) if line is not None else ZoneCounter(zone) if zone is not None else None
+        self.species = _Species(classifier) if classifier is not None else None
+        track = bool(track or self.counter is not None or self.species is not None)
+        self.tracker = tracker or (Tracker() if track else None)
+        self.anchor, self.max_fps, self.duration = anchor, max_fps, duration
+        self.frames, self.rates = 0, RateStats()
+        self.track_counts: dict[str, int] = {}  # tracks per class, counted when they end (no line/zone)
+        self._stopped = False
+        self.ended = None  # why the loop ended: "end", "duration", "stopped", or an error message
+
+    def name_of(self, tr: Track) -> tuple[str, float]:
+        """The track's class name and label confidence (species decision with a classifier)."""
+        if self.species is not None:
+            return self.species.decide(tr.id)
+        names = self.model.names
+        return (str(names[tr.cls]) if 0 <= tr.cls < len(names) else str(tr.cls)), tr.label_confidence
+
+    def _event(self, frame: Frame, tr: Track, event: str) -> dict:
+        name, conf = self.name_of(tr)
+        return {"t": round(float(frame.t), 3), "frame": int(frame.index), "track_id": int(tr.id), "class": name,
+                "event": event, "label_confidence": round(conf, 4),
+                "box": [round(float(v), 1) for v in tr.box]}
+
+    def _track(self, frame: Frame, det: Detections) -> tuple[list[Track], list[dict]]:
+        seen_before = self.tracker.next_id
+        tracks = self.tracker.update(det.boxes, det.scores, det.classes)
+        if self.species is not None:
+            for tr in tracks:
+                self.species.observe(frame.image, tr)
+        events = [self._event(frame, tr, "new") for tr in tracks if tr.id >= seen_before]
+        if self.counter is not None:
+            for tr in tracks:
+                name = self.name_of(tr)[0]
+                ev = self.counter.update(tr.id, anchor_point(tr.box, self.anchor), name)
+                if ev:
+                    events.append(self._event(frame, tr, ev))
+        gone = self.tracker.removed
+        for tr in gone:
+            events.append(self._event(frame, tr, "lost"))
+            self._count_track(tr)
+        ids = [tr.id for tr in gone]
+        if self.counter is not None:
+            self.counter.forget(ids)
+        if self.species is not None:
+            self.species.forget(ids)
+        return tracks, events
+
+    def _count_track(self, tr: Track) -> None:
+        name = self.name_of(tr)[0]
+        self.track_counts[name] = self.track_counts.get(name, 0) + 1
+
+    @property
+    def counts(self) -> dict:
+        """Line: ``{class: {"in", "out"}}``; zone: ``{class: n}``; tracking only: tracks per class."""
+        if self.counter is not None:
+            counts = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.counter.counts.items()}
+        elif self.tracker is not None:
+            counts = dict(self.track_counts)
+            for tr in self.tracker.tracks:  # the tracks still alive count too
+                name = self.name_of(tr)[0]
+                counts[name] = counts.get(name, 0) + 1
+        else:
+            return {}
+        if self.species is not None and UNSURE not in counts:
+            counts[UNSURE] = {"in": 0, "out": 0} if isinstance(self.counter, LineCounter) else 0
+        return dict(sorted(counts.items()))
+
+    def __iter__(self):
+        start = last = next_slot = time.monotonic()
+        ema = 0.0
+        try:
+            while not self._stopped:
+                if self.max_fps:  # hold the rate: at most one frame per 1/max_fps seconds
+                    now = time.monotonic()
+                    if next_slot > now:
+                        time.sleep(next_slot - now)
+                    next_slot = max(now, next_slot) + 1.0 / self.max_fps
+                if self.duration is not None and self.source.live and time.monotonic() - start >= self.duration:
+                    self.ended = "duration"
+                    break
+                frame = self.source.read(timeout=0.5)
+                if frame is None:
+                    if self.source.finished:
+                        break
+                    continue
+                if self.duration is not None and not self.source.live and frame.t >= self.duration:
+                    self.ended = "duration"
+                    break
+                det = self.model.predict_one(frame.image, **self.options)
+                tracks, events = self._track(frame, det) if self.tracker is not None else ([], [])
+                self.frames += 1
+                now = time.monotonic()
+                dt, last = max(now - last, 1e-6), now
+                self.rates.add(dt)
+                ema = 1 / dt if ema == 0 else 0.9 * ema + 0.1 / dt
+                yield FrameResult(frame, det, tracks, events, self.counts, ema, dict(getattr(self.model, "last_timing", {})),
+                                  {tr.id: self.name_of(tr)[0] for tr in tracks}, self.counter)
+        finally:
+            if self.ended is None:
+                self.ended = "stopped" if self._stopped else (self.source.error or "end")
+            self.source.close()  # the capture thread ends with the loop, even in a script without `with`
+        if self.frames == 0 and not self._stopped and self.ended == "end":
+            raise EdgekitError("no frame could be read from the source: check it plays (e.g. with ffplay)")
+
+    def stop(self) -> None:
+        """End the loop after the current frame (safe from a signal handler)."""
+        self._stopped = True
+        self.source.stop()
+
+    def summary(self) -> dict:
+        """``{"frames", "dropped", "fps_mean", "fps_p90", "counts", "tracks"}`` so far."""
+        return {"frames": self.frames, "dropped": int(self.source.dropped),
+                "fps_mean": round(self.rates.fps_mean, 2), "fps_p90": round(self.rates.fps_p90, 2),
+                "counts": self.counts, "tracks": (self.tracker.next_id - 1) if self.tracker is not None else 0}
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def stream(model, source, *, conf: float = 0.25, iou: float = 0.45, classes=None, track: bool = False,
+           line=None, zone=None, anchor: str = "center", stride: int = 1, max_fps: float | None = None,
+           duration: float | None = None, classifier=None, reconnect_s: float = 30.0, **load_options) -> Stream:
+    """Run a detector over a video, camera, stream or image folder: an iterator of :class:`FrameResult`.
+
+    Args:
+        model: a detector artifact path, or a model from :func:`edgekit.runtime.load`.
+        source: a video file, folder/glob of images, camera index or ``/dev/videoN``, stream URL, or
+            ``"picamera2"`` (see :mod:`edgekit.runtime.video`).
+        conf, iou, classes: the detector's score threshold, NMS IoU and class filter.
+        track: follow objects with stable ids (on by itself with ``line``, ``zone`` or ``classifier``).
+        line: count crossings of ``(x1, y1, x2, y2)`` (or ``"x1,y1,x2,y2"``), ``in``/``out`` per class.
+        zone: count tracks entering a polygon (``[(x, y), ...]`` or ``"x1,y1,x2,y2,x3,y3,..."``).
+        anchor: the point of a box that counts: ``center`` or ``bottom``.
+        stride: files: every ``stride``-th frame. max_fps: cap the loop's rate.
+        duration: stop after this many seconds (source time for files, wall time for live sources).
+        classifier: a classifier artifact path or model: two-stage species with "unsure".
+        reconnect_s: live sources: give up after this long without a frame.
+        **load_options: ``backend``, ``threads``, ``delegate``... for :func:`edgekit.runtime.load`.
+
+    Example:
+        >>> with stream("det.tflite", "clip.mp4", line=(0, 200, 640, 200)) as s:  # doctest: +SKIP
+        ...     for r in s:
+        ...         print(r.frame.index, len(r.tracks), r.events)
+        >>> s.summary()["counts"]  # doctest: +SKIP
+        {'person': {'in': 3, 'out': 1}}
+    """
+    det = load(model, **load_options) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
+    clf = load(classifier, **load_options) if isinstance(classifier, str) or hasattr(classifier, "__fspath__") else classifier
+    src = open_source(source, stride=stride, reconnect_s=reconnect_s)
+    try:
+        return Stream(det, src, conf=conf, iou=iou, classes=classes, track=track, line=line, zone=zone, anchor=anchor,
+                      max_fps=max_fps, duration=duration, classifier=clf)
+    except BaseException:
+        src.close()
+        raise

@@ -1,0 +1,116 @@
+"""``edgekit detect`` end to end on a real exported artifact (a tiny random-weight detector as ONNX),
+the two-stage mode with a real classifier artifact and its "unsure" reject, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgekit.runtime.pipeline import Stream
+from edgekit.runtime.video import open_source
+from tests.runtime.video_helpers import FRAMES, H, LINE, W, ColorDetector, make_video
+
+SCHEMA = {"frames", "dropped", "fps_mean", "fps_p90", "counts", "tracks"}
+EVENT_KEYS = {"t", "frame", "track_id", "class", "event", "label_confidence"}
+
+
+def edgekit(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("detect-video") / "movers.avi")
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """yolo-lite at 64 px with random weights, exported to ONNX (parity-checked by export)."""
+    from edgekit.export import export
+    from tests.export.export_helpers import make_checkpoint
+
+    out = tmp_path_factory.mktemp("detect-onnx")
+    rep = export(make_checkpoint(out / "yolo-lite.pt", "yolo-lite", 64), ["onnx"], out=out)
+    assert rep.ok, rep.results[0].reason
+    return out / rep.results[0].file
+
+
+def test_detect_json_jsonl_and_saved_video(tiny_onnx, video, tmp_path):
+    out, events = tmp_path / "out.mp4", tmp_path / "events.jsonl"
+    r = edgekit("detect", "--model", tiny_onnx, "--source", video, "--conf", "0.02", "--count-line",
+                ",".join(map(str, LINE)), "--save", out, "--jsonl", events, "--json", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)  # stdout is exactly one JSON document
+    assert set(summary) == SCHEMA
+    assert summary["frames"] == FRAMES and summary["dropped"] == 0 and summary["fps_mean"] > 0
+    assert all(set(v) == {"in", "out"} for v in summary["counts"].values())
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert lines and all(EVENT_KEYS <= set(e) for e in lines)
+    assert len({e["track_id"] for e in lines if e["event"] == "new"}) == summary["tracks"] > 0
+    crossings = sum(v["in"] + v["out"] for v in summary["counts"].values())
+    assert crossings == sum(e["event"] in ("in", "out") for e in lines)
+    import cv2
+
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    ok, img = cap.read()
+    assert ok and img.shape == (H, W, 3)
+    assert not list(tmp_path.glob(".*partial*"))  # the temporary name was renamed into place
+
+
+def test_detect_text_output_with_stride(tiny_onnx, video):
+    r = edgekit("detect", "--model", tiny_onnx, "--source", video, "--stride", "2", "--track", "--conf", "0.02")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{FRAMES // 2} frames (0 dropped)")
+
+
+@pytest.mark.parametrize("args,env,message", [
+    (["--source", "no-such.mp4"], {}, "no-such.mp4 does not exist: give a video file"),
+    (["--source", "{video}", "--show"], {"DISPLAY": "", "WAYLAND_DISPLAY": ""}, "--show needs a display"),
+    (["--source", "{video}", "--count-line", "1,2,3"], {}, "--count-line '1,2,3': give x1,y1,x2,y2"),
+])
+def test_detect_errors_are_one_line(tiny_onnx, video, args, env, message):
+    r = edgekit("detect", "--model", tiny_onnx, *[a.format(video=video) for a in args], env=env)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr and r.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    from edgekit.export import export
+    from tests.export.export_helpers import make_checkpoint
+
+    out = tmp_path_factory.mktemp("detect-cls")
+    rep = export(make_checkpoint(out / "cls.pt", "mobilenetv2-cls", 64, num_classes=2), ["onnx"], out=out)
+    assert rep.ok, rep.results[0].reason
+    return out / rep.results[0].file
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.01])
+def test_two_stage_counts_species_or_unsure(tiny_classifier, video, threshold):
+    """Species come from the classifier's mean probability over each track's crops; under the
+    manifest's reject threshold (1.01: nothing passes) every track is counted "unsure"."""
+    from edgekit.runtime import load
+
+    clf = load(tiny_classifier)
+    clf.manifest["reject"] = {"thresholds": [threshold, threshold]}  # what `edgekit calibrate-reject` writes
+    s = Stream(ColorDetector(), open_source(video), line=LINE, classifier=clf)
+    with s:
+        events = [e for r in s for e in r.events]
+    counts = s.summary()["counts"]
+    total = {k: v["in"] + v["out"] for k, v in counts.items()}
+    assert sum(total.values()) == 3 and "unsure" in counts  # 3 crossings, "unsure" always reported
+    if threshold > 1:
+        assert total["unsure"] == 3 and all(e["class"] == "unsure" for e in events)
+    else:
+        assert total["unsure"] == 0 and set(total) - {"unsure"} <= set(clf.names)
+        # the decision is the top class of the mean probability over the crops the track had so far
+        for e in events:
+            assert e["class"] in clf.names and 0.5 <= e["label_confidence"] <= 1.0
+    assert np.all([0 <= e["label_confidence"] <= 1 for e in events])
