@@ -114,3 +114,29 @@ def test_two_stage_counts_species_or_unsure(tiny_classifier, video, threshold):
         for e in events:
             assert e["class"] in clf.names and 0.5 <= e["label_confidence"] <= 1.0
     assert np.all([0 <= e["label_confidence"] <= 1 for e in events])
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly_and_flushes(tiny_onnx, video, tmp_path, sig):
+    """SIGTERM (a service manager) or Ctrl-C mid-run: exit 0, the summary, a complete video and JSONL."""
+    import signal
+    import time
+
+    out, events = tmp_path / "out.avi", tmp_path / "events.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "edgekit", "detect", "--model", str(tiny_onnx), "--source", str(video),
+                          "--max-fps", "8", "--conf", "0.02", "--track", "--save", str(out), "--jsonl", str(events),
+                          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 60
+    while not (events.exists() and events.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the loop is running once the first event is written
+    time.sleep(0.5)
+    p.send_signal(getattr(signal, sig))
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert set(summary) == SCHEMA and 0 < summary["frames"] < FRAMES
+    assert all(EVENT_KEYS <= set(json.loads(x)) for x in events.read_text().splitlines())
+    import cv2
+
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]
