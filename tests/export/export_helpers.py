@@ -23,19 +23,25 @@ def realistic_init_(model, seed: int = 0):
     return model.eval()
 
 
-def make_checkpoint(path, model: str, imgsz: int, num_classes: int = 2, seed: int = 0):
-    """Save an edgekit checkpoint of a freshly built (random) ``model``: what export reads."""
+def make_checkpoint(path, model: str, imgsz: int, num_classes: int = 2, seed: int = 0, names=None):
+    """Save an edgekit checkpoint of a freshly built (random) ``model``: what export reads.
+
+    ``names`` (a list) sets the class names and count (default ``c0``, ``c1``, ...): give a
+    dataset's names where a command checks that the model's classes are the data's.
+    """
     import torch
 
     from edgekit.models import create_model, model_task
     from edgekit.models.checkpoint import save_checkpoint
 
+    if names is not None:
+        names, num_classes = list(names), len(names)
     torch.manual_seed(seed)
     task = model_task(model)
     kwargs = {"imgsz": imgsz} if task == "detect" else {}
     # torch's default init leaves MobileNet outputs ~1e-13: parity would pass vacuously
     m = realistic_init_(create_model(model, num_classes=num_classes, **kwargs), seed)
-    ckpt = {"model": model, "task": task, "model_kwargs": kwargs, "names": [f"c{k}" for k in range(num_classes)],
+    ckpt = {"model": model, "task": task, "model_kwargs": kwargs, "names": names or [f"c{k}" for k in range(num_classes)],
             "imgsz": imgsz, "state_dict": m.state_dict(), "epoch": 0, "metrics": {}}
     if task == "detect":
         ckpt.update({"anchors": None, "head_spec": m.head_spec})  # None: the family's default anchors

