@@ -291,7 +291,8 @@ class Stream:
 
 def stream(model, source, *, conf: float = 0.25, iou: float = 0.45, classes=None, track: bool = False,
            line=None, zone=None, anchor: str = "center", stride: int = 1, max_fps: float | None = None,
-           duration: float | None = None, classifier=None, reconnect_s: float = 30.0, **load_options) -> Stream:
+           duration: float | None = None, classifier=None, reconnect_s: float = 30.0, loop: bool = False,
+           **load_options) -> Stream:
     """Run a detector over a video, camera, stream or image folder: an iterator of :class:`FrameResult`.
 
     Args:
@@ -307,6 +308,7 @@ def stream(model, source, *, conf: float = 0.25, iou: float = 0.45, classes=None
         duration: stop after this many seconds (source time for files, wall time for live sources).
         classifier: a classifier artifact path or model: two-stage species with "unsure".
         reconnect_s: live sources: give up after this long without a frame.
+        loop: files and image folders: start again at the end (stop with ``duration`` or :meth:`Stream.stop`).
         **load_options: ``backend``, ``threads``, ``delegate``... for :func:`edgekit.runtime.load`.
 
     Example:
@@ -318,7 +320,7 @@ def stream(model, source, *, conf: float = 0.25, iou: float = 0.45, classes=None
     """
     det = load(model, **load_options) if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__") else model
     clf = load(classifier, **load_options) if isinstance(classifier, str) or hasattr(classifier, "__fspath__") else classifier
-    src = open_source(source, stride=stride, reconnect_s=reconnect_s)
+    src = open_source(source, stride=stride, reconnect_s=reconnect_s, loop=loop)
     try:
         return Stream(det, src, conf=conf, iou=iou, classes=classes, track=track, line=line, zone=zone, anchor=anchor,
                       max_fps=max_fps, duration=duration, classifier=clf)

@@ -106,6 +106,9 @@ class _ImagesReader(_Reader):
     def __init__(self, files: list[Path]):
         self.files, self.k = files, 0
 
+    def open(self) -> None:
+        self.k = 0
+
     def read(self):
         from edgekit.runtime.model import read_image
 
@@ -196,10 +199,12 @@ class VideoSource:
         reconnects: times a live source was reopened after failing.
     """
 
-    def __init__(self, reader: _Reader, stride: int = 1, reconnect_s: float = 30.0, queue_size: int = 4):
+    def __init__(self, reader: _Reader, stride: int = 1, reconnect_s: float = 30.0, queue_size: int = 4,
+                 loop: bool = False):
         if stride < 1:
             raise EdgekitError(f"--stride {stride}: give 1 (every frame) or more")
         self.reader, self.stride, self.reconnect_s = reader, int(stride), float(reconnect_s)
+        self.loop = bool(loop) and not reader.live
         self.live = reader.live
         reader.open()  # a source that cannot open at all is an error now, not a reconnect loop
         self.fps = reader.fps
@@ -231,13 +236,17 @@ class VideoSource:
         try:
             while not self._stop.is_set():
                 img = self.reader.read()
+                if img is None and self.loop and index > 0:  # start again (a demo kiosk, a soak test)
+                    self.reader.close()
+                    self.reader.open()
+                    img = self.reader.read()
                 if img is None:
                     break
                 if not self._put(Frame(index, index / fps if self.fps else float(index), img)):
                     return
                 for _ in range(self.stride - 1):  # skipped frames are grabbed, not decoded
                     index += 1
-                    if not self.reader.skip():
+                    if not self.reader.skip() and not self.loop:
                         self._put(_END)
                         return
                 index += 1
@@ -329,7 +338,7 @@ class VideoSource:
         self.close()
 
 
-def open_source(spec, stride: int = 1, reconnect_s: float = 30.0) -> VideoSource:
+def open_source(spec, stride: int = 1, reconnect_s: float = 30.0, loop: bool = False) -> VideoSource:
     """Open a frame source (see the module docstring) and start its capture thread.
 
     Args:
@@ -337,10 +346,11 @@ def open_source(spec, stride: int = 1, reconnect_s: float = 30.0) -> VideoSource
         stride: files and image folders: process every ``stride``-th frame (live sources always
             take the newest frame; limit their rate with ``max_fps`` in the loop instead).
         reconnect_s: live sources: give up after this long without a frame.
+        loop: files and image folders: start again at the end, for ever (until stopped).
 
     Example:
         >>> open_source("no-such.mp4")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
         edgekit.errors.EdgekitError: no-such.mp4 does not exist: give a video file, ...
     """
-    return VideoSource(make_reader(spec), stride=stride, reconnect_s=reconnect_s)
+    return VideoSource(make_reader(spec), stride=stride, reconnect_s=reconnect_s, loop=loop)

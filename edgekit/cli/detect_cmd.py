@@ -37,6 +37,7 @@ def add_parser(sub):
     p.add_argument("--stride", type=int, default=1, help="files and image folders: every K-th frame (default 1)")
     p.add_argument("--duration", type=float,
                    help="stop after S seconds (of video time for a file, of wall time for a live source)")
+    p.add_argument("--loop", action="store_true", help="files and image folders: start again at the end (with --duration)")
     p.add_argument("--reconnect", type=float, default=30.0, metavar="S",
                    help="live sources: reopen a dropped stream with back-off, giving up after S s without a frame")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn or torch (default: from the manifest)")
@@ -72,7 +73,7 @@ def run(args) -> int:
                                       ("delegate", args.delegate)) if v is not None}
     s = stream(args.model, args.source, conf=args.conf, iou=args.iou, classes=args.classes, track=args.track,
                line=args.count_line, zone=args.count_zone, anchor=args.anchor, stride=args.stride,
-               max_fps=args.max_fps, duration=args.duration, classifier=args.classify, reconnect_s=args.reconnect,
+               max_fps=args.max_fps, duration=args.duration, classifier=args.classify, reconnect_s=args.reconnect, loop=args.loop,
                **load_options)
     summary = run_stream(s, save=args.save, jsonl=args.jsonl, show=args.show, on_result=_progress())
     if s.ended not in ("end", "duration", "stopped"):

@@ -151,3 +151,11 @@ def test_sources_that_cannot_open_are_one_clear_error(spec, message, tmp_path):
 def test_empty_folder_is_an_error(tmp_path):
     with pytest.raises(EdgekitError, match="no images"):
         open_source(str(tmp_path))
+
+
+def test_loop_starts_again_until_the_duration(movers_video):
+    s = Stream(ColorDetector(), open_source(movers_video, loop=True, stride=3), track=True, duration=2 * FRAMES / FPS)
+    with s:
+        idx = [r.frame.index for r in s]
+    assert idx == list(range(0, 2 * FRAMES, 3))  # indices (and times) go on across the restart
+    assert s.ended == "duration"
