@@ -66,12 +66,20 @@ def decode_output(out: np.ndarray, head_spec: dict, k: int, in_hw: tuple[float, 
         [16.0, 16.0, 10.0, 20.0, 0.5, 0.5]
     """
     anchors = np.asarray(head_spec["anchors"][k], dtype=np.float32).reshape(-1, 2)
-    nc, kind = head_spec["num_classes"], head_spec["type"]
+    nc = head_spec["num_classes"]
     p = _cells(out, len(anchors), nc)
     n, gh, gw = p.shape[:3]
-    in_h, in_w = in_hw
     gx = np.arange(gw, dtype=np.float32)[None, None, :, None]
     gy = np.arange(gh, dtype=np.float32)[None, :, None, None]
+    return _decode_cells(p, gx, gy, anchors, head_spec, k, (gh, gw), in_hw).reshape(n, -1, 5 + nc)
+
+
+def _decode_cells(p: np.ndarray, gx, gy, anchors, head_spec: dict, k: int, grid_hw, in_hw) -> np.ndarray:
+    """The decoding formulas on cells ``p`` (..., 5+C), whose grid columns/rows/anchors broadcast from
+    ``gx``, ``gy`` and ``anchors``: all cells of a map (:func:`decode_output`) or a few (:func:`decode_candidates`)."""
+    kind = head_spec["type"]
+    gh, gw = grid_hw
+    in_h, in_w = in_hw
     rows = np.empty_like(p)
     if kind == "region":
         sx, sy = _sigmoid(p[..., 0]), _sigmoid(p[..., 1])
@@ -92,7 +100,41 @@ def decode_output(out: np.ndarray, head_spec: dict, k: int, in_hw: tuple[float, 
     rows[..., 0] = (gx + sx) / gw * in_w
     rows[..., 1] = (gy + sy) / gh * in_h
     rows[..., 2:4] = wh
-    return rows.reshape(n, -1, 5 + nc)
+    return rows
+
+
+def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: float, imgsz=None) -> np.ndarray:
+    """The decoded rows of one image whose objectness may pass ``conf``, as :func:`decode_dense` gives them.
+
+    Most cells of a detector's maps are empty: thresholding the raw objectness first (sigmoid is
+    monotonic, so ``sigmoid(t) > conf`` is ``t > logit(conf)``; a small margin keeps the borderline
+    cells for :func:`select`'s exact test) decodes a few dozen rows instead of thousands. Same
+    formulas, same row order as the dense decode, so :func:`select` keeps the same detections.
+
+    Example:
+        >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]],
+        ...         "anchor_units": "pixels", "scale_x_y": [1.0], "new_coords": 0}
+        >>> out = np.full((1, 6, 2, 2), -5.0, np.float32); out[0, :4, 1, 0] = 0; out[0, 4:, 1, 0] = 5
+        >>> decode_candidates([out], spec, conf=0.25).astype(np.float64).round(2).tolist()
+        [[16.0, 48.0, 10.0, 20.0, 0.99, 0.99]]
+    """
+    if len(outputs) != len(head_spec["anchors"]):
+        raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(head_spec['anchors'])}")
+    in_hw = _input_size(outputs, head_spec, imgsz)
+    nc = head_spec["num_classes"]
+    direct = head_spec["type"] == "yolo" and bool(head_spec.get("new_coords", 0))  # objectness is already a probability
+    cut = conf - 1e-6 if direct else float(np.log(conf / (1.0 - conf))) - 1e-4
+    parts = []
+    for k, out in enumerate(outputs):
+        anchors = np.asarray(head_spec["anchors"][k], dtype=np.float32).reshape(-1, 2)
+        p = _cells(out, len(anchors), nc)[0]  # (H, W, A, 5+C)
+        iy, ix, ia = np.nonzero(p[..., 4] > cut)
+        cells = np.ascontiguousarray(p[iy, ix, ia])
+        parts.append(_decode_cells(cells, ix.astype(np.float32), iy.astype(np.float32), anchors[ia], head_spec, k,
+                                   p.shape[:2], in_hw))
+    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 5 + nc), np.float32)
+
+
 
 
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:
@@ -180,6 +222,8 @@ def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: fl
     outputs = [np.asarray(o) for o in outputs]
     if outputs and outputs[0].shape[0] != 1:
         raise ValueError(f"decode_yolo_outputs takes one image, got a batch of {outputs[0].shape[0]}: use decode_batch")
+    if 0 < conf < 1 and outputs:  # sparse: only the cells that may pass (same result as the dense decode)
+        return select(decode_candidates(outputs, head_spec, conf, imgsz), conf, iou, max_det, multi_label)
     return decode_batch(outputs, head_spec, conf, iou, imgsz, max_det, multi_label)[0]
 
 

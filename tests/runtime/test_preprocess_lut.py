@@ -51,4 +51,6 @@ def test_numpy_fallback_equals_opencv():
     for args in [("int8", (0.0,) * 3, (255.0,) * 3, (1 / 255, -128)), ("float32", (1.0, 2.0, 3.0), (4.0, 5.0, 6.0), None)]:
         table = _value_table(*args)
         by_numpy = np.take_along_axis(table, img.reshape(-1, 3).astype(np.intp), axis=0).reshape(img.shape)
-        assert np.array_equal(_apply_lut(img, table), by_numpy)
+        assert np.array_equal(_apply_lut(img, False, table), by_numpy)
+        assert np.array_equal(_apply_lut(img, True, table), np.take_along_axis(
+            table, img[..., ::-1].reshape(-1, 3).astype(np.intp), axis=0).reshape(img.shape))
