@@ -18,6 +18,7 @@ import pytest
 from edgekit.errors import EdgekitError, MissingExtraError
 from edgekit.export.ncnn import torch2ncnn  # these modules import their converters lazily
 from edgekit.export.openvino import embed_manifest, onnx2openvino
+from edgekit.models import list_models
 from edgekit.runtime.backends import backend_for, open_backend
 from edgekit.runtime.ncnn_backend import NcnnBackend, graph_io, input_shape, read_param
 from edgekit.runtime.openvino_backend import OpenVinoBackend
@@ -26,7 +27,7 @@ from tests.export.export_helpers import realistic_init_
 torch = pytest.importorskip("torch")
 IMGSZ = 64
 FAST_MODELS = ["yolo-lite", "mobilenetv2_035-yolo"]
-ALL_MODELS = ["tiny-yolov2", "tiny-yolov3", "yolo-lite", "mobilenetv2_035-yolo", "mobilenetv2-cls"]
+ALL_MODELS = list_models()  # the registry: a new model is converted here without editing this file
 
 
 def needs(*modules: str) -> None:

@@ -21,6 +21,7 @@ pytest.importorskip("ai_edge_quantizer")
 from edgekit.errors import EdgekitError  # noqa: E402
 from tests.export.export_helpers import realistic_init_  # noqa: E402
 from edgekit.export.tflite import embed_metadata, torch2tflite  # noqa: E402
+from edgekit.models import list_models  # noqa: E402
 from edgekit.runtime.backends import available_backends, open_backend  # noqa: E402
 from edgekit.runtime.litert_backend import LiteRTBackend  # noqa: E402
 
@@ -204,7 +205,7 @@ def test_missing_delegate(yolo_lite_fp32):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["tiny-yolov2", "tiny-yolov3", "yolo-lite", "mobilenetv2_035-yolo", "mobilenetv2-cls"])
+@pytest.mark.parametrize("name", list_models())
 def test_every_model_converts(name, tmp_path, images):
     model = make(name)
     torch2tflite(model, (SZ, SZ), tmp_path / "m.tflite")
