@@ -51,3 +51,27 @@ def bccd_yaml(shared_dir, tmp_path_factory) -> Path:
         "names: [RBC, WBC, Platelets]\n"
     )
     return p
+
+
+@pytest.fixture(scope="session")
+def tiny_detector(tmp_path_factory, sample_yaml) -> Path:
+    """A yolo-lite checkpoint at 64 px with the sample's classes (random, realistically scaled weights)."""
+    from edgekit.data import load_dataset
+    from tests.export.export_helpers import TINY_IMGSZ, TINY_MODEL, make_checkpoint
+
+    names = load_dataset(sample_yaml).names  # commands given --data check the model's classes are the data's
+    return make_checkpoint(tmp_path_factory.mktemp("tiny-detector") / f"{TINY_MODEL}.pt", TINY_MODEL, TINY_IMGSZ,
+                           names=names)
+
+
+@pytest.fixture(scope="session")
+def fast_exports(tiny_detector, tmp_path_factory, sample_yaml) -> dict:
+    """``{target: artifact path}`` of :func:`tiny_detector` for every installed target, parity-verified by export.
+
+    The fast tier's one set of artifacts (runtime, CLI, bench, export round trips): no mAP gate,
+    random weights have no accuracy to keep (tests/runtime/conftest.py says more).
+    """
+    from tests.export.export_helpers import TINY_CALIB, export_all
+
+    return export_all(tiny_detector, tmp_path_factory.mktemp("exports-tiny"),
+                      calib=sample_yaml.parent / "train" / "images", calib_images=TINY_CALIB)

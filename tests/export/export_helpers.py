@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# the fast tier's shared tiny detector (``fast_exports`` in tests/conftest.py): 7 conv layers convert in seconds
+TINY_MODEL, TINY_IMGSZ, TINY_CALIB = "yolo-lite", 64, 16
+
 
 def realistic_init_(model, seed: int = 0):
     """LeCun-normal conv/linear weights, small biases, random BN affine and running stats."""
@@ -49,3 +52,14 @@ def make_checkpoint(path, model: str, imgsz: int, num_classes: int = 2, seed: in
         ckpt.update({"head_spec": getattr(m, "head_spec", {"type": "classify", "num_classes": num_classes})})
     save_checkpoint(path, ckpt)
     return path
+
+
+def export_all(source, out, **options) -> dict:
+    """``{target: artifact path}`` of ``source`` exported to every target installed here; any failure fails."""
+    from edgekit.export import export
+    from edgekit.export.targets import TARGETS
+
+    rep = export(source, [t for t in TARGETS if TARGETS[t].available()], out=out, **options)
+    failed = {r.target: r.reason for r in rep.results if not r.ok}
+    assert not failed, failed
+    return {r.target: out / r.file for r in rep.results}
