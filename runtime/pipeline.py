@@ -185,7 +185,7 @@ class Stream:
         name, conf = self.name_of(tr)
         return {"t": round(float(frame.t), 3), "frame": int(frame.index), "track_id": int(tr.id), "class": name,
                 "event": event, "label_confidence": round(conf, 4),
-                "box": [round(float(v), 1) for v in tr.box]}
+                "box": [round(float(v), 1) for v in tr.seen_box]}
 
     def _track(self, frame: Frame, det: Detections) -> tuple[list[Track], list[dict]]:
         seen_before = self.tracker.next_id

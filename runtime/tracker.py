@@ -68,6 +68,7 @@ class Track:
     Attributes:
         id: stable id, 1, 2, ... in order of confirmation.
         box: latest xyxy box (the matched detection's, or the prediction while unmatched).
+        seen_box: the box of the latest matched detection (what a "lost" event reports).
         score: detector confidence of the latest match.
         hits: frames matched so far; ``misses``: frames since the latest match.
         votes: class id -> summed detector score over the track's frames.
@@ -82,6 +83,11 @@ class Track:
     votes: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
     kalman: _Kalman | None = None
+    seen_box: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.seen_box is None:
+            self.seen_box = self.box.copy()
 
     @property
     def cls(self) -> int:
@@ -158,6 +164,7 @@ class Tracker:
         for ti, di in pairs:
             tr = live[ti]
             tr.box, tr.score = boxes[di].copy(), float(scores[di])
+            tr.seen_box = tr.box.copy()
             tr.hits += 1
             tr.misses = 0
             tr.vote(int(classes[di]), scores[di])

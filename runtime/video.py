@@ -3,7 +3,7 @@
 ``open_source(spec)`` understands:
 
 - a video file (``clip.mp4``): every frame, in order, or every ``stride``-th;
-- a folder of images or a glob (``frames/``, ``"frames/*.jpg"``): sorted, every image;
+- a folder of images or a glob (``frames/``, ``"frames/*.jpg"``): in natural order (``f9`` before ``f10``);
 - a camera index (``0``) or a V4L2 device (``/dev/video0``), through OpenCV;
 - a stream URL (``rtsp://``, ``http(s)://``, ``tcp://``, ``udp://``), through OpenCV's FFmpeg;
 - ``picamera2`` (or ``picam``): the Raspberry Pi camera, when the picamera2 package is installed.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -157,12 +158,22 @@ class _PiCameraReader(_Reader):
             self.cam = None
 
 
+def natural_key(path: Path) -> list:
+    """Sort key that orders numbers by value: ``frame2.jpg`` before ``frame10.jpg``.
+
+    Example:
+        >>> sorted(["f10.jpg", "f9.jpg", "f100.jpg"], key=natural_key)
+        ['f9.jpg', 'f10.jpg', 'f100.jpg']
+    """
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(path)) if t]
+
+
 def _image_files(spec: str) -> list[Path] | None:
     p = Path(spec)
     if p.is_dir():
-        return sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        return sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     if any(ch in spec for ch in "*?["):
-        return sorted(Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+        return sorted((Path(f) for f in glob.glob(spec) if Path(f).suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
     return None
 
 

@@ -37,7 +37,7 @@ def _mover_of(box, k) -> int:
 def test_line_counts_and_stable_ids_on_a_generated_video(movers_video, kalman):
     src = open_source(movers_video)
     assert not src.live and src.fps == FPS
-    s = Stream(ColorDetector(), src, line=LINE, tracker=Tracker(kalman=kalman))
+    s = Stream(ColorDetector(), src, line=LINE, tracker=Tracker(kalman=kalman, max_missed=5))
     ids: dict[int, set] = {}
     events = []
     with s:
@@ -56,6 +56,9 @@ def test_line_counts_and_stable_ids_on_a_generated_video(movers_video, kalman):
     for e in events:
         assert {"t", "frame", "track_id", "class", "event", "label_confidence"} <= set(e)
         assert e["t"] == pytest.approx(e["frame"] / FPS)
+    # a "lost" event reports where the object was last seen, not where the prediction drifted to
+    lost = [e for e in events if e["event"] == "lost"]
+    assert lost and all(0 <= e["box"][0] <= e["box"][2] <= W and 0 <= e["box"][1] <= e["box"][3] <= H for e in lost)
     assert s.summary()["counts"] == {"blue": {"in": 0, "out": 1}, "red": {"in": 2, "out": 0}}
 
 
