@@ -16,7 +16,8 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import open_backend, read_embedded_manifest
 from edgekit.runtime.contract import check_against_model, check_manifest
-from edgekit.runtime.preprocess import Letterbox, letterbox, to_tensor
+from edgekit.runtime.fastprep import FramePrep
+from edgekit.runtime.preprocess import Letterbox, to_tensor
 
 MANIFEST_FORMAT = "edgekit-manifest-1"
 
@@ -95,11 +96,14 @@ class ArtifactRunner:
         self.pad_value = int(pre.get("pad_value", 114))
         # artifact output k feeds decoder input decode_index; None keeps the artifact's order
         self.order = [o.get("decode_index", k) for k, o in enumerate(self.manifest["outputs"])]
+        self._prep = None
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """BGR HxWx3 uint8 image -> (model input tensor, letterbox)."""
-        img, lb = letterbox(image, self.imgsz, color=self.pad_value)
-        return self.tensor(img), lb
+        """BGR HxWx3 uint8 image -> (model input tensor, letterbox): :func:`letterbox` + :meth:`tensor`'s
+        values, through reused buffers (:class:`~edgekit.runtime.fastprep.FramePrep`)."""
+        if self._prep is None:
+            self._prep = FramePrep(self.imgsz, self.layout, self.dtype, quant=self.quant, pad_value=self.pad_value)
+        return self._prep(image)
 
     def tensor(self, letterboxed: np.ndarray) -> np.ndarray:
         """A letterboxed BGR image as this artifact's input (layout, dtype, quantization)."""

@@ -1,0 +1,42 @@
+"""``FramePrep`` (what ``ArtifactRunner.prepare`` runs) equals letterbox + to_tensor bit for bit, frame after frame."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edgekit.runtime.fastprep import FramePrep
+from edgekit.runtime.preprocess import letterbox, to_tensor
+
+CONTRACTS = [("float32", None), ("int8", (1 / 255, -128)), ("int8", (0.003921568859368563, -128)), ("uint8", None),
+             ("uint8", (1 / 255, 0)), ("int8", (0.02, 3)), ("float16", None)]
+
+
+@pytest.mark.parametrize("layout,rgb", list(itertools.product(["NCHW", "NHWC"], [True, False])))
+def test_frameprep_equals_letterbox_and_to_tensor(layout, rgb):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for hw in [(202, 360), (202, 360), (576, 768), (64, 64), (50, 100)]]
+    for (dtype, quant), size in itertools.product(CONTRACTS, [(64, 64), (48, 64)]):
+        prep = FramePrep(size, layout, dtype, quant, rgb=rgb, pad_value=114)
+        for img in frames:  # same size twice (buffers reused), then new sizes (buffers rebuilt)
+            got, lb = prep(img)
+            ref_img, ref_lb = letterbox(img, size, color=114)
+            want = to_tensor(ref_img, layout, dtype, rgb, quant=quant)
+            assert lb == ref_lb and got.dtype == want.dtype and np.array_equal(got, want), (dtype, quant, size, img.shape)
+
+
+def test_returned_tensors_are_not_overwritten_by_the_next_frame():
+    prep = FramePrep((32, 32), "NHWC", "int8", (1 / 255, -128))
+    a, _ = prep(np.zeros((32, 32, 3), np.uint8))
+    b, _ = prep(np.full((32, 32, 3), 255, np.uint8))
+    assert int(a.max()) == -128 and int(b.min()) == 127
+
+
+def test_unusual_inputs_take_the_reference_path():
+    prep = FramePrep((16, 16), "NCHW", "float32")
+    img = np.random.default_rng(2).random((10, 20, 3)).astype(np.float32) * 255  # not uint8
+    got, lb = prep(img)
+    ref_img, ref_lb = letterbox(img, (16, 16))
+    assert np.array_equal(got, to_tensor(ref_img, "NCHW", "float32")) and lb == ref_lb
