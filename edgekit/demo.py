@@ -47,7 +47,7 @@ def main() -> int:
 
     t0 = time.time()
     data = sample_data_yaml()
-    total = 6
+    total = 7
     step(1, total, f"check the embedded Fish4Knowledge sample ({data})")
     report = check_dataset(data)
     print(report.to_text())
@@ -93,6 +93,21 @@ def main() -> int:
             # the gate doing its job: the artifact was refused, not shipped; say so plainly
             print(f"  refused (failed verification, not written): {', '.join(failed)}. This is the check edgekit "
                   "exists for; `edgekit export` exits 1 in this case.")
+        step(7, total, "run the tflite-int8 artifact over the sample's test frames as a stream: tracks, events, "
+                       "FPS (the loop of `edgekit detect`, a camera or a video in real use)")
+        art = next((Path(tmp) / "export" / r.file for r in report.results if r.ok and r.target == "tflite-int8"), None)
+        if art is None:
+            print("  skipped: no verified tflite-int8 artifact")
+        else:
+            import json
+
+            from edgekit.runtime import stream
+
+            with stream(art, data.parent / "test" / "images", track=True, conf=0.3) as s:
+                events = [e for r in s for e in r.events]
+            print(f"  summary: {json.dumps(s.summary())}")
+            for e in events[:3]:
+                print(f"  event: {json.dumps(e)}")
     print(f"\ndemo finished in {time.time() - t0:.1f} s")
     return 0
 
