@@ -26,9 +26,10 @@ class _ManifestModel(RuntimeModel):
         self.names = list(self.manifest.get("names") or [])
         self.last_timing: dict[str, float] = {}
 
-    def _run(self, image: np.ndarray):
+    def _run(self, image: np.ndarray, prepared=None):
         t0 = time.perf_counter()
-        x, lb = self.runner.prepare(image)
+        # prepared: (tensor, letterbox) made ahead by the video loop's capture thread, overlapping inference
+        x, lb = self.runner.prepare(image) if prepared is None else prepared
         t1 = time.perf_counter()
         outs = self.runner.run_tensor(x)
         t2 = time.perf_counter()
@@ -66,8 +67,8 @@ class Detector(_ManifestModel):
     task = "detect"
 
     def predict_one(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, classes=None,
-                    max_det: int = 300) -> Detections:
-        outs, lb, stamps = self._run(image)
+                    max_det: int = 300, prepared=None) -> Detections:
+        outs, lb, stamps = self._run(image, prepared)
         r = postprocess_detections(outs, self.manifest["decode"], lb, conf=conf, iou=iou, max_det=max_det)
         det = Detections(r["boxes"], r["scores"], r["classes"], self.names, image.shape[:2])
         if classes is not None:

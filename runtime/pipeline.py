@@ -34,6 +34,12 @@ from edgekit.runtime.video import Frame, VideoSource, open_source
 UNSURE = "unsure"
 
 
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, (time.perf_counter() - t0) * 1e3
+
+
 class RateStats:
     """Frame intervals in a fixed log-spaced histogram (flat memory over hours): mean and p90 FPS.
 
@@ -83,7 +89,8 @@ class FrameResult:
         events: event dicts (``t``, ``frame``, ``track_id``, ``class``, ``event``, ``label_confidence``).
         counts: the running counts (the summary's ``counts``).
         fps: the loop's frame rate, smoothed.
-        timing: the model's ``pre_ms``/``infer_ms``/``post_ms`` for this frame.
+        timing: the model's ``pre_ms``/``infer_ms``/``post_ms`` for this frame (``pre_overlapped``: the
+            preprocessing ran in the capture thread, during the previous frame's inference).
     """
 
     frame: Frame
@@ -156,7 +163,8 @@ class Stream:
     """
 
     def __init__(self, model, source: VideoSource, conf=0.25, iou=0.45, classes=None, track=False, line=None,
-                 zone=None, anchor="center", max_fps=None, duration=None, classifier=None, tracker=None):
+                 zone=None, anchor="center", max_fps=None, duration=None, classifier=None, tracker=None,
+                 prepare_ahead: bool = True):
         if getattr(model, "task", None) != "detect":
             raise EdgekitError("the model is not a detector (its task is "
                                f"{getattr(model, 'task', None)!r}): give a detector; a classifier goes to --classify")
@@ -172,6 +180,12 @@ class Stream:
         self.frames, self.rates = 0, RateStats()
         self.track_counts: dict[str, int] = {}  # tracks per class, counted when they end (no line/zone)
         self._stopped = False
+        self._ahead = False
+        runner = getattr(model, "runner", None)
+        if prepare_ahead and not source.live and callable(getattr(runner, "prepare", None)):
+            # the capture thread letterboxes and quantises frame n+1 while the interpreter runs frame n
+            self._ahead = True
+            source.transform = lambda img: _timed(runner.prepare, img)
         self.ended = None  # why the loop ended: "end", "duration", "stopped", or an error message
 
     def name_of(self, tr: Track) -> tuple[str, float]:
@@ -252,14 +266,20 @@ class Stream:
                 if self.duration is not None and not self.source.live and frame.t >= self.duration:
                     self.ended = "duration"
                     break
-                det = self.model.predict_one(frame.image, **self.options)
+                if self._ahead and frame.prepared is not None:
+                    prepared, pre_ms = frame.prepared
+                    det = self.model.predict_one(frame.image, prepared=prepared, **self.options)
+                    timing = {**getattr(self.model, "last_timing", {}), "pre_ms": pre_ms, "pre_overlapped": True}
+                else:
+                    det = self.model.predict_one(frame.image, **self.options)
+                    timing = dict(getattr(self.model, "last_timing", {}))
                 tracks, events = self._track(frame, det) if self.tracker is not None else ([], [])
                 self.frames += 1
                 now = time.monotonic()
                 dt, last = max(now - last, 1e-6), now
                 self.rates.add(dt)
                 ema = 1 / dt if ema == 0 else 0.9 * ema + 0.1 / dt
-                yield FrameResult(frame, det, tracks, events, self.counts, ema, dict(getattr(self.model, "last_timing", {})),
+                yield FrameResult(frame, det, tracks, events, self.counts, ema, timing,
                                   {tr.id: self.name_of(tr)[0] for tr in tracks}, self.counter)
         finally:
             if self.ended is None:

@@ -50,6 +50,7 @@ class Frame:
     index: int
     t: float
     image: np.ndarray
+    prepared: object = None  # what the source's ``transform`` made of the image in the capture thread
 
 
 class _Reader:
@@ -221,15 +222,18 @@ class VideoSource:
         self.fps = reader.fps
         self.dropped = self.reconnects = 0
         self.error: str | None = None
+        # files: called on each frame in the capture thread (the loop sets the model's preprocessing here,
+        # so it overlaps the previous frame's inference); live sources never call it (most frames are dropped)
+        self.transform = None
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._done = False
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._t0 = time.monotonic()
+        # started by the first read, so a transform set after opening applies from the first frame
         self._thread = threading.Thread(target=self._capture_live if self.live else self._capture_file,
                                         name="edgekit-capture", daemon=True)
-        self._thread.start()
 
     # -- capture threads ------------------------------------------------------------------------
     def _put(self, item) -> bool:
@@ -253,7 +257,9 @@ class VideoSource:
                     img = self.reader.read()
                 if img is None:
                     break
-                if not self._put(Frame(index, index / fps if self.fps else float(index), img)):
+                transform = self.transform
+                extra = transform(img) if transform is not None else None
+                if not self._put(Frame(index, index / fps if self.fps else float(index), img, extra)):
                     return
                 for _ in range(self.stride - 1):  # skipped frames are grabbed, not decoded
                     index += 1
@@ -303,6 +309,8 @@ class VideoSource:
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame (live: the newest one); None at the end, when stopped, or after ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread.ident is None and not self._stop.is_set():
+            self._thread.start()
         if self.live:
             with self._cond:
                 while self._latest is None and not self._done and not self._stop.is_set():
@@ -339,7 +347,8 @@ class VideoSource:
 
     def close(self) -> None:
         self.stop()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=10)
         self.reader.close()
 
     def __enter__(self):

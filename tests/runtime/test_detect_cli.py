@@ -140,3 +140,20 @@ def test_signal_stops_cleanly_and_flushes(tiny_onnx, video, tmp_path, sig):
     import cv2
 
     assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == summary["frames"]
+
+
+def test_preprocessing_ahead_in_the_capture_thread_changes_nothing(tiny_onnx, video):
+    """Files: the capture thread prepares frame n+1 during frame n's inference; same detections as inline."""
+    from edgekit.runtime import load
+
+    model = load(tiny_onnx, threads=1)
+    runs = {}
+    for ahead in (True, False):
+        s = Stream(model, open_source(video), conf=0.02, prepare_ahead=ahead)
+        with s:
+            runs[ahead] = [(r.detections, r.timing) for r in s]
+    assert len(runs[True]) == len(runs[False]) == FRAMES
+    assert all(t.get("pre_overlapped") for _, t in runs[True])
+    assert not any(t.get("pre_overlapped") for _, t in runs[False])
+    for (a, _), (b, _) in zip(runs[True], runs[False]):
+        assert len(a) > 0 and np.array_equal(a.boxes, b.boxes) and np.array_equal(a.classes, b.classes)
