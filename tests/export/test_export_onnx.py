@@ -122,8 +122,8 @@ def test_unknown_and_unavailable_targets(tiny_checkpoint, tmp_path, capsys):
     assert main(["export", str(ckpt), "--target", "coreml"]) == 1
     assert "unknown target 'coreml'" in capsys.readouterr().err
     # a target whose converter is not installed: the error names the extra
-    register_target(Target("fake-npu", "fake", "int8", ".bin", ("edgekit_no_such_converter",), "npu", "onnxruntime",
-                           False, lambda job: {}))
+    register_target(Target("fake-npu", "onnx", "int8", ("edgekit_no_such_converter",), False, lambda job: {},
+                           extra="npu"))
     try:
         assert main(["export", str(ckpt), "--target", "fake-npu", "--out", str(tmp_path)]) == 1
         err = capsys.readouterr().err
