@@ -127,14 +127,17 @@ def test_commands_with_json_print_one_document(all_run, checkpoint, tmp_path):
     ]
     for suffix in (".onnx", ".tflite", ".xml", ".param"):  # one artifact per runtime
         runs += [("predict", a, image, "--json") for a in sorted(out.glob(f"*{suffix}"))[:1]]
+    problems = []  # every command's problem at once
     for argv in runs:
         r = edgekit(*argv)
-        assert r.returncode == 0, (argv, r.stderr)
+        if r.returncode != 0 or "Traceback" in r.stderr:
+            problems.append(f"{argv[0]}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
+            continue
         try:
             json.loads(r.stdout)
         except json.JSONDecodeError as exc:
-            raise AssertionError(f"{argv}: stdout is not one JSON document ({exc}): {r.stdout[:300]!r}") from None
-        assert "Traceback" not in r.stderr, (argv, r.stderr)
+            problems.append(f"{argv}: stdout is not one JSON document ({exc}): {r.stdout[:300]!r}")
+    assert not problems, "\n".join(problems)
     conv = json.loads(edgekit("data", "convert", SAMPLE / "data.yaml", "--to", "voc", "--link",
                               "--out", tmp_path / "voc", "--json").stdout)
     assert conv["format"] == "voc" and conv["counts"]["train"]["images"] == 120
