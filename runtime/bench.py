@@ -36,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.boards.cpu import cpu_info
+from edgekit.boards.detect import detect_board
+from edgekit.boards.sysstate import cpu_clocks, system_state
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import artifact_suffixes, get_backend, list_backends
 from edgekit.runtime.loader import choose_backend, load, source_backend
@@ -271,9 +274,6 @@ t0 = time.perf_counter()
 a = json.loads(sys.argv[1])
 from edgekit.runtime import load
 from edgekit.runtime.model import read_image
-from edgekit.boards.sysstate import cpu_clocks, system_state
-from edgekit.boards.cpu import cpu_info
-from edgekit.boards.detect import detect_board
 img = read_image(a.pop("image"))
 t1 = time.perf_counter()
 m = load(a.pop("path"), **a)
