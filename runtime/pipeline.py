@@ -285,8 +285,9 @@ class Stream:
             if self.ended is None:
                 self.ended = "stopped" if self._stopped else (self.source.error or "end")
             self.source.close()  # the capture thread ends with the loop, even in a script without `with`
-        if self.frames == 0 and not self._stopped and self.ended == "end":
-            raise EdgekitError("no frame could be read from the source: check it plays (e.g. with ffplay)")
+        if self.frames == 0 and not self._stopped and self.ended != "duration":
+            why = "" if self.ended == "end" else f" ({self.ended})"
+            raise EdgekitError(f"no frame could be read from the source{why}: check it plays (e.g. with ffplay)")
 
     def stop(self) -> None:
         """End the loop after the current frame (safe from a signal handler)."""

@@ -44,6 +44,9 @@ class VideoSink:
                                           self.fps, (w, h))
             if not self.writer.isOpened():
                 raise EdgekitError(f"cannot write {self.path}: OpenCV has no encoder for it here; try a .avi name")
+            self.size = (w, h)
+        if (image.shape[1], image.shape[0]) != self.size:  # a folder of images of several sizes: one video size
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(image)
         self.frames += 1
 

@@ -267,11 +267,20 @@ class VideoSource:
                         self._put(_END)
                         return
                 index += 1
-        except EdgekitError as exc:
-            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the loop must end and say why, not wait for ever
+            self.error = str(exc) if isinstance(exc, EdgekitError) else f"capture failed: {type(exc).__name__}: {exc}"
         self._put(_END)
 
     def _capture_live(self) -> None:
+        try:
+            self._live_loop()
+        except Exception as exc:  # noqa: BLE001 - the loop must end and say why, not wait for ever
+            self.error = f"capture failed: {type(exc).__name__}: {exc}"
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def _live_loop(self) -> None:
         index, backoff, last_ok = 0, 0.5, time.monotonic()
         while not self._stop.is_set():
             img = self.reader.read()
@@ -296,9 +305,6 @@ class VideoSource:
                 self._latest = Frame(index, last_ok - self._t0, img)
                 self._cond.notify_all()
             index += 1
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
 
     # -- the consumer side ---------------------------------------------------------------------
     @property

@@ -162,3 +162,11 @@ def test_loop_starts_again_until_the_duration(movers_video):
         idx = [r.frame.index for r in s]
     assert idx == list(range(0, 2 * FRAMES, 3))  # indices (and times) go on across the restart
     assert s.ended == "duration"
+
+
+def test_a_failing_capture_ends_the_loop_with_the_reason(movers_video):
+    src = open_source(movers_video)
+    src.transform = lambda img: 1 / 0  # anything the capture thread runs may fail
+    s = Stream(ColorDetector(), src, track=True, prepare_ahead=False)
+    with s, pytest.raises(EdgekitError, match=r"no frame could be read from the source \(capture failed: ZeroDiv"):
+        list(s)
