@@ -42,6 +42,7 @@ from edgekit.boards.sysstate import cpu_clocks, system_state
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import artifact_suffixes, get_backend, list_backends
 from edgekit.runtime.loader import choose_backend, load, source_backend
+from edgekit.runtime.model import read_image
 from edgekit.runtime.runner import find_manifest
 
 MAX_IMAGES = 64  # distinct images decoded up front and cycled; decoding is never timed
