@@ -150,6 +150,14 @@ def main(argv=None) -> int:
         res[k]["vs_inference"] = round(res[k]["fps_mean"] / res["predict"]["inference_fps"], 3)
         res[k]["vs_predict"] = round(res[k]["fps_mean"] / res["predict"]["predict_fps"], 3)
     if args.soak_frames:
+        # the predict pass held --frames decoded frames; glibc keeps freed heap mapped, so hand it back
+        # first: the soak's RSS is then the loop's own
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
         print(f"soak: {args.soak_frames} frames ...", file=sys.stderr)
         s = stream(det, args.source, loop=True, **sopts)
         samples = []
