@@ -157,3 +157,29 @@ def test_preprocessing_ahead_in_the_capture_thread_changes_nothing(tiny_onnx, vi
     assert not any(t.get("pre_overlapped") for _, t in runs[False])
     for (a, _), (b, _) in zip(runs[True], runs[False]):
         assert len(a) > 0 and np.array_equal(a.boxes, b.boxes) and np.array_equal(a.classes, b.classes)
+
+
+def test_two_stage_from_the_command_line(tiny_onnx, tiny_classifier, video):
+    r = edgekit("detect", "--model", tiny_onnx, "--source", video, "--classify", tiny_classifier, "--conf", "0.02",
+                "--count-line", ",".join(map(str, LINE)), "--json", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    # the tiny classifier's manifest has no reject thresholds: species only, "unsure" reported at zero
+    assert set(summary) == SCHEMA and summary["counts"]["unsure"] == {"in": 0, "out": 0}
+    assert set(summary["counts"]) <= {"c0", "c1", "unsure"}
+
+
+def test_the_video_loop_runs_lean(tiny_onnx, video):
+    """On a board: the loop, tracker and counters with torch, TensorFlow, onnx and nncf unimportable."""
+    code = ("import json, sys\n"
+            "from edgekit.runtime.lean import block_imports, loaded\n"
+            "block_imports()\n"
+            "from edgekit.runtime import stream\n"
+            f"s = stream({str(tiny_onnx)!r}, {str(video)!r}, conf=0.02, line={list(LINE)!r})\n"
+            "n = sum(1 for _ in s)\n"
+            "print(json.dumps({'frames': n, 'heavy': loaded()}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out == {"frames": FRAMES, "heavy": []}
