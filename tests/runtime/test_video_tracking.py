@@ -170,3 +170,55 @@ def test_a_failing_capture_ends_the_loop_with_the_reason(movers_video):
     s = Stream(ColorDetector(), src, track=True, prepare_ahead=False)
     with s, pytest.raises(EdgekitError, match=r"no frame could be read from the source \(capture failed: ZeroDiv"):
         list(s)
+
+
+class _Camera:
+    """A live reader at ~200 frames/s (what a camera thread sees), numbering its frames in pixel (0, 0)."""
+
+    live, fps = True, 200.0
+
+    def __init__(self, frames: int):
+        self.n, self.limit = 0, frames
+
+    def open(self):
+        pass
+
+    def read(self):
+        import time
+
+        time.sleep(0.005)
+        if self.n >= self.limit:
+            return None
+        self.n += 1
+        img = np.zeros((8, 8, 3), np.uint8)
+        img[0, 0, 0] = self.n % 256
+        return img
+
+    def close(self):
+        pass
+
+
+def test_live_sources_take_the_newest_frame_and_count_the_dropped():
+    import time
+
+    from edgekit.runtime.video import VideoSource
+
+    cam = _Camera(100)
+    src = VideoSource(cam, reconnect_s=0.2)  # after the last frame the camera "fails": give up quickly
+    seen = []
+    for f in src:
+        seen.append(f.index)
+        time.sleep(0.03)  # a slow model: ~6 camera frames per processed one
+    assert src.live and len(seen) < 40 and seen == sorted(set(seen))
+    assert len(seen) + src.dropped == 100  # every captured frame was either processed or counted as dropped
+    assert src.error and "no frame" in src.error
+
+
+def test_max_fps_holds_the_rate(movers_video):
+    import time
+
+    s = Stream(ColorDetector(), open_source(movers_video), max_fps=40)
+    t0 = time.monotonic()
+    with s:
+        n = sum(1 for _ in s)
+    assert n == FRAMES and time.monotonic() - t0 >= (FRAMES - 1) / 40
