@@ -26,6 +26,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime.counting import LineCounter, ZoneCounter, anchor_point
+from edgekit.runtime.detector import Detector
 from edgekit.runtime.loader import load
 from edgekit.runtime.results import Detections
 from edgekit.runtime.tracker import Track, Tracker
@@ -182,7 +183,7 @@ class Stream:
         self._stopped = False
         self._ahead = False
         runner = getattr(model, "runner", None)
-        if prepare_ahead and not source.live and callable(getattr(runner, "prepare", None)):
+        if prepare_ahead and not source.live and isinstance(model, Detector):
             # the capture thread letterboxes and quantises frame n+1 while the interpreter runs frame n
             self._ahead = True
             source.transform = lambda img: _timed(runner.prepare, img)
