@@ -43,22 +43,49 @@ class _Kalman:
         self.q = size / 20
 
     def predict(self) -> np.ndarray:
-        self.x = self._F @ self.x
-        self.x[2:4] = np.maximum(self.x[2:4], 1.0)
-        q = self.q
-        self.P = self._F @ self.P @ self._F.T + np.diag([q, q, q, q, q / 2, q / 2, q / 4, q / 4]) ** 2
+        predict_all([self])
         return self.box()
 
     def update(self, box: np.ndarray) -> None:
-        z = xyxy_to_cxcywh(np.asarray(box, np.float64))
-        r = (max(self.x[2], self.x[3], 1.0) / 10) ** 2
-        s = self._H @ self.P @ self._H.T + np.eye(4) * r
-        k = self.P @ self._H.T @ np.linalg.inv(s)
-        self.x = self.x + k @ (z - self._H @ self.x)
-        self.P = (np.eye(8) - k @ self._H) @ self.P
+        update_all([self], np.asarray(box, np.float64).reshape(1, 4))
 
     def box(self) -> np.ndarray:
         return cxcywh_to_xyxy(self.x[:4]).astype(np.float32)
+
+
+_Q_SCALE = np.array([1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25])
+
+
+def predict_all(filters: list[_Kalman]) -> np.ndarray:
+    """One predict step of many filters at once (stacked: one numpy call for all tracks, not one each);
+    returns the predicted xyxy boxes ``(n, 4)``."""
+    if not filters:
+        return np.zeros((0, 4), np.float32)
+    F = _Kalman._F
+    x = np.stack([k.x for k in filters]) @ F.T
+    x[:, 2:4] = np.maximum(x[:, 2:4], 1.0)
+    q = (np.array([k.q for k in filters])[:, None] * _Q_SCALE) ** 2
+    P = F @ np.stack([k.P for k in filters]) @ F.T
+    P[:, np.arange(8), np.arange(8)] += q
+    for k, xi, Pi in zip(filters, x, P):
+        k.x, k.P = xi, Pi
+    return cxcywh_to_xyxy(x[:, :4]).astype(np.float32)
+
+
+def update_all(filters: list[_Kalman], boxes: np.ndarray) -> None:
+    """The measurement update of many filters at once, each with its xyxy box (H = [I 0]: the first 4 states)."""
+    if not filters:
+        return
+    z = xyxy_to_cxcywh(np.asarray(boxes, np.float64))
+    x = np.stack([k.x for k in filters])
+    P = np.stack([k.P for k in filters])
+    r = (np.maximum(np.maximum(x[:, 2], x[:, 3]), 1.0) / 10) ** 2
+    S = P[:, :4, :4] + r[:, None, None] * np.eye(4)
+    K = P[:, :, :4] @ np.linalg.inv(S)  # (n, 8, 4)
+    x = x + (K @ (z - x[:, :4])[:, :, None])[:, :, 0]
+    P = P - K @ P[:, :4, :]
+    for k, xi, Pi in zip(filters, x, P):
+        k.x, k.P = xi, Pi
 
 
 @dataclass
@@ -156,7 +183,10 @@ class Tracker:
         scores = np.asarray(scores, np.float32).reshape(-1)
         classes = np.asarray(classes, np.int64).reshape(-1)
         live = self.tracks + self._pending
-        pred = np.array([tr.kalman.predict() if tr.kalman else tr.box for tr in live], np.float32).reshape(-1, 4)
+        pred = np.array([tr.box for tr in live], np.float32).reshape(-1, 4)
+        kal = [i for i, tr in enumerate(live) if tr.kalman]
+        if kal:
+            pred[kal] = predict_all([live[i].kalman for i in kal])
         for tr, b in zip(live, pred):
             tr.box = b
         pairs = self._match(live, pred, boxes, classes)
@@ -168,10 +198,10 @@ class Tracker:
             tr.hits += 1
             tr.misses = 0
             tr.vote(int(classes[di]), scores[di])
-            if tr.kalman:
-                tr.kalman.update(boxes[di])
             matched_t.add(ti)
             matched_d.add(di)
+        fed = [(live[ti].kalman, di) for ti, di in pairs if live[ti].kalman]
+        update_all([k for k, _ in fed], boxes[[di for _, di in fed]])
         for ti, tr in enumerate(live):
             if ti not in matched_t:
                 tr.misses += 1
