@@ -219,8 +219,10 @@ def list_backends(builtin_only: bool = False) -> list[type[Backend]]:
     _load_builtin()
     if not builtin_only:
         _load_plugins()
-    names = [b for b in _REGISTRY if not builtin_only or _REGISTRY[b].__module__.startswith("edgekit.runtime.")]
-    return [_REGISTRY[n] for n in names]
+    # BUILTIN's order, whatever order something imported them in; plugins after
+    rank = {f"edgekit.runtime.{m}": k for k, m in enumerate(BUILTIN)}
+    found = sorted(_REGISTRY.values(), key=lambda b: rank.get(b.__module__, len(rank)))
+    return [b for b in found if not builtin_only or b.__module__ in rank]
 
 
 def get_backend(name: str) -> type[Backend]:
