@@ -230,3 +230,12 @@ def test_a_crashing_converter_fails_its_target_in_one_line(tmp_path, capfd):
                           "[converter output: E0000 converter.cc:1] unsupported op Foo]")
     assert logs == ["crashing: converting ...", "crashing: FAILED: " + res.reason]
     assert capfd.readouterr() == ("", "")
+
+
+def test_a_closed_stdout_pipe_ends_quietly():
+    """`edgekit ... | head -1`: the reader goes away; no BrokenPipeError traceback, nothing on stderr."""
+    p = subprocess.Popen([sys.executable, "-m", "edgekit", "boards", "list"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) != 0 and err == "", err
