@@ -22,6 +22,7 @@ import functools
 import sys
 from pathlib import Path
 
+from edgekit.cli.ranges import whole
 from edgekit.runtime.deploy import FINAL_BAND, FINALISTS, TIE  # standard library only: cheap for every `edgekit` call
 
 TOLERANCE = 0.05  # --auto's choice, re-measured, must be within 5 % of the sweep's best p50
@@ -30,8 +31,8 @@ TOLERANCE = 0.05  # --auto's choice, re-measured, must be within 5 % of the swee
 def add_parser(sub):
     p = sub.add_parser("bench", help="latency/FPS/memory/thermal benchmark of artifacts; --compare, --auto (deploy.json)")
     p.add_argument("artifacts", nargs="+", help="exported artifacts, or folders of them (edgekit export --out)")
-    p.add_argument("--frames", type=int, default=300, help="timed frames per setting (default 300)")
-    p.add_argument("--warmup", type=int, default=20, help="untimed frames before them (default 20)")
+    p.add_argument("--frames", type=whole(1), default=300, help="timed frames per setting (default 300)")
+    p.add_argument("--warmup", type=whole(0), default=20, help="untimed frames before them (default 20)")
     p.add_argument("--threads", help="comma-separated thread counts, e.g. 1,2,4 (default: all usable cores; "
                                      "--auto: 1..cores)")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn (default: the manifest's)")

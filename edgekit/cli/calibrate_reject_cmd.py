@@ -15,6 +15,7 @@ manifest ``<artifact>.json`` as ``reject``::
 from __future__ import annotations
 
 import json
+from edgekit.cli.ranges import fraction, whole
 
 
 def add_parser(sub):
@@ -24,14 +25,14 @@ def add_parser(sub):
     p.add_argument("--data", required=True, help="image-folder root (root/<split>/<class>/*.jpg, e.g. from `edgekit "
                                                   "data crops`) with labelled images the model did not train on")
     p.add_argument("--split", default="val", help="split to calibrate on (default val; valid/validation folders count)")
-    p.add_argument("--max-error", type=float, default=0.05,
+    p.add_argument("--max-error", type=fraction(above_zero=True), default=0.05,
                    help="largest misclassification rate allowed among accepted predictions (default 0.05)")
-    p.add_argument("--delta", type=float, help="guarantee the bound on new data with probability 1-DELTA (binomial "
+    p.add_argument("--delta", type=fraction(above_zero=True), help="guarantee the bound on new data with probability 1-DELTA (binomial "
                                                "test per class; rejects more). Default: bound on the calibration split")
-    p.add_argument("--min-support", type=int, default=30, help="classes predicted fewer times share one pooled "
+    p.add_argument("--min-support", type=whole(1), default=30, help="classes predicted fewer times share one pooled "
                                                                "threshold (default 30; without --delta)")
     p.add_argument("--backend", help="run the artifact in this backend instead of the manifest's")
-    p.add_argument("--threads", type=int, help="inference threads")
+    p.add_argument("--threads", type=whole(1), help="inference threads")
     p.add_argument("--json", action="store_true", help="print the reject block as JSON")
     p.set_defaults(func=run)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgekit.cli.ranges import number
+
 
 def add_parser(sub):
     p = sub.add_parser("data", help="check or convert datasets (YOLO, COCO, VOC)")
@@ -25,8 +27,8 @@ def add_parser(sub):
     k = dsub.add_parser("crops", help="cut labelled boxes into a class-per-folder dataset (for --task classify)")
     k.add_argument("data", help="source: data.yaml (yolo/coco/voc), COCO .json, or VOC folder")
     k.add_argument("--out", required=True, help="output folder: OUT/<split>/<class>/*.jpg (built atomically)")
-    k.add_argument("--pad", type=float, default=0.1, help="padding on each side, fraction of the box size (default 0.1)")
-    k.add_argument("--min-size", type=float, default=4, help="skip boxes smaller than this many pixels (default 4)")
+    k.add_argument("--pad", type=number(0.0, 10.0), default=0.1, help="padding on each side, fraction of the box size (default 0.1)")
+    k.add_argument("--min-size", type=number(0.0), default=4, help="skip boxes smaller than this many pixels (default 4)")
     k.add_argument("--splits", nargs="+", help="only these splits (default: all of the source)")
     k.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     k.add_argument("--json", action="store_true", help="print the counts as one JSON object")

@@ -10,6 +10,7 @@ progress goes to stderr. Ctrl-C and SIGTERM stop cleanly and still write the sum
 from __future__ import annotations
 
 import sys
+from edgekit.cli.ranges import fraction, number, whole
 
 
 def add_parser(sub):
@@ -23,9 +24,9 @@ def add_parser(sub):
     p.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     p.add_argument("--save", metavar="OUT.mp4", help="write the annotated video (boxes, labels, track ids, counts, FPS)")
     p.add_argument("--jsonl", metavar="EVENTS.jsonl", help="write events, one JSON object per line")
-    p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    p.add_argument("--classes", type=int, nargs="+", help="keep only these class ids")
+    p.add_argument("--conf", type=fraction(), default=0.25, help="minimum detection score (default 0.25)")
+    p.add_argument("--iou", type=fraction(above_zero=True), default=0.45, help="NMS IoU threshold (default 0.45)")
+    p.add_argument("--classes", type=whole(0), nargs="+", help="keep only these class ids")
     p.add_argument("--track", action="store_true", help="track objects with stable ids (implied by counting and --classify)")
     p.add_argument("--count-line", metavar="X1,Y1,X2,Y2",
                    help="count crossings of this line, in pixels: 'in' towards the right-hand side walking from "
@@ -33,15 +34,15 @@ def add_parser(sub):
     p.add_argument("--count-zone", metavar="POLYGON", help="count tracks entering this polygon: x1,y1,x2,y2,x3,y3,...")
     p.add_argument("--anchor", choices=["center", "bottom"], default="center",
                    help="the point of a box that counts (bottom: where a person's feet are)")
-    p.add_argument("--max-fps", type=float, help="process at most this many frames a second")
-    p.add_argument("--stride", type=int, default=1, help="files and image folders: every K-th frame (default 1)")
-    p.add_argument("--duration", type=float,
+    p.add_argument("--max-fps", type=number(0.0, above=True), help="process at most this many frames a second")
+    p.add_argument("--stride", type=whole(1), default=1, help="files and image folders: every K-th frame (default 1)")
+    p.add_argument("--duration", type=number(0.0, above=True),
                    help="stop after S seconds (of video time for a file, of wall time for a live source)")
     p.add_argument("--loop", action="store_true", help="files and image folders: start again at the end (with --duration)")
-    p.add_argument("--reconnect", type=float, default=30.0, metavar="S",
+    p.add_argument("--reconnect", type=number(0.0), default=30.0, metavar="S",
                    help="live sources: reopen a dropped stream with back-off, giving up after S s without a frame")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn or torch (default: from the manifest)")
-    p.add_argument("--threads", type=int, help="interpreter CPU threads")
+    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, or a .so path) / onnxruntime execution provider")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)

@@ -10,6 +10,8 @@ not left under their final names.
 
 from __future__ import annotations
 
+from edgekit.cli.ranges import fraction, image_size, whole
+
 
 def add_parser(sub):
     p = sub.add_parser("export", help="export to onnx/tflite/openvino/ncnn (fp32/fp16/int8), verified")
@@ -19,11 +21,11 @@ def add_parser(sub):
     p.add_argument("--list", action="store_true", help="list the targets, their needs and availability here")
     p.add_argument("--data", help="data.yaml: INT8 calibration (train split) and mAP verification (test/val split)")
     p.add_argument("--calib", help="folder of calibration images (instead of --data's train split)")
-    p.add_argument("--calib-images", type=int, help="how many calibration images (default 100, evenly chosen)")
+    p.add_argument("--calib-images", type=whole(1), help="how many calibration images (default 100, evenly chosen)")
     p.add_argument("--split", help="split to verify mAP on (default test, else val)")
-    p.add_argument("--imgsz", type=int, help="input size (default: the model's)")
+    p.add_argument("--imgsz", type=image_size, help="input size (default: the model's)")
     p.add_argument("--out", help="output folder (default: the run's export/ folder, beside the model otherwise)")
-    p.add_argument("--max-map-drop", type=float, help="fail a target whose mAP@0.5 drops more than this "
+    p.add_argument("--max-map-drop", type=fraction(), help="fail a target whose mAP@0.5 drops more than this "
                                                       "(default 0.02 for int8, 0.005 for float targets)")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
     p.add_argument("--weights", help="Darknet .weights when not beside the .cfg")

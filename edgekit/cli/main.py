@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from edgekit import __version__
+from edgekit.cli.ranges import OneLineParser
 from edgekit.errors import EdgekitError
 
 # accepted before the command and after it; stdout carries only results, so both speak on stderr
@@ -41,7 +42,9 @@ COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the full argument parser (every registered command)."""
-    parser = argparse.ArgumentParser(
+    # its errors (an unknown flag, a value out of range) are one line and exit 1, as every edgekit error;
+    # the commands' parsers inherit the class
+    parser = OneLineParser(
         prog="edgekit",
         description="Train, export, verify and run lightweight vision models on edge boards.",
     )

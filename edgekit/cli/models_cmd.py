@@ -1,13 +1,15 @@
 """``edgekit models``: the registered detectors and classifiers with their size and cost."""
 from __future__ import annotations
 
+from edgekit.cli.ranges import whole
+
 REFERENCE_CLASSES = 20  # PASCAL VOC, the class count most published tiny-detector figures use
 
 
 def add_parser(sub):
     p = sub.add_parser("models", help="registered detectors and classifiers: params and GFLOPs at their default input size")
     p.add_argument("pattern", nargs="?", default=None, help="only names matching this shell pattern, e.g. 'mobilenet*'")
-    p.add_argument("--classes", type=int, default=REFERENCE_CLASSES,
+    p.add_argument("--classes", type=whole(1), default=REFERENCE_CLASSES,
                    help=f"class count the figures are computed for (default {REFERENCE_CLASSES})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -9,6 +9,7 @@ Device side: imports no torch unless MODEL is a checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from edgekit.cli.ranges import fraction, whole
 
 SHOW = 8  # detections listed per image in the text output
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -19,19 +20,19 @@ def add_parser(sub):
     p.add_argument("model", help="exported artifact (.onnx/.tflite/.xml/.param), checkpoint (.pt), or model YAML")
     p.add_argument("images", nargs="+", help="image files or folders of images")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn or torch (default: from the manifest)")
-    p.add_argument("--threads", type=int, help="interpreter CPU threads")
+    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, or a .so path) / onnxruntime execution provider")
     p.add_argument("--device", help="OpenVINO device (CPU, GPU, NPU, AUTO) or ncnn vulkan")
     p.add_argument("--precision", help="OpenVINO f32/f16/bf16 or ncnn fp32/fp16 arithmetic")
     p.add_argument("--fallback", action="store_true", help="run on the CPU (with a warning) when the delegate/device is absent")
     p.add_argument("--spec", help="model YAML describing a model without an edgekit manifest")
     p.add_argument("--raw", action="store_true", help="print the output arrays' shapes and ranges, no decoding")
-    p.add_argument("--imgsz", type=int, nargs="+", help="with --raw: input size (N or H W) for a model whose input size is dynamic")
-    p.add_argument("--conf", type=float, default=0.25, help="minimum detection score (default 0.25)")
-    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    p.add_argument("--classes", type=int, nargs="+", help="keep only these class ids")
-    p.add_argument("--max-det", type=int, default=300, help="at most this many detections per image")
-    p.add_argument("--k", type=int, default=5, help="classifiers: how many top classes to report")
+    p.add_argument("--imgsz", type=whole(1, 4096), nargs="+", help="with --raw: input size (N or H W) for a model whose input size is dynamic")
+    p.add_argument("--conf", type=fraction(), default=0.25, help="minimum detection score (default 0.25)")
+    p.add_argument("--iou", type=fraction(above_zero=True), default=0.45, help="NMS IoU threshold (default 0.45)")
+    p.add_argument("--classes", type=whole(0), nargs="+", help="keep only these class ids")
+    p.add_argument("--max-det", type=whole(1), default=300, help="at most this many detections per image")
+    p.add_argument("--k", type=whole(1), default=5, help="classifiers: how many top classes to report")
     p.add_argument("--save", help="write annotated images to this folder")
     p.add_argument("--json", action="store_true", help="print one JSON object (model description + results)")
     p.set_defaults(func=run)

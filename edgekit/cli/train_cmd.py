@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgekit.cli.ranges import image_size, number, whole
+
 DEFAULTS = {"detect": {"imgsz": 320, "batch": 16}, "classify": {"imgsz": 64, "batch": 64}}
 
 
@@ -13,22 +15,22 @@ def add_parser(sub):
     p.add_argument("--model", required=True, help="registered model name, e.g. mobilenetv2-yolo or mobilenetv2-cls")
     p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
                                                  "with --task classify an image-folder root")
-    p.add_argument("--imgsz", type=int, help="square input size in pixels (default 320; 64 with --task classify)")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch", type=int, help="batch size (default 16; 64 with --task classify)")
+    p.add_argument("--imgsz", type=image_size, help="square input size in pixels (default 320; 64 with --task classify)")
+    p.add_argument("--epochs", type=whole(1), default=50)
+    p.add_argument("--batch", type=whole(1), help="batch size (default 16; 64 with --task classify)")
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model)")
     p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept); another "
                    "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only)")
-    p.add_argument("--workers", type=int, default=1, help="data-loader processes (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice); keep threads + workers <= cores")
-    p.add_argument("--lr", type=float, default=0.002, help="peak AdamW learning rate")
-    p.add_argument("--width", type=float, help="width multiplier, for families that have one")
+    p.add_argument("--workers", type=whole(0), default=1, help="data-loader processes (default 1)")
+    p.add_argument("--threads", type=whole(1), help="torch threads (default: torch's choice); keep threads + workers <= cores")
+    p.add_argument("--lr", type=number(0.0, 1.0, above=True), default=0.002, help="peak AdamW learning rate")
+    p.add_argument("--width", type=number(0.0, 4.0, above=True), help="width multiplier, for families that have one")
     p.add_argument("--anchors", choices=["kmeans", "default"], default="kmeans",
                    help="k-means on the training boxes (default) or the family's defaults (detect only)")
     p.add_argument("--balanced", action="store_true", help="sample every class equally often (classify only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
     p.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ Detectors report mAP50, mAP50-95 and AP per class; classifiers (checkpoints with
 
 from __future__ import annotations
 
+from edgekit.cli.ranges import fraction, image_size, whole
+
 
 def add_parser(sub):
     p = sub.add_parser("val", help="validate a checkpoint: mAP (detectors) or top-1/top-5 (classifiers), speed")
@@ -13,10 +15,10 @@ def add_parser(sub):
     p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
                                                  "for a classifier an image-folder root")
     p.add_argument("--split", default="val", help="train, val or test (default val)")
-    p.add_argument("--imgsz", type=int, help="input size (default: the one it was trained at)")
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--imgsz", type=image_size, help="input size (default: the one it was trained at)")
+    p.add_argument("--batch", type=whole(1), default=8)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--unsure", type=float, help="classifiers: reject predictions whose top probability is below this")
+    p.add_argument("--unsure", type=fraction(), help="classifiers: reject predictions whose top probability is below this")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ mAP gate: the same checks ``edgekit export`` runs on every artifact. Exit 1 when
 
 from __future__ import annotations
 
+from edgekit.cli.ranges import fraction
+
 
 def add_parser(sub):
     p = sub.add_parser("verify", help="check an exported artifact against its source model (parity, mAP)")
@@ -13,7 +15,7 @@ def add_parser(sub):
     p.add_argument("--ref", required=True, help="the model it was exported from (.pt, .cfg or .onnx)")
     p.add_argument("--data", help="data.yaml: also compare mAP on its test (else val) split")
     p.add_argument("--split", help="split for mAP (default test, else val)")
-    p.add_argument("--max-map-drop", type=float, help="allowed mAP@0.5 drop (default 0.02 int8, 0.005 float)")
+    p.add_argument("--max-map-drop", type=fraction(), help="allowed mAP@0.5 drop (default 0.02 int8, 0.005 float)")
     p.add_argument("--backend", help="run the artifact in this backend instead of the manifest's")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
