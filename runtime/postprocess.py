@@ -6,8 +6,11 @@ The torch validator, the export verifier and every runtime backend call
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from edgekit.errors import EdgekitError
 from edgekit.runtime.decode import decode_yolo_outputs
 from edgekit.runtime.preprocess import Letterbox, boxes_from_letterbox
 
@@ -26,7 +29,28 @@ def postprocess_detections(outputs: list[np.ndarray], head_spec: dict, lb: Lette
         >>> r["boxes"].round(1).tolist(), r["classes"].tolist()
         ([[8.0, 8.0, 24.0, 24.0]], [0])
     """
+    check_thresholds(conf, iou, max_det)
     boxes, scores, classes = decode_yolo_outputs(outputs, head_spec, conf=conf, iou=iou, max_det=max_det)
     if lb is not None:
         boxes = boxes_from_letterbox(boxes, lb)
     return {"boxes": boxes.astype(np.float32), "scores": scores.astype(np.float32), "classes": classes.astype(np.int64)}
+
+
+def check_thresholds(conf: float, iou: float, max_det: int) -> None:
+    """Refuse thresholds that would silently give wrong results (NaN, ``conf`` 2, ``iou`` -1, ``max_det`` 0).
+
+    Example:
+        >>> check_thresholds(0.25, -1, 300)
+        Traceback (most recent call last):
+        ...
+        edgekit.errors.EdgekitError: iou=-1 is out of range: give an NMS IoU above 0 and at most 1 (e.g. 0.45)
+    """
+    def number(v) -> bool:
+        return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not number(conf) or not 0.0 <= conf <= 1.0:
+        raise EdgekitError(f"conf={conf!r} is out of range: give a minimum score from 0 to 1 (e.g. 0.25)")
+    if not number(iou) or not 0.0 < iou <= 1.0:
+        raise EdgekitError(f"iou={iou!r} is out of range: give an NMS IoU above 0 and at most 1 (e.g. 0.45)")
+    if not isinstance(max_det, (int, np.integer)) or isinstance(max_det, bool) or max_det < 1:
+        raise EdgekitError(f"max_det={max_det!r} is out of range: give a whole number of 1 or more (e.g. 300)")
