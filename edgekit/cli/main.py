@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from edgekit import __version__
-from edgekit.cli.ranges import OneLineParser
+from edgekit.cli.ranges import OneLineParser, UsageError
 from edgekit.errors import EdgekitError
 
 # accepted before the command and after it; stdout carries only results, so both speak on stderr
@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         edgekit 0.1.0
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:  # an unknown flag, a value out of range: before any work, one line
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return 1
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
+
+from edgekit.errors import EdgekitError
 
 MAX_STRIDE = 32  # the largest stride of every registered detector: input sizes are multiples of it
 
@@ -87,10 +88,13 @@ def image_size(text: str) -> int:
     return value
 
 
+class UsageError(EdgekitError):
+    """A command line argparse refused: :func:`edgekit.cli.main.main` prints it as one line and returns 1."""
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with edgekit's error contract: one line on stderr naming the cause and the fix, exit 1."""
+    """argparse with edgekit's error contract: one line naming the cause and the fix, exit 1 (not usage + exit 2)."""
 
     def error(self, message: str):
         where = self.prog.removeprefix("edgekit").strip()
-        print(f"edgekit: error: {where + ': ' if where else ''}{message} (see `{self.prog} --help`)", file=sys.stderr)
-        sys.exit(1)
+        raise UsageError(f"{where + ': ' if where else ''}{message} (see `{self.prog} --help`)")

@@ -56,9 +56,7 @@ def test_an_out_of_range_option_is_one_line_before_any_work(head, option, value,
                                                             monkeypatch):
     monkeypatch.chdir(tmp_path)  # a command that started work would leave runs/ or OUT here
     argv = [tmp_path.joinpath("d.yaml").as_posix() if a == "DATA" else a for a in head] + [option, value]
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    assert exit_.value.code == 1
+    assert main(argv) == 1
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert out == "" and len(lines) == 1, err
@@ -68,8 +66,16 @@ def test_an_out_of_range_option_is_one_line_before_any_work(head, option, value,
 
 
 def test_an_unknown_flag_is_one_line_too(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["predict", "m.onnx", "x.jpg", "--confidence", "0.3"])
-    assert exit_.value.code == 1
+    assert main(["predict", "m.onnx", "x.jpg", "--confidence", "0.3"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unrecognized arguments: --confidence 0.3" in err[0]
+
+
+def test_the_installed_command_exits_1_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edgekit", "train", "--data", "d.yaml", "--epochs", "0"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "argument --epochs: '0' is not a whole number of 1 or more" in r.stderr

@@ -90,8 +90,8 @@ def test_data_map50_is_real_on_the_trained_detector(real_exports, sample_yaml, c
     (["missing.onnx"], "does not exist"),
     (["{onnx}", "--threads", "a,b"], "--threads must be"),
     (["{onnx}", "--threads", "0"], "--threads must be"),
-    (["{onnx}", "--frames", "0"], "--frames must be 1 or more"),
-    (["{onnx}", "--warmup", "-1"], "--warmup must be 0 or more"),
+    (["{onnx}", "--frames", "0"], "argument --frames: '0' is not a whole number of 1 or more"),
+    (["{onnx}", "--warmup", "-1"], "argument --warmup: '-1' is not a whole number of 0 or more"),
     (["{onnx}", "--auto", "--compare"], "choose one"),
     (["{onnx}", "--delegate", "NoSuchExecutionProvider"], "no execution provider"),
 ])

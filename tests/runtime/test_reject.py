@@ -239,8 +239,8 @@ def test_cli_user_errors(artifact, sample_crops, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.startswith("edgekit: error:") and words in err, err
 
-    fails(["calibrate-reject", str(artifact), "--data", str(sample_crops), "--max-error", "0"], "between 0 and 1")
-    fails(["calibrate-reject", str(artifact), "--data", str(sample_crops), "--max-error", "1.2"], "between 0 and 1")
+    fails(["calibrate-reject", str(artifact), "--data", str(sample_crops), "--max-error", "0"], "is not a number above 0 and at most 1")
+    fails(["calibrate-reject", str(artifact), "--data", str(sample_crops), "--max-error", "1.2"], "is not a number above 0 and at most 1")
     fails(["calibrate-reject", str(artifact), "--data", str(tmp_path / "nope")], "does not exist")
     fails(["calibrate-reject", str(tmp_path / "none.onnx"), "--data", str(sample_crops)], "does not exist")
     det = tmp_path / "det.onnx"
