@@ -53,7 +53,7 @@ def split_items(data: str | Path, split: str, names: list[str]) -> tuple[list[tu
     Example:
         >>> items, names = split_items("crops", "val", ["0", "1"])  # doctest: +SKIP
     """
-    from edgekit.data.dataset import IMAGE_SUFFIXES
+    from edgekit.runtime.model import IMAGE_SUFFIXES
     from edgekit.data.folders import SPLIT_FOLDERS, load_image_folder
 
     root = Path(data)

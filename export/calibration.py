@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from edgekit.runtime.model import IMAGE_SUFFIXES
 DEFAULT_IMAGES = 100
 # A detector's raw head maps are logits: the decoder only ever passes them through sigmoid
 # (xy, objectness, classes) or exp (wh), and beyond +-9.2 a sigmoid is within 1e-4 of 0 or 1

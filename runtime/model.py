@@ -14,6 +14,9 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 
+# the image files edgekit reads everywhere (datasets, calibration, predict, video folders): one list
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
 
 def read_image(path: str | Path) -> np.ndarray:
     """A BGR uint8 image from a file; one clear error when it is missing or not an image.

@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from edgekit.runtime.model import IMAGE_SUFFIXES
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "tcp://", "udp://", "srt://")
 PICAMERA = ("picamera2", "picam", "picamera")
 _END = object()

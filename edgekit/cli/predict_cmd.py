@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from edgekit.cli.ranges import fraction, whole
+from edgekit.runtime.model import IMAGE_SUFFIXES
 
 SHOW = 8  # detections listed per image in the text output
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def add_parser(sub):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass

@@ -13,8 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgekit.data.dataset import IMAGE_SUFFIXES, SPLITS
+from edgekit.data.dataset import SPLITS
 from edgekit.errors import DatasetError
+from edgekit.runtime.model import IMAGE_SUFFIXES
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 CROPS_HINT = "cut one from a detection dataset with `edgekit data crops DATA.yaml --out DIR`"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.dataset import IMAGE_SUFFIXES, DetectionDataset, ImageRecord, Issue, image_size, normalize_names
+from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, image_size, normalize_names
 from edgekit.errors import DatasetError
+from edgekit.runtime.model import IMAGE_SUFFIXES
 
 
 def parse_voc_xml(path: Path) -> dict:

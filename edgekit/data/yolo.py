@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.dataset import (
-    IMAGE_SUFFIXES,
     DetectionDataset,
     ImageRecord,
     Issue,
@@ -27,6 +26,7 @@ from edgekit.data.dataset import (
     normalize_names,
 )
 from edgekit.errors import DatasetError
+from edgekit.runtime.model import IMAGE_SUFFIXES
 
 SPLIT_ALIASES = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
