@@ -135,8 +135,6 @@ def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: floa
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, 5 + nc), np.float32)
 
 
-
-
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:
     """All decoded rows (cx, cy, w, h, obj, class probs) of all outputs: (N, R, 5+C).
 

@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from edgekit.runtime.preprocess import Letterbox, _value_table, letterbox, letterbox_params, to_tensor
+from edgekit.runtime.preprocess import Letterbox, cv2_lut, letterbox, letterbox_params, to_tensor, value_table
 
 
 class FramePrep:
@@ -43,12 +43,8 @@ class FramePrep:
         self._flip = False
         self._lock = threading.Lock()  # the buffers are shared: one frame at a time
         if not (dtype == "uint8" and quant is None):
-            m = tuple(np.broadcast_to(np.asarray(mean, np.float32), (3,)).tolist())
-            s = tuple(np.broadcast_to(np.asarray(std, np.float32), (3,)).tolist())
-            table = _value_table(dtype, m, s, None if quant is None else (float(quant[0]), int(quant[1])))
-            if table.dtype in (np.uint8, np.int8, np.int16, np.uint16, np.int32, np.float32, np.float64):
-                same = bool((table == table[:, :1]).all())
-                self._table = table[:, 0].reshape(1, 256) if same else table.reshape(1, 256, 3)
+            table = value_table(dtype, mean, std, quant)
+            self._table = cv2_lut(table)
             v = np.arange(256)
             # the usual INT8 input (scale 1/255, zero point -128, no mean/std) is the pixel minus 128: the
             # top bit flipped, a tenth of a table lookup's time; an identity table is a plain copy
