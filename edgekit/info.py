@@ -5,6 +5,7 @@ Versions come from package metadata, so asking never loads torch or TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import platform
 import sys
@@ -39,6 +40,12 @@ def packages() -> list[tuple[str, str | None, str]]:
     return rows
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict:
+    """import name -> distributions, read once (it scans every installed package's metadata)."""
+    return metadata.packages_distributions()
+
+
 def package_version(module: str, dist: str | None = None) -> str | None:
     """Installed version of a package if it is importable, else None (nothing is imported).
 
@@ -48,7 +55,7 @@ def package_version(module: str, dist: str | None = None) -> str | None:
     """
     if importlib.util.find_spec(module) is None:
         return None
-    dists = [dist] if dist else metadata.packages_distributions().get(module, [])
+    dists = [dist] if dist else _distributions().get(module, [])
     for name in (*dists, module):
         try:
             return metadata.version(name)
