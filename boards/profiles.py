@@ -32,6 +32,9 @@ class Core:
     clock_ghz: float | None
     part: str | None = None  # MIDR part number as /proc/cpuinfo prints it ("0xd08")
     fp32_flops_per_cycle: int | None = None
+    fp16_flops_per_cycle: int | None = None  # None: no fp16 arithmetic (Armv8.0 cores)
+    int8_ops_per_cycle: int | None = None  # 2 ops per multiply-accumulate (SDOT where the core has it)
+    pipeline: str | None = None  # "in-order" (Cortex-A53/A55) or "out-of-order"
     note: str = ""
 
     def peak_gflops(self) -> float | None:

@@ -24,7 +24,9 @@ EXAMPLE = "boards/rpi4.yaml"
 # the schema: key -> (type, required). Types: "str", "int", "num" (int or float), "?" suffix
 # for "may be null", [spec] for a list, "map" for a name -> string mapping, a dict for a section.
 CORE = {"type": ("str", True), "count": ("int?", True), "clock_ghz": ("num?", True), "part": ("str?", False),
-        "fp32_flops_per_cycle": ("int?", False), "note": ("str", False)}
+        "fp32_flops_per_cycle": ("int?", False), "fp16_flops_per_cycle": ("int?", False),
+        "int8_ops_per_cycle": ("int?", False), "pipeline": ("str?", False), "note": ("str", False)}
+PIPELINES = ("in-order", "out-of-order")  # the latency estimator's core-type factor (edgekit.estimate)
 MEMORY = {"type": ("str", True), "sizes_gb": (["num"], True), "bus_bits": ("int?", False),
           "bandwidth_gbs": ("num?", False), "note": ("str", False)}
 ACCELERATOR = {"kind": ("str", True), "name": ("str", True), "int8_tops": ("num?", False),
@@ -109,6 +111,8 @@ def _check_values(data: dict, stem: str, src: str) -> None:
     if not data["cores"] and data["kind"] != "accelerator":
         raise _fail(src, "'cores' is empty: list the CPU clusters (only accelerator profiles have none)")
     for i, core in enumerate(data["cores"]):
+        if core.get("pipeline") is not None:
+            one_of(f"cores[{i}].pipeline", core["pipeline"], PIPELINES)
         known = ARM_PARTS.get((core.get("part") or "").lower())
         if known and core["type"] != known:
             raise _fail(src, f"'cores[{i}]' has part {core['part']}, which is {known}, but type '{core['type']}': "
