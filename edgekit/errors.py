@@ -22,6 +22,10 @@ class DatasetError(EdgekitError):
     """The dataset cannot be read or used."""
 
 
+class ImageTooLargeError(EdgekitError):
+    """An image over the pixel limit (``EDGEKIT_MAX_PIXELS``): refused from its header, before decoding."""
+
+
 class MissingExtraError(EdgekitError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -8,10 +8,32 @@ the final name in one ``os.replace``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+# Temporary names carry the writer's PID (".<name>.<pid>.<random>.tmp", ".staging-<pid>-<random>"): a later
+# run removes those whose process is gone (a SIGKILL runs no cleanup), never a live run's.
+_TEMP_PID = re.compile(r"^\.(?:staging-(\d+)-.+|.+\.(\d+)\.[^.]+\.tmp|.+\.old-(\d+))$")
+
+# the fix of each OS error a write can meet; the message names the path
+_WRITE_FIX = {
+    errno.ENOSPC: "no space left on the device: free some space or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded: free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write to a folder you may write to",
+    errno.EPERM: "operation not permitted: write to a folder you may write to",
+    errno.ENOTDIR: "a file stands where a folder is needed: remove or rename that file, or write elsewhere",
+    errno.EISDIR: "a folder stands where a file is needed: remove or rename that folder, or write elsewhere",
+    errno.EEXIST: "something already exists there: remove it or write elsewhere",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+    errno.EMLINK: "too many links: write elsewhere",
+    errno.EXDEV: "the temporary file and its destination are on different file systems: write elsewhere",
+}
+WRITE_ERRNOS = frozenset(_WRITE_FIX)
 
 
 def read_json(path: str | os.PathLike, error: type[Exception] | None = None):
@@ -45,6 +67,134 @@ def read_json(path: str | os.PathLike, error: type[Exception] | None = None):
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def write_error_line(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """One line for an OS error met while writing ``path``: what failed, where, and the fix.
+
+    Example:
+        >>> write_error_line(OSError(errno.ENOSPC, "No space left on device"), "out/model.onnx")
+        'cannot write out/model.onnx: no space left on the device: free some space or write elsewhere'
+    """
+    where = exc.filename or path or "the output"
+    fix = _WRITE_FIX.get(exc.errno) or f"{exc.strerror or exc}: check the path and the disk"
+    return f"cannot write {where}: {fix}"
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike):
+    """Turn an OS error raised inside the block (a full disk, a read-only folder, a file where a folder
+    should be) into one :class:`~edgekit.errors.EdgekitError` line naming the path and the fix.
+
+    Every writer of edgekit (atomic files and folders, artifacts, reports, annotated images) runs in it.
+
+    Example:
+        >>> with writing("/dev/full"):  # doctest: +IGNORE_EXCEPTION_DETAIL
+        ...     open("/dev/full", "wb").write(b"x" * 8192)
+        Traceback (most recent call last):
+        edgekit.errors.EdgekitError: cannot write /dev/full: no space left on the device: free some space or write elsewhere
+    """
+    from edgekit.errors import EdgekitError
+
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        raise EdgekitError(write_error_line(exc, path)) from None
+
+
+def check_output_not_input(out: str | os.PathLike, inputs, option: str = "--out") -> None:
+    """Refuse an output that is, contains, or lies inside one of ``inputs``: writing there could destroy them.
+
+    Paths are compared after resolving symlinks, so a link to the source counts as the source.
+    Every command that writes a file or a folder from inputs calls it before any work.
+
+    Example:
+        >>> check_output_not_input("/data/coco", ["/data/fish/data.yaml"])  # a sibling: fine
+        >>> check_output_not_input("/data/fish", ["/data/fish/data.yaml"])  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        edgekit.errors.EdgekitError: --out /data/fish contains the input /data/fish/data.yaml: ...
+    """
+    from edgekit.errors import EdgekitError
+
+    o = Path(os.path.realpath(out))
+    for item in dict.fromkeys(str(i) for i in inputs if i is not None):
+        p = Path(os.path.realpath(item))
+        if o == p:
+            how = "is"
+        elif o in p.parents:
+            how = "contains"
+        elif p in o.parents:
+            how = "lies inside"
+        else:
+            continue
+        raise EdgekitError(f"{option} {out} {how} the input {item}: writing there could destroy it; "
+                           f"choose an {option} outside the inputs")
+
+
+def is_stale_temp(path: Path) -> bool:
+    """Whether ``path`` is one of edgekit's temporary names whose writer process no longer runs.
+
+    Example:
+        >>> is_stale_temp(Path(f".staging-{os.getpid()}-abc")), is_stale_temp(Path("model.onnx"))
+        (False, False)
+    """
+    m = _TEMP_PID.match(path.name)
+    if not m:
+        return False
+    pid = int(next(g for g in m.groups() if g))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove what killed edgekit runs left in ``folder`` (staging folders, temporary files); returns them.
+
+    A SIGKILL runs no cleanup, so every writer calls this on its output folder first.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); (d / ".staging-999999999-x").mkdir()
+        >>> [p.name for p in remove_stale_temps(d)]
+        ['.staging-999999999-x']
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = [p for p in folder.iterdir() if p.name.startswith(".")]
+    except OSError:
+        return removed
+    for p in entries:
+        if is_stale_temp(p):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+            removed.append(p)
+    return removed
+
+
+def staging_dir(folder: str | os.PathLike) -> Path:
+    """A new hidden ``.staging-<pid>-<random>`` folder in ``folder`` (stale ones removed first).
+
+    Example:
+        >>> import tempfile
+        >>> staging_dir(tempfile.mkdtemp()).name.startswith(f".staging-{os.getpid()}-")
+        True
+    """
+    folder = Path(folder)
+    remove_stale_temps(folder)
+    with writing(folder):
+        return Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=folder))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -61,20 +211,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         b'hi'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes the file 0600; give it the mode an ordinary open() would (0666 less the umask)
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+        try:
+            # mkstemp makes the file 0600; give it the mode an ordinary open() would (0666 less the umask)
+            os.fchmod(fd, 0o666 & ~_umask())
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     return path
 
 
@@ -111,24 +263,25 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
         raise EdgekitError(f"{path} already exists and is not empty: choose another --out or pass --overwrite")
-    try:
+    with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        remove_stale_temps(path.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the finished folder gets an ordinary mode
-    except OSError as exc:
-        raise EdgekitError(f"cannot write to {path.parent}: {exc.strerror}; choose a writable --out") from None
     try:
-        yield tmp
+        with writing(path):
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with writing(path):
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def parse_yaml(text: str, name: str, error: type[Exception] | None = None):

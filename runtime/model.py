@@ -8,18 +8,118 @@ result per image. numpy only at module level; OpenCV is imported when a path is 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, ImageTooLargeError
 
 # the image files edgekit reads everywhere (datasets, calibration, predict, video folders): one list
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A BGR uint8 image from a file; one clear error when it is missing or not an image.
+# pixels one image may have (width x height): a 661-byte PNG can declare 20000x20000 (1.2 GB decoded as BGR),
+# which kills a 1 GB board; 50 MP is a 8660x5774 photo, larger than any camera edgekit models see
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = "EDGEKIT_MAX_PIXELS"
+_PIL_LIMIT = threading.Lock()  # Pillow's limit is a module global: readers in threads take turns switching it off
+
+
+def max_pixels() -> int:
+    """The pixel limit of one image: ``$EDGEKIT_MAX_PIXELS`` when set (0 = no limit), else 50 MP.
+
+    Example:
+        >>> max_pixels()  # doctest: +SKIP
+        50000000
+    """
+    import os
+
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise EdgekitError(f"{MAX_PIXELS_ENV}={text!r} is not a pixel count: set a whole number such as 100000000 "
+                           "(0 = no limit), or unset it")
+    return value
+
+
+def pixel_limit_error(path, width: int, height: int, limit: int | None = None) -> str | None:
+    """The one-line reason an image of ``width`` x ``height`` is refused, or None when it is within the limit.
+
+    Example:
+        >>> pixel_limit_error("bomb.png", 20000, 20000, limit=50_000_000)
+        'bomb.png is 20000x20000 pixels (400 MP), over the limit of 50 MP: downscale it, or raise the limit with EDGEKIT_MAX_PIXELS=400000000'
+        >>> pixel_limit_error("ok.jpg", 640, 480) is None
+        True
+    """
+    limit = max_pixels() if limit is None else limit
+    if not limit or width * height <= limit:
+        return None
+    return (f"{path} is {width}x{height} pixels ({width * height / 1e6:.0f} MP), over the limit of {limit / 1e6:g} MP: "
+            f"downscale it, or raise the limit with {MAX_PIXELS_ENV}={width * height}")
+
+
+def image_header(path: str | Path, limit: int | None = None) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels; refused over the pixel limit.
+
+    The header is read by Pillow (imported here, not at module level: the device side is numpy-only
+    there); Pillow's own decompression-bomb check is replaced by edgekit's limit and its one-line error.
+    EXIF-rotated images (orientation 5-8) report the rotated size, as OpenCV decodes them.
+
+    Raises:
+        EdgekitError: missing file or not an image; ImageTooLargeError (an EdgekitError): over the pixel limit.
+
+    Example:
+        >>> image_header("no-such.png")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        edgekit.errors.EdgekitError: no-such.png does not exist: give the path to an image file
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"{path} does not exist: give the path to an image file")
+    limit = max_pixels() if limit is None else limit
+    try:
+        with _PIL_LIMIT, warnings.catch_warnings():
+            saved = Image.MAX_IMAGE_PIXELS
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # the size is judged below, by edgekit's limit, with its message
+            try:
+                with Image.open(path) as im:
+                    w, h = int(im.width), int(im.height)
+                    try:
+                        rotated = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                    except Exception:  # a broken EXIF block does not make the pixels unreadable
+                        rotated = False
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise EdgekitError(f"{path} is not a readable image ({reason}): give a .jpg/.png/.bmp file") from None
+    if rotated:
+        w, h = h, w
+    if w <= 0 or h <= 0:
+        raise EdgekitError(f"{path} declares an empty image ({w}x{h}): give an image with pixels")
+    reason = pixel_limit_error(path, w, h, limit)
+    if reason:
+        raise ImageTooLargeError(reason)
+    return w, h
+
+
+def read_image(path: str | Path, limit: int | None = None) -> np.ndarray:
+    """A BGR uint8 image from a file; one clear error when it is missing, not an image, or too large.
+
+    Every image edgekit reads from a file (datasets, training, calibration, predict, video folders)
+    comes through here: the header is checked against the pixel limit (:func:`max_pixels`) *before*
+    anything is decoded, so a decompression bomb costs a few bytes of reading, not gigabytes.
 
     Example:
         >>> read_image("no-such.jpg")  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -27,8 +127,7 @@ def read_image(path: str | Path) -> np.ndarray:
         edgekit.errors.EdgekitError: no-such.jpg does not exist: give the path to an image file
     """
     path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"{path} does not exist: give the path to an image file")
+    image_header(path, limit)
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import traceback
 
@@ -29,6 +30,7 @@ COMMANDS = [
     "eval_cmd",
     "models_cmd",
     "train_cmd",
+    "prune_cmd",
     "val_cmd",
     "export_cmd",
     "verify_cmd",
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    previous = _terminate_like_interrupt()
     try:
         return int(args.func(args) or 0)
     except EdgekitError as exc:
@@ -94,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("edgekit: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("edgekit: interrupted", file=sys.stderr)
         return 130
@@ -102,6 +108,33 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a full disk, a read-only folder... met outside edgekit's writers: still one line
+        from edgekit.io import WRITE_ERRNOS, write_error_line
+
+        if exc.errno not in WRITE_ERRNOS or args.debug:
+            raise
+        print(f"edgekit: error: {write_error_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every cleanup that handles an interrupt (staging, temp files) runs."""
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler (None elsewhere)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from edgekit.data.dataset import DetectionDataset, Issue
 from edgekit.data.loader import load_dataset
 
 # issues that make a label or image unusable (the rest are informational)
-WARNING_KINDS = {"unreadable_image", "missing_image", "label_without_image", "class_out_of_range",
+WARNING_KINDS = {"unreadable_image", "image_too_large", "missing_image", "label_without_image", "class_out_of_range",
                  "malformed_label", "unknown_class", "degenerate_box", "box_out_of_bounds"}
 
 
@@ -81,16 +81,26 @@ def decode_images(ds: DetectionDataset, progress: bool = True) -> list[Issue]:
     from PIL import Image
     from tqdm import tqdm
 
-    bad = []
+    from edgekit.errors import EdgekitError, ImageTooLargeError
+    from edgekit.runtime.model import image_header
+
+    bad, issues = [], []
     items = [(split, rec) for split, recs in ds.splits.items() for rec in recs]
     for split, rec in tqdm(items, desc="decoding images", disable=not progress, leave=False):
         try:
+            image_header(rec.path)  # the pixel limit, from the header, before a byte is decoded
+        except EdgekitError as exc:
+            too_large = isinstance(exc, ImageTooLargeError)
+            issues.append(Issue("image_too_large" if too_large else "unreadable_image", split, str(rec.path),
+                                str(exc) if too_large else "not a readable image"))
+            bad.append((split, rec))
+            continue
+        try:
             with Image.open(rec.path) as im:
                 im.load()
-        except (OSError, ValueError, SyntaxError):
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            issues.append(Issue("unreadable_image", split, str(rec.path), "truncated or corrupt: the pixels cannot be decoded"))
             bad.append((split, rec))
-    issues = [Issue("unreadable_image", split, str(rec.path), "truncated or corrupt: the pixels cannot be decoded")
-              for split, rec in bad]
     bad_ids = {id(rec) for _, rec in bad}
     for split in ds.splits:
         ds.splits[split] = [r for r in ds.splits[split] if id(r) not in bad_ids]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, image_size
+from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, read_size
 from edgekit.errors import DatasetError
 from edgekit.io import read_json
 
@@ -61,11 +61,10 @@ def read_coco_split(json_path: Path, images_dir: Path | None, split: str, issues
         if not path.exists():
             issues.append(Issue("missing_image", split, str(path), f"image id {img_id}"))
             continue
-        if w <= 0 or h <= 0:
-            w, h = image_size(path)
-            if w == 0:
-                issues.append(Issue("unreadable_image", split, str(path), "not a readable image"))
-                continue
+        w, h, problem = read_size(path, split, w, h)
+        if problem:
+            issues.append(problem)
+            continue
         boxes, classes, crowd = [], [], []
         for a in by_image.pop(img_id, []):
             bbox = a.get("bbox")
@@ -107,9 +106,9 @@ def read_coco(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDa
     if cfg is None:
         ids, names, recs = read_coco_split(source, None, "val", issues)
         return DetectionDataset(names, {"val": recs}, root=source.parent, source=str(source), format="coco",
-                                issues=issues, category_ids=ids)
+                                issues=issues, category_ids=ids, label_paths=[source])
     root = dataset_root(cfg, source)
-    splits, expect = {}, None
+    splits, expect, jsons = {}, None, []
     for split in ("train", "val", "test"):
         value = cfg.get(split) or (cfg.get("valid") if split == "val" else None)
         if not value:
@@ -120,13 +119,14 @@ def read_coco(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDa
             ann, img = value, None
         if not ann:
             raise DatasetError(f"{source}: split '{split}' needs 'annotations: FILE.json'")
-        ids, names, recs = read_coco_split(resolve(root, str(ann)), resolve(root, str(img)) if img else None, split, issues, expect)
+        jsons.append(resolve(root, str(ann)))
+        ids, names, recs = read_coco_split(jsons[-1], resolve(root, str(img)) if img else None, split, issues, expect)
         expect = (ids, names)
         splits[split] = recs
     if expect is None:
         raise DatasetError(f"{source} names no train/val/test split: add e.g. 'val: {{annotations: val.json, images: images/val}}'")
     return DetectionDataset(expect[1], splits, root=root, source=str(source), format="coco", issues=issues,
-                            category_ids=expect[0])
+                            category_ids=expect[0], label_paths=jsons)
 
 
 def coco_document(ds: DetectionDataset, records: list[ImageRecord], file_names: list[str]) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import DatasetError
+from edgekit.errors import DatasetError, EdgekitError, ImageTooLargeError
 
 CLASSES_FILE = "classes.txt"
 REPORT_FILE = "crops.json"
@@ -86,7 +86,8 @@ def make_crops(source: str | os.PathLike, out: str | os.PathLike, pad: float = 0
     from tqdm import tqdm
 
     from edgekit.data.loader import load_dataset
-    from edgekit.io import atomic_dir, atomic_write_text
+    from edgekit.io import atomic_dir, atomic_write_text, check_output_not_input
+    from edgekit.runtime.model import read_image
 
     if not 0 <= pad <= 2:
         raise DatasetError(f"--pad {pad} is out of range: give a fraction of the box size between 0 and 2, e.g. 0.1")
@@ -101,13 +102,15 @@ def make_crops(source: str | os.PathLike, out: str | os.PathLike, pad: float = 0
     if not any(records.values()):
         raise DatasetError(f"{source} has no images in {', '.join(wanted)}: check the split paths in the data.yaml")
     out = Path(out)
+    check_output_not_input(out, ds.input_paths())
     report = {"source": str(source), "pad": pad, "min_size": min_size, "names": list(ds.names), "folders": folders,
               "splits": {}}
     params = [int(cv2.IMWRITE_JPEG_QUALITY), 95]
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for split, recs in records.items():
             counts = np.zeros(len(folders), np.int64)
-            skipped = {"crowd_or_degenerate": 0, "too_small": 0, "bad_class": 0, "unreadable_image": 0}
+            skipped = {"crowd_or_degenerate": 0, "too_small": 0, "bad_class": 0, "unreadable_image": 0,
+                       "image_too_large": 0}
             for f in folders:  # every class gets its folder, empty or not, so splits line up
                 (tmp / split / f).mkdir(parents=True, exist_ok=True)
             stems: dict[str, int] = {}
@@ -116,8 +119,12 @@ def make_crops(source: str | os.PathLike, out: str | os.PathLike, pad: float = 0
                 skipped["crowd_or_degenerate"] += int((~valid).sum())
                 if not valid.any():
                     continue
-                img = cv2.imread(str(rec.path), cv2.IMREAD_COLOR)
-                if img is None:
+                try:
+                    img = read_image(rec.path)  # the one reader: pixel limit checked from the header first
+                except ImageTooLargeError:
+                    skipped["image_too_large"] += int(valid.sum())
+                    continue
+                except EdgekitError:
                     skipped["unreadable_image"] += int(valid.sum())
                     continue
                 h, w = img.shape[:2]

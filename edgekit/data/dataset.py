@@ -22,7 +22,7 @@ SPLITS = ("train", "val", "test")
 class Issue:
     """One problem found in a dataset.
 
-    ``kind`` is one of: ``unreadable_image``, ``missing_image``, ``label_without_image``,
+    ``kind`` is one of: ``unreadable_image``, ``image_too_large``, ``missing_image``, ``label_without_image``,
     ``image_without_labels``, ``class_out_of_range``, ``box_out_of_bounds``,
     ``degenerate_box``, ``malformed_label``, ``unknown_class``.
     """
@@ -88,6 +88,7 @@ class DetectionDataset:
     format: str = ""
     issues: list[Issue] = field(default_factory=list)
     category_ids: list[int] | None = None  # COCO's own category ids, index-aligned with names
+    label_paths: list[Path] = field(default_factory=list)  # label files/folders read (input_paths() lists them)
 
     @property
     def num_classes(self) -> int:
@@ -102,6 +103,21 @@ class DetectionDataset:
             have = ", ".join(self.splits) or "none"
             raise DatasetError(f"{self.source or 'dataset'} has no '{name}' split (it has: {have}): add it to the data.yaml")
         return self.splits[name]
+
+    def input_paths(self) -> list[Path]:
+        """What reading this dataset touched: its source, every folder holding its images, its label files/folders.
+
+        An output must be none of these, contain none and lie inside none
+        (:func:`edgekit.io.check_output_not_input`).
+
+        Example:
+            >>> from edgekit.data import load_dataset, sample_data_yaml
+            >>> sorted({p.name for p in load_dataset(sample_data_yaml()).input_paths()})
+            ['data.yaml', 'images', 'labels']
+        """
+        paths = [Path(self.source)] if self.source else []
+        paths += dict.fromkeys(r.path.parent for recs in self.splits.values() for r in recs)
+        return paths + list(self.label_paths)
 
     def counts(self) -> dict:
         """Images, boxes and boxes per class name, per split (JSON-able)."""
@@ -148,14 +164,34 @@ def image_size(path: Path) -> tuple[int, int]:
         >>> image_size(Path("missing.jpg"))
         (0, 0)
     """
-    from PIL import Image, UnidentifiedImageError
+    from edgekit.errors import EdgekitError
+    from edgekit.runtime.model import image_header
 
     try:
-        with Image.open(path) as im:
-            w, h = int(im.width), int(im.height)
-            # OpenCV's imread applies the EXIF orientation, so labels refer to the rotated image
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                w, h = h, w
-            return w, h
-    except (OSError, UnidentifiedImageError, ValueError):
+        return image_header(path, limit=0)  # the size only: read_size judges the pixel limit
+    except EdgekitError:
         return 0, 0
+
+
+def read_size(path: Path, split: str, width: int = 0, height: int = 0) -> tuple[int, int, Issue | None]:
+    """(width, height, None) of an image of a dataset, or (0, 0, the issue) when it cannot be used.
+
+    The size comes from the annotation when it has one (COCO, VOC), else from the header. An image over
+    the pixel limit (``edgekit.runtime.model.max_pixels``: a decompression bomb, or a photo too large to
+    decode on a board) is an ``image_too_large`` issue, as an unreadable one is an ``unreadable_image``
+    issue: ``edgekit data check`` lists them and training leaves them out.
+
+    Example:
+        >>> read_size(Path("bomb.png"), "train", 20000, 20000)[2].kind
+        'image_too_large'
+    """
+    from edgekit.runtime.model import pixel_limit_error
+
+    if width <= 0 or height <= 0:
+        width, height = image_size(path)
+        if width == 0:
+            return 0, 0, Issue("unreadable_image", split, str(path), "not a readable image")
+    reason = pixel_limit_error(path, width, height)
+    if reason:
+        return 0, 0, Issue("image_too_large", split, str(path), reason)
+    return width, height, None

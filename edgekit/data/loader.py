@@ -67,13 +67,14 @@ def convert_dataset(source: str | os.PathLike, to: str, out: str | os.PathLike, 
     from edgekit.data.coco import write_coco
     from edgekit.data.voc import write_voc
     from edgekit.data.yolo import write_yolo
-    from edgekit.io import atomic_dir
+    from edgekit.io import atomic_dir, check_output_not_input
 
     writers = {"yolo": write_yolo, "coco": write_coco, "voc": write_voc}
     if to not in writers:
         raise DatasetError(f"unknown target format '{to}': use one of {', '.join(FORMATS)}")
     ds = load_dataset(source)
     out = Path(out)
+    check_output_not_input(out, ds.input_paths())  # --overwrite of the source folder would delete it
     with atomic_dir(out, overwrite=overwrite) as tmp:
         writers[to](ds, tmp, link=link)
     return out / "data.yaml"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, image_size, normalize_names
+from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, normalize_names, read_size
 from edgekit.errors import DatasetError
 from edgekit.runtime.model import IMAGE_SUFFIXES
 
@@ -91,12 +91,10 @@ def read_voc_split(ids: list[str], ann_dir: Path, img_dir: Path, names: list[str
         if img is None:
             issues.append(Issue("label_without_image", split, str(xml), f"no image for '{stem}' in {img_dir}"))
             continue
-        w, h = ann["width"], ann["height"]
-        if w <= 0 or h <= 0:
-            w, h = image_size(img)
-            if w == 0:
-                issues.append(Issue("unreadable_image", split, str(img), "not a readable image"))
-                continue
+        w, h, problem = read_size(img, split, ann["width"], ann["height"])
+        if problem:
+            issues.append(problem)
+            continue
         boxes, classes, ignore = [], [], []
         for name, (x1, y1, x2, y2), difficult in ann["objects"]:
             if name not in index:
@@ -156,6 +154,7 @@ def read_voc(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDat
     issues: list[Issue] = []
     splits = {}
     entries = split_entries(cfg) or {"train": [None]}
+    lists: list[Path] = []  # the id lists read (ImageSets/Main/*.txt)
     for split, files in entries.items():
         ids: list[str] = []
         for f in files:
@@ -167,7 +166,9 @@ def read_voc(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDat
                 raise DatasetError(f"{split} id list {p} does not exist: fix '{f}' in the data.yaml")
             ids += [ln.split()[0] for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
         splits[split] = read_voc_split(list(dict.fromkeys(ids)), ann_dir, img_dir, names, split, issues)
-    return DetectionDataset(names, splits, root=root, source=str(source), format="voc", issues=issues)
+        lists += [resolve(root, f) for f in files if f not in (None, "None")]
+    return DetectionDataset(names, splits, root=root, source=str(source), format="voc", issues=issues,
+                            label_paths=[ann_dir, *lists])
 
 
 def voc_xml(rec: ImageRecord, filename: str, names: list[str]) -> str:

@@ -22,8 +22,8 @@ from edgekit.data.dataset import (
     DetectionDataset,
     ImageRecord,
     Issue,
-    image_size,
     normalize_names,
+    read_size,
 )
 from edgekit.errors import DatasetError
 from edgekit.runtime.model import IMAGE_SUFFIXES
@@ -160,9 +160,9 @@ def read_split(root: Path, entries: list[str], split: str, nc: int, issues: list
     records = []
     images = list_images(root, entries, split, issues)
     for idx, img in enumerate(images):
-        w, h = image_size(img)
-        if w == 0:
-            issues.append(Issue("unreadable_image", split, str(img), "not a readable image"))
+        w, h, problem = read_size(img, split)
+        if problem:
+            issues.append(problem)
             continue
         lp = label_path(img)
         if lp.is_file():
@@ -207,7 +207,9 @@ def read_yolo(yaml_path: str | os.PathLike, cfg: dict | None = None) -> Detectio
         raise DatasetError(f"{yaml_path} names no train/val/test split: add e.g. 'train: train/images'")
     issues: list[Issue] = []
     splits = {s: read_split(root, e, s, len(names), issues) for s, e in entries.items()}
-    return DetectionDataset(names, splits, root=root, source=str(yaml_path), format="yolo", issues=issues)
+    labels = list(dict.fromkeys(label_path(r.path).parent for recs in splits.values() for r in recs))
+    return DetectionDataset(names, splits, root=root, source=str(yaml_path), format="yolo", issues=issues,
+                            label_paths=labels)
 
 
 def write_yolo(ds: DetectionDataset, out: Path, link: bool = False) -> Path:
