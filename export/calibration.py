@@ -6,6 +6,11 @@ are the ones the board will see. The selection is deterministic (evenly spaced o
 sorted file list) and hashed, and both are recorded in the artifact's manifest.
 
 A missing or empty calibration source is an error, never a silent fallback to random data.
+
+Calibration and verification never share an image: an in-sample check flatters the quantizer
+(a detector calibrated on 3 photos passed parity on those 3, and was rejected on 100 others).
+Images of the verification split are removed from the calibration pool by content, and a
+calibration source without a labelled split gives up a held-out part for the parity check.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.runtime.model import IMAGE_SUFFIXES
 DEFAULT_IMAGES = 100
+# below this many images the quantization ranges rest on too few activations: export warns
+# (ORT's and LiteRT's examples calibrate on 100-500; edgekit's default is 100)
+FEW_IMAGES = 50
 # A detector's raw head maps are logits: the decoder only ever passes them through sigmoid
 # (xy, objectness, classes) or exp (wh), and beyond +-9.2 a sigmoid is within 1e-4 of 0 or 1
 # (a box then scores below any threshold, or is certain). Background cells reach -25, so a
@@ -84,6 +92,49 @@ def select_evenly(paths: list[Path], n: int) -> list[Path]:
     return [paths[i] for i in idx]
 
 
+def content_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: the identity of an image whatever its name or folder.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> a = pathlib.Path(tempfile.mkdtemp()) / "a.jpg"; _ = a.write_bytes(b"x")
+        >>> content_digest(a)[:8]
+        '2d711642'
+    """
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def split_pool(paths: list[Path], n: int, exclude=(), hold_out: int = 0) -> tuple[list[Path], list[Path], int]:
+    """(calibration, held-out, excluded count) from a pool of image paths.
+
+    Images whose content equals one in ``exclude`` (the verification images) are dropped;
+    then ``hold_out`` evenly spaced images (at most a quarter of the pool) are set aside for
+    verification, and ``n`` evenly
+    spaced images of the rest calibrate. The three sets are disjoint by content.
+
+    Example:
+        >>> pool = [Path(f"{i}.jpg") for i in range(10)]
+        >>> cal, held, _ = split_pool(pool, 3, hold_out=2)
+        >>> [p.name for p in held], [p.name for p in cal]
+        (['0.jpg', '9.jpg'], ['1.jpg', '5.jpg', '8.jpg'])
+    """
+    excluded = 0
+    if exclude:
+        banned = {content_digest(p) for p in exclude}
+        kept = [p for p in paths if content_digest(p) not in banned]
+        excluded, paths = len(paths) - len(kept), kept
+    # a small pool gives up at most a quarter (at least one image) so that most of it still calibrates
+    held = select_evenly(paths, min(hold_out, max(1, len(paths) // 4))) if hold_out and len(paths) > 1 else []
+    held_set = set(held)
+    rest = [p for p in paths if p not in held_set]
+    if not rest:
+        why = (f"all {excluded} of its images are verification images" if excluded
+               else "it has too few images to hold some out for verification")
+        raise EdgekitError(f"no calibration images left: {why}; give --calib a folder of other images "
+                           "(calibration and verification must not share images)")
+    return select_evenly(rest, n), held, excluded
+
+
 class CalibrationReader:
     """Letterboxed NCHW float32 batches of one, served as ``{input_name: array}``.
 
@@ -98,7 +149,8 @@ class CalibrationReader:
     """
 
     def __init__(self, paths: list[Path], imgsz: int | tuple[int, int], input_name: str = "images", source: str = "",
-                 split: str | None = None, available: int | None = None):
+                 split: str | None = None, available: int | None = None, held_out: list[Path] | None = None,
+                 excluded: int = 0):
         import cv2
 
         from edgekit.runtime.preprocess import letterbox
@@ -107,6 +159,8 @@ class CalibrationReader:
         self.imgsz = imgsz
         self.input_name = input_name
         self.source, self.split, self.available = str(source), split, available or len(paths)
+        # verification images this source gave up (no labelled split), and how many it shared with one
+        self.held_out, self.excluded = list(held_out or []), excluded
         self._images = []  # letterboxed HWC uint8: 4x smaller than the float tensors
         digest = hashlib.sha256()
         for p in self.paths:
@@ -121,11 +175,17 @@ class CalibrationReader:
 
     @classmethod
     def from_source(cls, source: str | Path, imgsz: int | tuple[int, int], images: int = DEFAULT_IMAGES,
-                    split: str = "train", input_name: str = "images") -> "CalibrationReader":
-        """Reader over ``images`` evenly chosen images of a folder or data.yaml split."""
+                    split: str = "train", input_name: str = "images", exclude=(), hold_out: int = 0
+                    ) -> "CalibrationReader":
+        """Reader over ``images`` evenly chosen images of a folder or data.yaml split.
+
+        ``exclude``: verification image paths, never calibrated on (compared by content);
+        ``hold_out``: images to set aside for verification when there is no labelled split.
+        """
         paths = calibration_paths(source, split)
-        return cls(select_evenly(paths, images), imgsz, input_name, source, split if Path(source).is_file() else None,
-                   available=len(paths))
+        chosen, held, excluded = split_pool(paths, images, exclude, hold_out)
+        return cls(chosen, imgsz, input_name, source, split if Path(source).is_file() else None,
+                   available=len(paths), held_out=held, excluded=excluded)
 
     def __len__(self) -> int:
         return len(self._images)
@@ -152,4 +212,5 @@ class CalibrationReader:
         """What the manifest records: source, split, count, how chosen, content hash."""
         return {"source": self.source, "split": self.split, "images": len(self._images), "available": self.available,
                 "selection": "evenly spaced over the sorted file list", "hash": self.hash,
+                "excluded_verification_images": self.excluded, "held_out_for_verification": len(self.held_out),
                 "preprocess": "letterbox (same as inference)"}

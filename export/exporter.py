@@ -76,7 +76,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         [('onnx', 'ok'), ('tflite-int8', 'ok')]
     """
     from edgekit.boards.cpu import cpu_info
-    from edgekit.export.calibration import DEFAULT_IMAGES, CalibrationReader
+    from edgekit.export.calibration import DEFAULT_IMAGES, FEW_IMAGES, CalibrationReader
     from edgekit.export.manifest import versions
     from edgekit.export.source import load_source
 
@@ -87,17 +87,26 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     chosen = resolve_targets(list(targets), source.kind)
     out = Path(out) if out else default_out(source.path)
     _check_writable(out)
+    records, split, names = labelled_records(data, split) if source.task == "detect" else (None, None, None)
+    if records is not None and list(names) != list(source.names):
+        raise EdgekitError(f"{data} has classes {names} but the model has {source.names}: verify on the same classes")
     reader = None
     if any(t.quantized for t in chosen):
         if calib is None and data is None:
             raise EdgekitError("INT8 targets need calibration images: give --data DATA.yaml or --calib DIR (never random data)")
         with step("reading calibration images", verbose):
-            reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES)
-        log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else ""))
-    records, split, names = labelled_records(data, split) if source.task == "detect" else (None, None, None)
-    if records is not None and list(names) != list(source.names):
-        raise EdgekitError(f"{data} has classes {names} but the model has {source.names}: verify on the same classes")
-    images = pick_parity_images(records, reader, parity_images)
+            # verification images are never calibrated on; without a labelled split, part of the pool is held out
+            reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES,
+                                                   exclude=[r.path for r in records or []],
+                                                   hold_out=0 if records else parity_images)
+        log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else "")
+            + (f", {reader.excluded} verification images left out" if reader.excluded else "")
+            + (f", {len(reader.held_out)} held out for parity" if reader.held_out else ""))
+        if len(reader) < FEW_IMAGES:
+            log(f"warning: calibrating on only {len(reader)} images: INT8 ranges from few images are unreliable; "
+                f"give {DEFAULT_IMAGES} or more real images (--calib DIR, --calib-images)")
+    images, parity_from = pick_parity_images(records, reader, parity_images)
+    log(f"parity images: {len(images)} from {parity_from}")
     cpu = cpu_info()
     report = ExportReport(source.describe(), str(out), reader.info() if reader else None, str(data) if data else None,
                           f"{cpu['model']} ({cpu['cores']} cores)", versions())
@@ -115,7 +124,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
                                                source.head_spec, keep_preds=True)  # kept for each gate's bootstrap
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
-            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log, verbose)
+            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log, verbose,
+                                 parity_from)
             report.results.append(result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -140,7 +150,7 @@ def _fp32_onnx(source, chosen, staging: Path, log, verbose: bool = False):
 
 
 def _one_target(target, job: ConvertJob, images, records, split, source_map, max_map_drop, out: Path, log,
-                verbose: bool = False) -> TargetResult:
+                verbose: bool = False, parity_from: str = "") -> TargetResult:
     from edgekit.export.manifest import build_manifest, embed
     from edgekit.export.verify import DEFAULT_MAX_MAP_DROP, map_gate, parity, quick_latency
     from edgekit.runtime.backends import open_backend
@@ -163,7 +173,7 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
         # one thread: verification and the quick latency stay comparable across backends, and OpenMP
         # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
         runner = ArtifactRunner(job.out, manifest, threads=1)
-        par = parity(runner, job.source, images, target.precision)
+        par = {**parity(runner, job.source, images, target.precision), "images_from": parity_from}
     gate = None
     if records is not None:
         drop = DEFAULT_MAX_MAP_DROP[target.precision] if max_map_drop is None else max_map_drop
@@ -183,6 +193,7 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
                        f"({gate['source_map50']:.4f} -> {gate['map50']:.4f})")
     del runner
     if reasons:
+        reasons.append(remedy(target, parity_failed=not par.get("passed"), map_failed=bool(gate) and not gate["passed"]))
         result.status, result.reason, result.file = "rejected", "; ".join(reasons), None
         _remove(target.files(final) + [manifest_path(final)])  # never leave an unverified artifact under the name
         log(f"{target.name}: REJECTED: {result.reason}")
@@ -197,6 +208,29 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
     atomic_write_text(manifest_path(final), json.dumps(manifest, indent=1))
     log(f"{target.name}: ok -> {final}")
     return result
+
+
+def remedy(target, parity_failed: bool, map_failed: bool) -> str:
+    """What would help a rejected artifact: the advice follows what failed and the precision.
+
+    Example:
+        >>> from edgekit.export.targets import TARGETS
+        >>> remedy(TARGETS["onnx-int8"], parity_failed=True, map_failed=False)
+        'to fix: calibrate on more or other real images (--calib DIR of scenes like the deployment, --calib-images 100 or more), or use a float target (onnx)'
+    """
+    from edgekit.export.targets import TARGETS
+
+    floats = [t.name for t in TARGETS.values() if t.family == target.family and not t.quantized]
+    if target.quantized:
+        fix = ("calibrate on more or other real images (--calib DIR of scenes like the deployment, --calib-images 100 "
+               f"or more), or use a float target ({', '.join(floats)})")
+        if map_failed and not parity_failed:
+            fix += "; raise --max-map-drop only if this drop is acceptable"
+    elif target.precision == "fp16":
+        fix = f"fp16 loses this model's range: use {', '.join(n for n in floats if n != target.name) or 'an fp32 target'}"
+    else:  # fp32 must match: a miss is a converter or runtime bug, never something to tolerate
+        fix = "fp32 must match its source: a converter or runtime bug; use another target and rerun with --verbose to report it"
+    return f"to fix: {fix}"
 
 
 def _failed(name: str, exc: Exception, verbose: bool, log) -> TargetResult:

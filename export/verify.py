@@ -91,20 +91,24 @@ def labelled_records(data, split: str | None):
     return labelled_split(data, split)
 
 
-def parity_images(records, calib, n: int) -> list[np.ndarray]:
-    """Real images for the parity check: the verification split, else calibration images, else the embedded sample."""
+def parity_images(records, calib, n: int) -> tuple[list[np.ndarray], str]:
+    """(images, where from) for the parity check: never a calibration image.
+
+    The verification split when there is one (the calibration pool excluded it), else the
+    images the calibration source held out, else the embedded sample's test split.
+    """
     import cv2
 
     if records:
-        paths = [r.path for r in records[:n]]
-    elif calib is not None:
-        paths = calib.paths[:n]
+        paths, where = [r.path for r in records[:n]], "the verification split (not calibrated on)"
+    elif calib is not None and calib.held_out:
+        paths, where = calib.held_out[:n], f"{calib.source}, held out from calibration"
     else:
         from edgekit.data import load_dataset
         from edgekit.data.sample import sample_data_yaml
 
-        paths = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]]
-    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
+        paths, where = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]], "edgekit's sample test split"
+    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths], where
 
 
 def predict_detections(infer, records, head_spec: dict, conf: float = 0.001, iou: float = 0.6) -> list[dict]:
@@ -226,7 +230,7 @@ def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_
     with step(f"verifying {Path(artifact).name}", verbose):
         runner = ArtifactRunner(artifact, manifest, backend)
         result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],
-                  "parity": parity(runner, source, parity_images(records, None, images), manifest["precision"]),
+                  "parity": parity(runner, source, parity_images(records, None, images)[0], manifest["precision"]),
                   "map": None}
         if records is not None:
             drop = DEFAULT_MAX_MAP_DROP[manifest["precision"]] if max_map_drop is None else max_map_drop

@@ -73,7 +73,6 @@ def run(args) -> int:
     if not report.ok:
         failed = [f"{r.target} ({r.status})" for r in report.results if not r.ok]
         print(f"edgekit: error: {len(failed)} target(s) not produced: {', '.join(failed)} (failed: the converter "
-              f"could not; rejected: verification failed, see the report; loosen --max-map-drop only if the drop "
-              f"is acceptable)", file=sys.stderr)
+              f"could not; rejected: verification failed; each target's reason and fix are in the report)", file=sys.stderr)
         return 1
     return 0

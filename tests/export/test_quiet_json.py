@@ -49,7 +49,8 @@ def noise_in(text: str) -> list[str]:
 
 def own_line(line: str, targets) -> bool:
     """edgekit's progress lines during an export: one per stage."""
-    return (line.startswith(("calibration: ", "torch -> ONNX in ", "source mAP on ", "edgekit: error: "))
+    return (line.startswith(("calibration: ", "warning: calibrating on only ", "parity images: ", "torch -> ONNX in ",
+                             "source mAP on ", "edgekit: error: "))
             or any(line.startswith(f"{t}: ") for t in targets))
 
 
