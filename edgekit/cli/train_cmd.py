@@ -20,7 +20,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=whole(1), help="batch size (default 16; 64 with --task classify)")
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model) as it was "
+                   "trained: an option that contradicts its checkpoint (--model, --imgsz, --lr, other data...) is refused; "
+                   "--epochs may grow it; --device/--workers/--threads are this machine's")
     p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept); another "
                    "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only)")
     p.add_argument("--workers", type=whole(0), default=1, help="data-loader processes (default 1)")

@@ -90,15 +90,12 @@ class ClassifyTrainSet(Dataset):
 
     def load(self, i: int) -> np.ndarray:
         """The letterboxed image ``i`` (BGR uint8)."""
-        import cv2
-
+        from edgekit.runtime.model import read_image
         from edgekit.runtime.preprocess import letterbox
 
         img = self._images.get(i)
         if img is None:
-            raw = cv2.imread(str(self.items[i][0]), cv2.IMREAD_COLOR)
-            if raw is None:
-                raise EdgekitError(f"cannot decode {self.items[i][0]}: remove or replace the file")
+            raw = read_image(self.items[i][0])  # the one reader: the pixel limit before decoding
             img = letterbox(raw, self.imgsz)[0]
             if self.cache:
                 self._images[i] = img

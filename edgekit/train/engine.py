@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.io import check_output_not_input
 from edgekit.train.optim import ModelEMA, cosine_lr, optimizer_step, param_groups, warmup_iters
-from edgekit.train.runs import load_history, resolve_out, restore_options, write_results
+from edgekit.train.runs import check_resume, data_changed, load_history, resolve_out, restore_options, write_results
+from edgekit.train.rng import restore_rng, rng_state
 from edgekit.train.task import TrainTask
 
 NO_BEST = -1.0  # below every real fitness (both tasks' fitness is in [0, 1]): the first epoch is best
@@ -95,7 +97,8 @@ def cpu_copy(obj):
     return obj
 
 
-def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer) -> float:
+def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer, rng: dict | None = None,
+                   model: torch.nn.Module | None = None) -> float:
     """Write ``last.pt`` (with the optimizer) and, when ``fit`` beats ``best``, ``best.pt``; returns the new best.
 
     Both files are written atomically by :func:`edgekit.models.checkpoint.save_checkpoint`.
@@ -116,7 +119,11 @@ def save_best_last(out: Path, ck: dict, fit: float, best: float, optimizer) -> f
     if fit > best or not (weights / "best.pt").exists():
         best = max(fit, best)
         save_checkpoint(weights / "best.pt", {**ck, "best_fitness": best})
-    save_checkpoint(weights / "last.pt", {**ck, "best_fitness": best, "optimizer": cpu_copy(optimizer.state_dict())})
+    # last.pt also holds the random state and the raw (not averaged) weights: a resumed run computes
+    # exactly what the uninterrupted one would have
+    save_checkpoint(weights / "last.pt", {**ck, "best_fitness": best, "optimizer": cpu_copy(optimizer.state_dict()),
+                                          **({"rng": rng} if rng else {}),
+                                          **({"train_state_dict": cpu_copy(model.state_dict())} if model else {})})
     return best
 
 
@@ -137,6 +144,21 @@ def make_checkpoint(task: TrainTask, model: torch.nn.Module, ema: ModelEMA, epoc
             "ema_updates": ema.updates, **task.checkpoint_extras(metrics)}
 
 
+def loader_errors(batches):
+    """The batches of a DataLoader; an EdgekitError raised in a loader worker comes back as its own one line.
+
+    torch re-raises a worker's exception with the worker's traceback in the message; the user's
+    problem (an image over the pixel limit, an unreadable file) is the last line of it.
+    """
+    try:
+        yield from batches
+    except EdgekitError as exc:
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        if len(lines) > 1:
+            raise type(exc)(lines[-1].split("Error: ", 1)[-1]) from None
+        raise
+
+
 def _start(task: TrainTask, rank: int, world: int):
     """Run folder, the resume checkpoint (options restored from it), data and model."""
     from edgekit.models import list_models, model_task
@@ -153,12 +175,16 @@ def _start(task: TrainTask, rank: int, world: int):
         saved = resume.get("task", "detect")  # checkpoints older than the task key are detectors
         if saved != task.name:
             raise EdgekitError(f"{out} holds a {saved} run: resume it with --task {saved}")
-        task.opts = opts = restore_options(type(opts), resume["train_options"], out, opts.epochs, opts.progress)
+        check_resume(opts, resume["train_options"], out)  # contradicting options: refused, never mixed in
+        task.opts = opts = restore_options(type(opts), resume["train_options"], out, opts.epochs, opts.progress, opts)
     torch.manual_seed(opts.seed + rank)  # before the model is built: its initial weights follow the seed
     task.load_data()
     if resume is not None and list(task.names) != list(resume["names"]):
         raise EdgekitError(f"{opts.data} now has classes {list(task.names)}, the run was trained on "
                            f"{list(resume['names'])}: restore the dataset or start a new run")
+    if resume is not None:
+        data_changed(opts.data, task.data_info, resume.get("data") or {}, out)
+    check_output_not_input(out, task.input_paths())
     return out, resume, task.build_model(resume)
 
 
@@ -188,6 +214,9 @@ def run(task: TrainTask) -> dict:
     model = model.to(device, memory_format=torch.channels_last) if task.channels_last else model.to(device)
     loss_fn = task.get_loss(model)
     ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
+    if resume is not None and "train_state_dict" in resume:
+        # the checkpoint's state_dict is the EMA; training goes on from the raw weights it averaged
+        model.load_state_dict(resume["train_state_dict"])
     optimizer = torch.optim.AdamW(param_groups(model, opts.weight_decay), lr=opts.lr, betas=task.betas)
     start_epoch, best, history = 0, NO_BEST, []
     if resume is not None:
@@ -200,6 +229,8 @@ def run(task: TrainTask) -> dict:
     loader = DataLoader(train_set, batch_size=opts.batch, shuffle=sampler is None, sampler=sampler,
                         num_workers=opts.workers, collate_fn=task.collate_fn, drop_last=len(train_set) > opts.batch,
                         generator=torch.Generator().manual_seed(opts.seed))
+    if resume is not None and world == 1:
+        restore_rng(resume.get("rng"), loader, sampler)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     nb = len(loader)
     total_iters = max(opts.epochs * nb, 1)
@@ -218,7 +249,7 @@ def run(task: TrainTask) -> dict:
             sampler.set_epoch(epoch)
         sums: dict[str, float] = {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", disable=not (opts.progress and rank == 0), leave=False)
-        for i, batch in enumerate(bar):
+        for i, batch in enumerate(loader_errors(bar)):
             for g in optimizer.param_groups:
                 g["lr"] = cosine_lr(epoch * nb + i, total_iters, warmup, opts.lr)
             loss, stats = loss_fn(net, batch, device)
@@ -235,7 +266,8 @@ def run(task: TrainTask) -> dict:
         history.append(row)
         write_results(out, history)
         best = save_best_last(out, make_checkpoint(task, model, ema, epoch, metrics),
-                              guard_fitness(task.fitness(metrics)), best, optimizer)
+                              guard_fitness(task.fitness(metrics)), best, optimizer,
+                              rng_state(loader, sampler) if world == 1 else None, model)
         if opts.progress:
             print(f"epoch {epoch + 1}/{opts.epochs}  {task.epoch_line(row)}  {row['epoch_s']:.0f}s", flush=True)
         summary.update(epochs=epoch + 1, val=row)

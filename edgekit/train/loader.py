@@ -43,13 +43,11 @@ class DetectionTrainSet(Dataset):
         return len(self.records)
 
     def load(self, i: int) -> np.ndarray:
-        import cv2
+        from edgekit.runtime.model import read_image
 
         img = self._images.get(i)
         if img is None:
-            img = cv2.imread(str(self.records[i].path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise OSError(f"cannot decode {self.records[i].path}: run `edgekit data check` on the dataset")
+            img = read_image(self.records[i].path)  # the one reader: the pixel limit before decoding
             if self.cache:
                 self._images[i] = img
         return img

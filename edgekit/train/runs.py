@@ -98,11 +98,97 @@ def load_history(out: Path, start_epoch: int) -> list[dict]:
     return json.loads(path.read_text())[:start_epoch] if path.exists() else []
 
 
-def restore_options(cls, saved: dict, out: Path, epochs: int, progress: bool):
+# options about the machine, not the run: a resumed run takes them from the command line
+MACHINE_OPTIONS = ("device", "workers", "threads", "progress", "out", "resume")
+# the command-line flag of an option whose flag is not --<name with dashes>
+FLAGS = {"model_kwargs": "--width", "anchors": "--anchors"}
+
+
+def resume_conflicts(opts, saved: dict) -> list[str]:
+    """The options of ``opts`` that contradict the run being resumed, as ``--flag value (the run has value)``.
+
+    An option left at its default takes the checkpoint's value; one set to something else must agree
+    with the checkpoint: resuming with another ``--model``, ``--imgsz`` or ``--lr`` would silently mix
+    two runs in one. ``--epochs`` may grow the run; ``--data`` is compared by content, after the data is
+    read (:func:`data_changed`); the machine options (``--device``, ``--workers``, ``--threads``) are free.
+
+    Example:
+        >>> from dataclasses import asdict
+        >>> from edgekit.train.detect import TrainOptions
+        >>> saved = asdict(TrainOptions("yolo-lite", "d.yaml", imgsz=64, epochs=3))
+        >>> resume_conflicts(TrainOptions("yolo-lite", "d.yaml", epochs=5, resume=True), saved)
+        []
+        >>> resume_conflicts(TrainOptions("tiny-yolov2", "d.yaml", imgsz=128, resume=True), saved)
+        ['--model tiny-yolov2 (the run has yolo-lite)', '--imgsz 128 (the run has 64)']
+    """
+    defaults = type(opts)("_", "_")
+    out = []
+    for f in fields(opts):
+        name = f.name
+        if name in MACHINE_OPTIONS or name in ("epochs", "data") or name not in saved:
+            continue
+        value, was = asdict_or(getattr(opts, name)), saved[name]
+        if name != "model" and value == asdict_or(getattr(defaults, name)):
+            continue  # left at its default: the checkpoint's value is taken
+        if value != was:
+            flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+            shown = value.get("width", value) if name == "model_kwargs" and isinstance(value, dict) else value
+            had = was.get("width", was) if name == "model_kwargs" and isinstance(was, dict) else was
+            out.append(f"{flag} {shown} (the run has {had})")
+    return out
+
+
+def asdict_or(value):
+    """``dataclasses.asdict`` for a dataclass, the value itself otherwise."""
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(value) if is_dataclass(value) else value
+
+
+def check_resume(opts, saved: dict, out: Path) -> None:
+    """Refuse to resume ``out`` with options that contradict its checkpoint: one line naming them.
+
+    Example:
+        >>> from dataclasses import asdict
+        >>> from edgekit.train.detect import TrainOptions
+        >>> saved = asdict(TrainOptions("yolo-lite", "d.yaml", imgsz=64))
+        >>> check_resume(TrainOptions("yolo-lite", "d.yaml", imgsz=128, resume=True), saved, Path("runs/x"))
+        Traceback (most recent call last):
+        ...
+        edgekit.errors.EdgekitError: --resume runs/x: --imgsz 128 (the run has 64) contradicts the checkpoint: drop the option to resume as trained, or start a new run with another --out
+    """
+    bad = resume_conflicts(opts, saved)
+    if bad:
+        raise EdgekitError(f"--resume {out}: {', '.join(bad)} contradict{'s' if len(bad) == 1 else ''} the checkpoint: "
+                           "drop the option to resume as trained, or start a new run with another --out")
+
+
+def data_changed(data: str, info: dict, saved: dict, out: Path) -> None:
+    """Refuse to resume when the training data is not the data the checkpoint saw (by content hash).
+
+    ``--data`` may name another path (a copied dataset): what counts is the images and labels.
+
+    Example:
+        >>> data_changed("d.yaml", {"train_hash": "ab"}, {"train_hash": "ab"}, Path("runs/x"))
+        >>> data_changed("new.yaml", {"train_hash": "cd"}, {"source": "d.yaml", "train_hash": "ab"}, Path("runs/x"))
+        Traceback (most recent call last):
+        ...
+        edgekit.errors.EdgekitError: --resume runs/x: the training data of --data new.yaml is not the data the run was trained on (d.yaml; train split hash ab, now cd): resume with the original data, or start a new run with another --out
+    """
+    was, now = saved.get("train_hash"), info.get("train_hash")
+    if was and now and was != now:
+        raise EdgekitError(f"--resume {out}: the training data of --data {data} is not the data the run was trained on "
+                           f"({saved.get('source', '?')}; train split hash {was}, now {now}): resume with the original "
+                           "data, or start a new run with another --out")
+
+
+def restore_options(cls, saved: dict, out: Path, epochs: int, progress: bool, given=None):
     """The options of a run being resumed: as saved (augmentation included), ``epochs`` if larger.
 
-    Keys that ``cls`` no longer has (a checkpoint of an older edgekit) are dropped rather than
-    making the run impossible to resume.
+    With ``given`` (the options on the command line), its machine options (device, workers, threads)
+    and its ``data`` path win: the checkpoint's data hash decides whether that data is the same
+    (:func:`data_changed`). Keys that ``cls`` no longer has (a checkpoint of an older edgekit) are
+    dropped rather than making the run impossible to resume.
 
     Example:
         >>> from dataclasses import asdict
@@ -115,4 +201,6 @@ def restore_options(cls, saved: dict, out: Path, epochs: int, progress: bool):
     kept = {k: v for k, v in saved.items() if k in known}
     if isinstance(kept.get("augment"), dict):
         kept["augment"] = AugmentOptions(**kept["augment"])
+    if given is not None:
+        kept.update({k: getattr(given, k) for k in ("device", "workers", "threads", "data") if k in known})
     return cls(**{**kept, "resume": True, "epochs": max(epochs, saved["epochs"]), "out": str(out), "progress": progress})

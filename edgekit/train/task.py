@@ -65,6 +65,18 @@ class TrainTask:
         """Read the dataset; set ``names``, ``data_info`` and the task's training/validation splits."""
         raise NotImplementedError
 
+    def input_paths(self) -> list:
+        """What training reads (``--data``, ``--weights``, the folders of its images): the run folder must
+        be none of them, contain none, lie inside none (:func:`edgekit.io.check_output_not_input`)."""
+        from pathlib import Path
+
+        paths = [self.opts.data, getattr(self.opts, "weights", None)]
+        for attr in ("train_records", "val_records"):  # detection: ImageRecords
+            paths += dict.fromkeys(r.path.parent for r in getattr(self, attr, None) or [])
+        for attr in ("train_items", "val_items"):  # classification: (path, class) pairs
+            paths += dict.fromkeys(Path(p).parent for p, _ in getattr(self, attr, None) or [])
+        return [p for p in paths if p]
+
     def build_model(self, resume: dict | None) -> nn.Module:
         """The model to train: a fresh one (``resume`` None) or the one of a resume checkpoint."""
         raise NotImplementedError
