@@ -170,7 +170,7 @@ def _start(task: TrainTask, rank: int, world: int):
         raise EdgekitError(f"model '{opts.model}' is a {kind} model, not a {task.name} one: train it with --task {kind}, "
                            f"or pick a {task.name} model ({', '.join(list_models(task=task.name))})")
     out = resolve_out(opts, rank, world)
-    resume = read_checkpoint(out / "weights" / "last.pt") if opts.resume else None
+    resume = read_checkpoint(out / "weights" / "last.pt", resume=True) if opts.resume else None
     if resume is not None:
         saved = resume.get("task", "detect")  # checkpoints older than the task key are detectors
         if saved != task.name:
