@@ -155,6 +155,10 @@ def model_from_checkpoint(ckpt: dict):
     except (TypeError, ValueError, KeyError, IndexError) as exc:  # model_kwargs/anchors the model cannot take
         raise EdgekitError(f"the checkpoint's model '{ckpt['model']}' cannot be built from its options "
                            f"({str(exc).splitlines()[0][:120]}): the file is damaged or from another edgekit; train again") from None
+    if ckpt.get("pruned"):  # `edgekit prune` output: the registry's layers with the stored channel counts
+        from edgekit.models.channels import apply_channel_counts
+
+        apply_channel_counts(model, ckpt["pruned"])
     model.head_spec = dict(ckpt["head_spec"])
     try:
         model.load_state_dict(ckpt["state_dict"])

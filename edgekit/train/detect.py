@@ -131,6 +131,7 @@ class DetectionTask(TrainTask):
     channels_last = True
     collate_fn = staticmethod(collate)
     nan_hint = "check the labels with `edgekit data check`"
+    pruned: dict | None = None  # channel counts of a pruned model, carried into its checkpoints
 
     def load_data(self) -> None:
         from edgekit.data import load_dataset
@@ -149,6 +150,7 @@ class DetectionTask(TrainTask):
 
         if resume is not None:
             self.model_kwargs, self.anchors_px = resume["model_kwargs"], resume["anchors"]
+            self.pruned = resume.get("pruned")
             return model_from_checkpoint(resume).train()
         opts = self.opts
         ck = read_weights(opts.weights) if opts.weights else None
@@ -163,6 +165,11 @@ class DetectionTask(TrainTask):
 
         self.model_kwargs = {**ck.get("model_kwargs", {}), "imgsz": self.opts.imgsz}
         model = create_model(self.opts.model, num_classes=len(self.names), anchors=ck["anchors"], **self.model_kwargs)
+        if ck.get("pruned"):  # a pruned checkpoint keeps its channel counts (edgekit.models.channels)
+            from edgekit.models.channels import apply_channel_counts
+
+            apply_channel_counts(model, ck["pruned"])
+            self.pruned = ck["pruned"]
         model.head_spec["scale_x_y"] = list(ck["head_spec"].get("scale_x_y", model.head_spec["scale_x_y"]))
         load_fitting(model, ck["state_dict"])
         return model
@@ -222,7 +229,8 @@ class DetectionTask(TrainTask):
         return {"map50": round(metrics["map50"], 5), "map50_95": round(metrics["map50_95"], 5)}
 
     def checkpoint_extras(self, metrics: dict) -> dict:
-        return {"anchors": self.anchors_px, "metrics": {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}}}
+        return {"anchors": self.anchors_px, "metrics": {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}},
+                **({"pruned": self.pruned} if self.pruned else {})}
 
     def epoch_line(self, row: dict) -> str:
         return (f"loss box {row['loss_box']:.4f} obj {row['loss_obj']:.4f} cls {row['loss_cls']:.4f}  "

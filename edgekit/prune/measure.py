@@ -1,0 +1,141 @@
+"""Before/after figures of a pruning run: test mAP with its paired bootstrap, and artifact latency.
+
+Both models are exported by :func:`edgekit.export.export` (converted, verified, gated) and
+benchmarked by :func:`edgekit.runtime.bench.bench_artifact` in one process, in interleaved
+rounds (before, after, before, after...), so a busy host slows both alike. ``latency_ms`` of a
+target is the median over rounds of the bench's p50 per-frame time (letterbox + inference +
+decode/NMS, what ``edgekit bench`` reports); ``infer_ms`` the median over rounds of the mean
+inference-only time (the part pruning changes; a mean, so busier-host spikes weigh in).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.prune.options import PruneOptions
+
+ROUNDS = 5
+
+
+def export_targets(weights: Path, targets, opts: PruneOptions, out: Path, log: Callable[[str], None],
+                   data: str | None = None) -> dict[str, Path | str]:
+    """Export ``weights`` to ``targets`` into ``out``; ``{target: artifact path, or the reason it failed}``.
+
+    Example:
+        >>> export_targets(Path("pruned.pt"), ["onnx"], opts, Path("exp"), print)  # doctest: +SKIP
+        {'onnx': PosixPath('exp/pruned-onnx.onnx')}
+    """
+    from edgekit.export import export
+
+    rep = export(str(weights), list(targets), data=data, out=str(out), log=lambda s: log(f"  export: {s}"))
+    return {r.target: (out / r.file if r.ok and r.file else f"{r.status}: {r.reason}") for r in rep.results}
+
+
+def _images(data: str, split: str, limit: int = 32):
+    from edgekit.data import load_dataset
+    from edgekit.runtime.bench import load_images
+
+    return load_images([r.path for r in load_dataset(data).split(split)], limit=limit)
+
+
+def _bench(path: Path, images, opts: PruneOptions) -> dict:
+    from edgekit.runtime.bench import bench_artifact
+
+    row = bench_artifact(path, images, threads=opts.threads, frames=opts.bench_frames, warmup=10)
+    return {"infer_ms": row.get("infer_ms"), "p50_ms": row.get("p50_ms")}
+
+
+def latency_of(weights: str | Path, opts: PruneOptions, out: Path, imgsz: int, log: Callable[[str], None]) -> float:
+    """Median per-frame latency (ms, the bench's p50) of ``weights`` exported to ONNX, on this host (``--target-latency``).
+
+    Example:
+        >>> latency_of("best.pt", opts, Path("runs/prune/x/latency/step0"), 320, print)  # doctest: +SKIP
+        6.9
+    """
+    art = export_targets(Path(weights), ["onnx"], opts, out, log)["onnx"]
+    if not isinstance(art, Path):
+        raise EdgekitError(f"the ONNX export for --target-latency failed ({art}): prune with --ratio or --target-macs")
+    images = _images(opts.data, "val", 16)
+    return statistics.median(_bench(art, images, opts)["p50_ms"] for _ in range(3))
+
+
+def test_split(data: str) -> str:
+    """``test`` when the dataset has one, else ``val``."""
+    from edgekit.data import load_dataset
+
+    return "test" if "test" in load_dataset(data).splits else "val"
+
+
+def map_with_interval(before: Path, after: Path, data: str, imgsz: int) -> dict:
+    """mAP@0.5 and @0.5:0.95 of both checkpoints on the test split, and the paired bootstrap of the difference.
+
+    Example:
+        >>> map_with_interval(Path("best.pt"), Path("pruned.pt"), "data.yaml", 320)["delta_map50_ci95"]  # doctest: +SKIP
+        [-0.031, 0.012]
+    """
+    from edgekit.data import load_dataset
+    from edgekit.metrics import evaluate_detections
+    from edgekit.metrics.bootstrap import paired_bootstrap_map50
+    from edgekit.models.checkpoint import load_checkpoint
+    from edgekit.validate import predict_records
+
+    ds = load_dataset(data)
+    split = test_split(data)
+    recs = ds.split(split)
+    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in recs]
+    preds, res = [], {}
+    for key, path in (("before", before), ("after", after)):
+        model, _ = load_checkpoint(path)
+        p, _ = predict_records(model, recs, imgsz)
+        m = evaluate_detections(gts, p, ds.names).to_dict()
+        res[key] = {"map50": round(m["map50"], 5), "map50_95": round(m["map50_95"], 5)}
+        preds.append(p)
+    boot = paired_bootstrap_map50(gts, preds[0], preds[1], ds.names, resamples=200)
+    return {**res, "split": split, "images": len(recs), "delta_map50": boot["delta"],
+            "delta_map50_ci95": boot["ci95"], "bootstrap_resamples": boot["resamples"]}
+
+
+def measure_before_after(result: dict, before: Path, after: Path, opts: PruneOptions, out: Path, imgsz: int,
+                         log: Callable[[str], None]) -> dict:
+    """Test mAP (+ bootstrap) and artifact latency of ``before`` and ``after``; ``result``'s before/after updated.
+
+    Example:
+        >>> measure_before_after(result, Path("best.pt"), Path("out/pruned.pt"), opts, Path("out"), 320, print)  # doctest: +SKIP
+    """
+    log(f"measuring mAP on the {test_split(opts.data)} split")
+    maps = map_with_interval(before, after, opts.data, imgsz)
+    arts = {}
+    for key, path in (("before", before), ("after", after)):
+        log(f"exporting the {key} model to {', '.join(opts.latency_targets)}")
+        arts[key] = export_targets(path, opts.latency_targets, opts, out / "export" / key, log, data=opts.data)
+    images = _images(opts.data, maps["split"])
+    lat: dict = {k: {t: [] for t in opts.latency_targets} for k in arts}
+    for r in range(ROUNDS):  # interleaved: a busy host slows before and after alike
+        for t in opts.latency_targets:
+            for key in arts:
+                if isinstance(arts[key].get(t), Path):
+                    lat[key][t].append(_bench(arts[key][t], images, opts))
+        log(f"latency round {r + 1}/{ROUNDS} done")
+    upd = {}
+    for key in arts:
+        row = dict(result[key])
+        row.update({"map50": maps[key]["map50"], "map50_95": maps[key]["map50_95"], "val_map50": result[key]["map50"],
+                    "val_map50_95": result[key]["map50_95"]})
+        row["latency_ms"] = {t: (round(statistics.median(v["p50_ms"] for v in lat[key][t]), 3) if lat[key][t] else None)
+                             for t in opts.latency_targets}
+        row["infer_ms"] = {t: (round(statistics.median(v["infer_ms"] for v in lat[key][t]), 3) if lat[key][t] else None)
+                           for t in opts.latency_targets}
+        row["artifacts"] = {t: str(a) for t, a in arts[key].items()}
+        upd[key] = row
+    upd["map_split"] = maps["split"]
+    upd["map50_delta"], upd["map50_delta_ci95"] = maps["delta_map50"], maps["delta_map50_ci95"]
+    upd["bootstrap"] = {"resamples": maps["bootstrap_resamples"], "images": maps["images"]}
+    upd["latency_setup"] = {"rounds": ROUNDS, "frames": opts.bench_frames, "threads": opts.threads,
+                            "statistic": "latency_ms: median over rounds of the p50 per-frame predict time "
+                                         "(letterbox + inference + decode/NMS, as `edgekit bench`); infer_ms: "
+                                         "median over rounds of the mean inference-only time",
+                            "images": len(images)}
+    return upd
