@@ -153,6 +153,7 @@ class CalibrationReader:
                  excluded: int = 0):
         import cv2
 
+        from edgekit.runtime.model import image_header
         from edgekit.runtime.preprocess import letterbox
 
         self.paths = list(paths)
@@ -164,6 +165,7 @@ class CalibrationReader:
         self._images = []  # letterboxed HWC uint8: 4x smaller than the float tensors
         digest = hashlib.sha256()
         for p in self.paths:
+            image_header(p)  # the pixel limit, from the header, before the bytes are read and decoded
             data = p.read_bytes()
             digest.update(p.name.encode() + hashlib.sha256(data).digest())
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

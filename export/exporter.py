@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.io import check_output_not_input, staging_dir
 from edgekit.export.capture import captured, step, tail
 from edgekit.export.report import ExportReport, TargetResult
 from edgekit.export.targets import ConvertJob, resolve_targets
@@ -86,6 +87,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         source = load_source(model, imgsz, weights)
     chosen = resolve_targets(list(targets), source.kind)
     out = Path(out) if out else default_out(source.path)
+    check_output_not_input(out, [source.path, data, calib, weights])
     _check_writable(out)
     records, split, names = labelled_records(data, split) if source.task == "detect" else (None, None, None)
     if records is not None and list(names) != list(source.names):
@@ -110,7 +112,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     cpu = cpu_info()
     report = ExportReport(source.describe(), str(out), reader.info() if reader else None, str(data) if data else None,
                           f"{cpu['model']} ({cpu['cores']} cores)", versions())
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    staging = staging_dir(out)  # .staging-<pid>-*: a later run removes it if this one is killed
     try:
         onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
         source_map = None
