@@ -34,11 +34,13 @@ COMMANDS = [
     "val_cmd",
     "export_cmd",
     "verify_cmd",
+    "arm_cmd",
     "calibrate_reject_cmd",
     "predict_cmd",
     "detect_cmd",
     "bench_cmd",
     "boards_cmd",
+    "estimate_cmd",
 ]
 
 

@@ -6,7 +6,9 @@ the latency model never sees where a graph came from. Standard library only.
 
 Op kinds (what runtimes implement with different kernels, hence different efficiency):
 
-- ``conv``: dense convolution with a spatial kernel (3x3, grouped but not depthwise);
+- ``conv``: dense convolution with a spatial kernel (grouped but not depthwise);
+- ``conv3x3s1``: dense 3x3 stride-1 convolution with 16+ input and output channels, the shape ncnn
+  computes with Winograd transforms (fewer multiplies than MACs);
 - ``pointwise``: 1x1 convolution and fully connected layers (GEMM);
 - ``depthwise``: one filter per channel (groups == channels);
 - ``pool``: max/average pooling;
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-COMPUTE_KINDS = ("conv", "pointwise", "depthwise")
+COMPUTE_KINDS = ("conv", "conv3x3s1", "pointwise", "depthwise")
 KINDS = COMPUTE_KINDS + ("pool", "elementwise", "memory")
 
 
@@ -49,17 +51,21 @@ class Layer:
         return (self.weights + self.inputs + self.outputs) * bytes_per_element
 
 
-def conv_kind(in_channels: int, groups: int, kernel: tuple[int, ...]) -> str:
-    """``depthwise``, ``pointwise`` or ``conv`` for a convolution's shape.
+def conv_kind(in_channels: int, groups: int, kernel: tuple[int, ...], stride: tuple[int, ...] = (1, 1),
+              out_channels: int = 0, dilation: tuple[int, ...] = (1, 1)) -> str:
+    """``depthwise``, ``pointwise``, ``conv3x3s1`` or ``conv`` for a convolution's shape.
 
     Example:
-        >>> conv_kind(32, 32, (3, 3)), conv_kind(32, 1, (1, 1)), conv_kind(3, 1, (3, 3))
-        ('depthwise', 'pointwise', 'conv')
+        >>> conv_kind(32, 32, (3, 3)), conv_kind(32, 1, (1, 1)), conv_kind(3, 1, (3, 3)), conv_kind(32, 1, (3, 3), (1, 1), 64)
+        ('depthwise', 'pointwise', 'conv', 'conv3x3s1')
     """
     if groups > 1 and groups == in_channels:
         return "depthwise"
     if all(k == 1 for k in kernel):
         return "pointwise"
+    if (groups == 1 and tuple(kernel) == (3, 3) and all(v == 1 for v in stride) and all(v == 1 for v in dilation)
+            and in_channels >= 16 and out_channels >= 16):
+        return "conv3x3s1"
     return "conv"
 
 

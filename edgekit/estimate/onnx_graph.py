@@ -149,7 +149,9 @@ def onnx_layers(path: str | Path, imgsz: int | tuple[int, int] | None = None) ->
             k = math.prod(w[2:])
             macs = (_numel(x) * w[1] * k) if op == "ConvTranspose" else out_elems * w[1] * k
             c_in = x[1] if len(x) > 1 and x[1] else w[1] * groups
-            layers.append(Layer(conv_kind(c_in, groups, tuple(w[2:])), int(macs), _numel(w), _numel(x), out_elems, op))
+            kind = conv_kind(c_in, groups, tuple(w[2:]), tuple(attrs.get("strides", (1, 1))), w[0],
+                             tuple(attrs.get("dilations", (1, 1))))
+            layers.append(Layer(kind, int(macs), _numel(w), _numel(x), out_elems, op))
             group = set(node.output)
         elif op in _GEMM:
             a = shapes.get(node.input[0]) or []

@@ -53,7 +53,7 @@ class _Recorder(TorchDispatchMode):
             x, w = args[0], args[1]
             groups = int(args[8])
             macs = outs[0].numel() * (w.shape[1]) * int(torch.tensor(w.shape[2:]).prod())
-            kind = conv_kind(x.shape[1], groups, tuple(w.shape[2:]))
+            kind = conv_kind(x.shape[1], groups, tuple(w.shape[2:]), tuple(args[3]), w.shape[0], tuple(args[5]))
             self._add(Layer(kind, int(macs), w.numel(), x.numel(), out_elems, name), outs, new_group=True)
         elif name in _GEMM:
             mats = [t for t in ins if t.dim() >= 2]
