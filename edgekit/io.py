@@ -74,7 +74,11 @@ def write_error_line(exc: OSError, path: str | os.PathLike | None = None) -> str
         >>> write_error_line(OSError(errno.ENOSPC, "No space left on device"), "out/model.onnx")
         'cannot write out/model.onnx: no space left on the device: free some space or write elsewhere'
     """
-    where = exc.filename or path or "the output"
+    where = path or exc.filename or "the output"  # the output the user named, not a temporary file inside it
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):  # mkdir through a file: name the file in the way
+        blocker = next((p for p in [Path(where), *Path(where).parents] if p.exists() and not p.is_dir()), None)
+        if blocker is not None and blocker != Path(where):
+            return f"cannot write {where}: {blocker} is a file, not a folder: remove or rename it, or write elsewhere"
     fix = _WRITE_FIX.get(exc.errno) or f"{exc.strerror or exc}: check the path and the disk"
     return f"cannot write {where}: {fix}"
 
@@ -128,7 +132,7 @@ def check_output_not_input(out: str | os.PathLike, inputs, option: str = "--out"
         else:
             continue
         raise EdgekitError(f"{option} {out} {how} the input {item}: writing there could destroy it; "
-                           f"choose an {option} outside the inputs")
+                           f"give {option} a path outside the inputs")
 
 
 def is_stale_temp(path: Path) -> bool:

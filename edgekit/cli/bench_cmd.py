@@ -198,6 +198,10 @@ def run(args) -> int:
     cores = usable_cores()
     threads = parse_threads(args.threads, list(range(1, cores + 1)) if args.auto else [cores])
     artifacts = expand_artifacts(args.artifacts)
+    if args.report:  # before any work: the report must not land on (or in) what is measured
+        from edgekit.io import check_output_not_input
+
+        check_output_not_input(args.report, [*args.artifacts, *artifacts, args.data, *(args.images or [])], "--report")
     if args.compare:
         _one_model(artifacts)
     host = host_info()

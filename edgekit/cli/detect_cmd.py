@@ -66,10 +66,17 @@ def _progress(every: float = 2.0):
 
 def run(args) -> int:
     import json
+    import os
 
     from edgekit.runtime import stream
     from edgekit.runtime.sinks import run_stream
 
+    from edgekit.io import check_output_not_input
+
+    inputs = [args.model, args.classify] + ([args.source] if os.path.exists(str(args.source)) else [])
+    for flag, path in (("--save", args.save), ("--jsonl", args.jsonl)):
+        if path:  # before the model is loaded: an output over the video or the model would destroy it
+            check_output_not_input(path, inputs, flag)
     load_options = {k: v for k, v in (("backend", args.backend), ("threads", args.threads),
                                       ("delegate", args.delegate)) if v is not None}
     s = stream(args.model, args.source, conf=args.conf, iou=args.iou, classes=args.classes, track=args.track,

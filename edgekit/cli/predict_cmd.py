@@ -97,6 +97,14 @@ def run(args) -> int:
     from edgekit.runtime.model import read_image
 
     images = expand_images(args.images)
+    if args.save:  # annotated copies keep the images' names: never over (or among) the inputs
+        from edgekit.io import check_output_not_input
+
+        check_output_not_input(args.save, [*args.images, *images, args.model, args.spec], "--save")
+        from edgekit.io import writing
+
+        with writing(args.save):  # a file in the way, a read-only disk: said before any image is run
+            Path(args.save).mkdir(parents=True, exist_ok=True)
     model = load(args.model, backend=args.backend, threads=args.threads, delegate=args.delegate, device=args.device,
                  precision=args.precision, fallback=args.fallback, spec=args.spec, raw=args.raw)
     options = _options(args, model)
