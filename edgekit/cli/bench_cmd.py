@@ -1,4 +1,5 @@
-"""``edgekit bench ARTIFACT... [--compare] [--auto] [--threads 1,2,4] [--data DATA.yaml] [--report DIR] [--json]``.
+"""``edgekit bench ARTIFACT... [--compare] [--auto] [--threads 1,2,4] [--data DATA.yaml] [--report DIR] [--json]``
+``[--host USER@BOARD ... [--port] [--identity KEY] [--accept-new]] [--estimate BOARDS]``.
 
 Measures exported artifacts with :func:`edgekit.runtime.bench.bench_artifact` on real images,
 once per (artifact, thread count), and prints a comparison table, JSON (``--json``) or writes
@@ -12,6 +13,10 @@ JSON + Markdown + HTML (``--report DIR``, :mod:`edgekit.bench_report`).
   the best pooled p50 wins (within 2 %: fewer threads, then the smaller file); every finalist
   is timed once more to check the choice; ``ARTIFACT_DIR/deploy.json`` records it, and
   ``edgekit.runtime.load`` then applies it on this board.
+- ``--host USER@BOARD`` (repeatable): the same bench on real boards over SSH (:mod:`edgekit.remote`),
+  concurrently; their rows join the report labelled with the board detected there; a host that fails
+  is reported and the others' rows are kept.
+- ``--estimate BOARDS``: estimated rows (:mod:`edgekit.estimate`) beside the measured ones.
 
 Device side: imports no torch; matplotlib only to draw the HTML plots.
 """
@@ -51,6 +56,21 @@ def add_parser(sub):
                    help="also measure cold start in a fresh Python process (imports + load + first predict)")
     p.add_argument("--report", help="write bench.json, bench.md and bench.html to this folder")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    r = p.add_argument_group("remote boards (edgekit/remote, needs the remote extra: pip install 'edgekit[remote]')")
+    r.add_argument("--host", action="append", metavar="USER@BOARD[:PORT]",
+                   help="also bench on this board over SSH (repeat for a fleet, run concurrently)")
+    r.add_argument("--port", type=whole(1, 65535), help="SSH port for --host entries without one (default 22)")
+    r.add_argument("--identity", metavar="KEY", help="SSH private key for the boards (default: your SSH agent/keys)")
+    r.add_argument("--accept-new", action="store_true",
+                   help="record the host key of a board not yet in known_hosts (first contact); a changed key is "
+                        "always refused")
+    r.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default ~/.ssh/known_hosts)")
+    r.add_argument("--remote-edgekit", default="edgekit", metavar="CMD",
+                   help="the edgekit command on the boards, e.g. ~/venv/bin/edgekit (default: edgekit on PATH)")
+    r.add_argument("--no-local", action="store_true", help="with --host: bench on the boards only, not here")
+    p.add_argument("--estimate", metavar="BOARDS",
+                   help="add estimated rows for these board profiles (comma-separated, or all): edgekit estimate's "
+                        "prediction with its interval, labelled as estimates")
     p.set_defaults(func=run)
 
 
@@ -204,6 +224,9 @@ def run(args) -> int:
         check_output_not_input(args.report, [*args.artifacts, *artifacts, args.data, *(args.images or [])], "--report")
     if args.compare:
         _one_model(artifacts)
+    specs = _remote_specs(args)
+    if args.no_local and not specs:
+        raise EdgekitError("--no-local needs --host: with neither, nothing would be benched")
     host = host_info()
     images, first, records, names, source = _inputs(args)
     report = {"command": _command(args), "host": host,
@@ -211,12 +234,18 @@ def run(args) -> int:
     if args.auto:
         report.update(_auto(args, artifacts, threads, host, Runner(args, images, first, records, names,
                                                                     host["thermal_zones"], 0)))
+    elif args.no_local:
+        report["results"] = []
     else:
         runner = Runner(args, images, first, records, names, host["thermal_zones"], len(artifacts) * len(threads))
         keep_going = len(artifacts) * len(threads) > 1
         report["results"] = [runner.bench(a, cfg, keep_going) for a in artifacts for cfg in _settings(args, threads)]
-        if not any(not r.get("error") for r in report["results"]):
+        if not specs and not any(not r.get("error") for r in report["results"]):
             raise EdgekitError(f"no setting ran: {report['results'][0]['error']}")
+    if specs:
+        _bench_remote(args, specs, artifacts, report)
+    if args.estimate:
+        _add_estimates(args, artifacts, report)
     models = sorted({str(r.get("model")) for r in report["results"] if r.get("model")})
     report["model"] = ", ".join(models) or None
     out_dir = args.report or (f"runs/bench/{models[0]}" if args.compare and models else None)
@@ -231,10 +260,73 @@ def run(args) -> int:
         from edgekit.bench_report import auto_lines, to_markdown
 
         text = to_markdown(report)
-        print(text[text.index("| target"):text.index("\n\n", text.index("| target"))])
+        start = text.index("| measured on")
+        print(text[start:text.index("\n\n", start)])
         for line in auto_lines(report["auto"]) if args.auto else []:
             print(line)
     return 0
+
+
+def _remote_specs(args) -> list:
+    from edgekit.errors import EdgekitError
+
+    if not args.host:
+        for flag in ("port", "identity", "known_hosts"):
+            if getattr(args, flag):
+                raise EdgekitError(f"--{flag.replace('_', '-')} goes with --host: add --host USER@BOARD, or drop it")
+        return []
+    if args.auto:
+        raise EdgekitError("--auto writes deploy.json for this board: run it on the board itself, not with --host")
+    from edgekit.remote import parse_host
+
+    return [parse_host(h, args.port) for h in args.host]
+
+
+def _bench_remote(args, specs, artifacts: list[Path], report: dict) -> None:
+    """Bench on every --host concurrently, merge their rows; one host's failure is reported, not fatal."""
+    from edgekit.errors import EdgekitError
+    from edgekit.remote import bench_fleet
+    from edgekit.remote.known_hosts import default_known_hosts
+    from edgekit.remote.merge import merge_remote
+    from edgekit.remote.session import RemoteOptions
+
+    forward = [f"--{k} {getattr(args, k)}" for k in ("frames", "warmup", "threads", "backend", "delegate", "device",
+                                                       "precision") if getattr(args, k) is not None]
+    forward += ["--fallback"] if args.fallback else []
+    opts = RemoteOptions(known_hosts=Path(args.known_hosts or default_known_hosts()).expanduser(),
+                         identity=args.identity, accept_new=args.accept_new, edgekit=args.remote_edgekit,
+                         bench_args=tuple(a for f in forward for a in f.split(" ", 1)))
+    print(f"remote: {', '.join(map(str, specs))} ...", file=sys.stderr)
+    outcomes = bench_fleet(specs, artifacts, opts)
+    for out in outcomes:
+        if out.ok:
+            info = out.report["remote"]
+            print(f"remote {out.host}: {len(out.report.get('results') or [])} rows from board "
+                  f"{info.get('board') or 'unknown'} in {info['seconds']:.1f} s", file=sys.stderr)
+        else:
+            print(f"remote {out.host}: failed: {out.error}", file=sys.stderr)
+    merge_remote(report, outcomes)
+    if not any(not r.get("error") for r in report["results"]):
+        raise EdgekitError("nothing ran: " + "; ".join(o.error for o in outcomes if not o.ok))
+
+
+def _add_estimates(args, artifacts: list[Path], report: dict) -> None:
+    """``report["estimates"]``: per artifact and board, edgekit estimate's row (or why there is none)."""
+    from edgekit.errors import EdgekitError
+    from edgekit.estimate import estimate, load_graph
+
+    boards = [b.strip() for b in args.estimate.split(",") if b.strip()]
+    report["estimates"] = []
+    for a in dict.fromkeys(artifacts):
+        try:
+            graph = load_graph(str(a))
+            rows = estimate(graph, boards, args.backend if args.backend in (None, "ncnn", "litert", "onnxruntime",
+                                                                             "openvino") else None)
+        except EdgekitError as exc:
+            print(f"estimate {a.name}: {exc}", file=sys.stderr)
+            report["estimates"].append({"artifact": a.name, "error": str(exc)})
+            continue
+        report["estimates"] += [{"artifact": a.name, "source": graph.source, **r} for r in rows]
 
 
 def _one_model(artifacts: list[Path]) -> None:
