@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,train,export,onnx,prune
+EXTRAS ?= dev,train,export,onnx,remote,prune
 
 .PHONY: install demo test test-slow lint-imports clean
 
