@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 
 COLUMNS = [  # (key, header, format) of the comparison table, Markdown and HTML alike
-    ("target", "target", "{}"), ("backend", "backend", "{}"), ("threads", "threads", "{}"),
+    ("where", "measured on", "{}"), ("target", "target", "{}"), ("backend", "backend", "{}"), ("threads", "threads", "{}"),
     ("accel", "delegate/device", "{}"), ("size_mb", "size MB", "{:.2f}"), ("map50", "mAP50", "{:.4f}"),
     ("p50_ms", "p50 ms", "{:.2f}"), ("p90_ms", "p90 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
     ("fps", "FPS", "{:.1f}"), ("cold_start_ms", "cold start ms", "{:.0f}"), ("split", "pre/infer/post ms", "{}"),
@@ -48,6 +48,9 @@ def _cell(row: dict, key: str, fmt: str) -> str:
     if key in ("cold", "cold_rss"):
         value = (row.get("cold_subprocess") or {}).get("process_ms" if key == "cold" else "rss_mb")
         return "-" if value is None else fmt.format(value)
+    if key == "where":
+        remote = row.get("remote")
+        return f"{remote.get('board') or 'unknown board'} ({remote.get('host')})" if remote else "this host"
     if key == "accel":
         asked = row.get("delegate") or row.get("device")
         return f"{asked} -> cpu (fallback)" if asked and row.get("fell_back") else asked or "cpu"
@@ -81,6 +84,9 @@ def label(row: dict) -> str:
     accel = row.get("delegate") or row.get("device")
     if accel:
         name += f"+{accel}"
+    remote = row.get("remote")
+    if remote:  # a board reached with --host: its rows must not pass for this host's
+        name += f" @{remote.get('board') or remote.get('host')}"
     return f"{name} t{row.get('threads')}"
 
 
@@ -125,6 +131,70 @@ def warnings_of(report: dict) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def arm_lines(report: dict) -> list[str]:
+    """What ``edgekit verify --arm`` recorded in each benched artifact's manifest: outputs, never a speed.
+
+    Example:
+        >>> arm_lines({"results": []})
+        []
+    """
+    from edgekit.runtime.runner import find_manifest
+
+    out = []
+    for row in report.get("results", []):
+        try:
+            arm = (find_manifest(row["path"]) or {}).get("arm") if row.get("path") else None
+        except Exception:  # a report read on another machine: the artifact is not here, nothing to show
+            arm = None
+        for core, e in sorted((arm or {}).items()):
+            verdict = "outputs match" if e.get("match") else "outputs DIFFER from"
+            out.append(f"{row.get('target')}: emulated on {core}: {verdict} the x86 run (max abs {e.get('max_abs_err', 0):.3g}, "
+                       f"cosine {e.get('cosine', 0):.6f}; {e.get('precision')}, {e.get('runtime')} {e.get('runtime_version')})")
+    return list(dict.fromkeys(out))
+
+
+ESTIMATE_NOTE = ("Estimated rows are predictions of `edgekit estimate` (a per-layer roofline fitted on published "
+                 "board timings), not measurements: the interval is its leave-one-out error on the calibration set.")
+
+
+def estimate_cells(est: dict, cols) -> list[str]:
+    """One estimate (``report["estimates"]`` entry) as comparison-table cells, marked as an estimate.
+
+    Example:
+        >>> estimate_cells({"board": "rpi4", "artifact": "m.onnx", "runtime": "ncnn", "threads": 4, "latency_ms": 50.0,
+        ...                 "low_ms": 41.0, "high_ms": 69.6, "fps": 20.0}, COLUMNS)[:3]
+        ['ESTIMATE for rpi4', 'm.onnx', 'ncnn']
+    """
+    if est.get("error"):
+        values = {"where": "ESTIMATE", "target": est.get("artifact"), "p50_ms": f"no estimate: {est['error']}"}
+    else:
+        ms = est.get("latency_ms")
+        values = {"where": f"ESTIMATE for {est.get('board')}", "target": est.get("artifact"), "backend": est.get("runtime"),
+                  "threads": est.get("threads"), "accel": "cpu" if est.get("threads") else est.get("runtime"),
+                  "p50_ms": f"~{ms:.1f} ({est['low_ms']:.1f}-{est['high_ms']:.1f})" if ms is not None else "no estimate",
+                  "fps": f"~{est['fps']:.1f}" if est.get("fps") else "-"}
+    return ["-" if values.get(k) is None else str(values[k]) for k, _, _ in cols]
+
+
+def estimate_lines(report: dict) -> list[str]:
+    """How the estimated rows were made: method and calibration, once per distinct text."""
+    out = [f"{e.get('board')} {e.get('runtime')}: {e.get('method')} (calibrated on {e.get('calibrated_on')})"
+           for e in report.get("estimates") or [] if not e.get("error")]
+    return [ESTIMATE_NOTE] + list(dict.fromkeys(out)) if out else []
+
+
+def remote_lines(report: dict) -> list[str]:
+    """One line per --host: the board it detected and how long it took, or why it failed."""
+    out = []
+    for r in report.get("remote") or []:
+        if r.get("ok"):
+            out.append(f"{r['host']}: board {r.get('board_title') or r.get('board') or 'unknown'} ({r.get('edgekit')}), "
+                       f"{r.get('seconds')} s")
+        else:
+            out.append(f"{r['host']}: FAILED: {r.get('error')}")
+    return out
+
+
 def to_markdown(report: dict) -> str:
     """The report as Markdown: setup, comparison table, auto-configuration, warnings, method."""
     rows = [r for r in report.get("results", []) if not r.get("error")]
@@ -138,9 +208,16 @@ def to_markdown(report: dict) -> str:
     cols = columns(rows)
     lines += ["", "## Comparison", "", "| " + " | ".join(h for _, h, _ in cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(r, k, f) for k, _, f in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(estimate_cells(e, cols)) + " |" for e in report.get("estimates") or []]
+    if remote := remote_lines(report):
+        lines += ["", "## Remote boards", ""] + [f"- {x}" for x in remote]
+    if est := estimate_lines(report):
+        lines += ["", "## Estimates (not measured)", ""] + [f"- {x}" for x in est]
     auto = report.get("auto")
     if auto:
         lines += ["", "## Auto-configuration", ""] + [f"- {x}" for x in auto_lines(auto)]
+    if arm := arm_lines(report):
+        lines += ["", "## Emulated aarch64 (`edgekit verify --arm`: outputs, not speed)", ""] + [f"- {x}" for x in arm]
     warn = warnings_of(report)
     if warn:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warn]
@@ -273,7 +350,7 @@ def plots(report: dict) -> list[tuple[str, str]]:
 CSS = ("body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}"
        "th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}"
        "td:first-child,td:nth-child(2),td:nth-child(4){text-align:left}img{max-width:100%;display:block;margin:8px 0 24px}"
-       ".warn{color:#a40}code{background:#f4f4f4;padding:1px 4px}")
+       ".warn{color:#a40}code{background:#f4f4f4;padding:1px 4px}tr.estimate td{font-style:italic;color:#555}")
 
 
 def to_html(report: dict, images: list[tuple[str, str]] | None = None) -> str:
@@ -293,10 +370,19 @@ def to_html(report: dict, images: list[tuple[str, str]] | None = None) -> str:
     parts.append("</tr></thead><tbody>")
     for r in rows:
         parts.append("<tr>" + "".join(f"<td>{esc(_cell(r, k, f))}</td>" for k, _, f in cols) + "</tr>")
+    for e in report.get("estimates") or []:
+        parts.append("<tr class='estimate'>" + "".join(f"<td>{esc(c)}</td>" for c in estimate_cells(e, cols)) + "</tr>")
     parts.append("</tbody></table>")
+    if remote := remote_lines(report):
+        parts.append("<h2>Remote boards</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in remote) + "</ul>")
+    if est := estimate_lines(report):
+        parts.append("<h2>Estimates (not measured)</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in est) + "</ul>")
     if report.get("auto"):
         parts.append("<h2>Auto-configuration</h2><ul>" + "".join(f"<li>{esc(x)}</li>" for x in auto_lines(report["auto"]))
                      + "</ul>")
+    if arm := arm_lines(report):
+        parts.append("<h2>Emulated aarch64 (edgekit verify --arm: outputs, not speed)</h2><ul>"
+                     + "".join(f"<li>{esc(x)}</li>" for x in arm) + "</ul>")
     if images:
         for title, png in images:
             parts.append(f"<h2>{esc(title)}</h2><img alt='{esc(title)}' src='data:image/png;base64,{png}'>")

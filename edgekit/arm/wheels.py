@@ -27,6 +27,7 @@ GLIBC_MINOR = 36  # Debian 12's glibc 2.36, the sysroot's
 PYTHON_VERSION = "3.11"
 # the source folders whose files make the wheel (pyproject's package-dir)
 SOURCE_DIRS = ("edgekit", "export", "runtime", "boards")
+DEVICE_DIRS = ("runtime", "boards")  # what a board imports (besides edgekit's leaves)
 
 
 def platform_args(glibc_minor: int = GLIBC_MINOR) -> list[str]:
@@ -56,19 +57,23 @@ def checkout() -> Path:
 
 
 def source_fingerprint(root: Path | None = None) -> str:
-    """A hash of the checkout's package sources: the installed wheel is rebuilt when it changes.
+    """A hash of what the board install runs: the device side (``runtime/``, ``boards/``), the leaves
+    it imports, the guest module and ``pyproject.toml`` (dependencies). When it changes, the
+    installed wheel is rebuilt; host-only modules in the wheel are never imported on the board.
 
     Example:
         >>> len(source_fingerprint())
         16
     """
     root = root or checkout()
-    h = hashlib.sha256((root / "pyproject.toml").read_bytes())
-    for d in SOURCE_DIRS:
-        for p in sorted((root / d).rglob("*")):
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".yaml", ".cfg", ".c", ".json"):
-                h.update(str(p.relative_to(root)).encode())
-                h.update(p.read_bytes())
+    files = [root / "pyproject.toml", root / "edgekit" / "__init__.py", root / "edgekit" / "errors.py",
+             root / "edgekit" / "io.py", root / "edgekit" / "arm" / "guest.py"]
+    for d in DEVICE_DIRS:
+        files += sorted(p for p in (root / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes() if p.is_file() else b"")
     return h.hexdigest()[:16]
 
 

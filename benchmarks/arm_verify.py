@@ -1,0 +1,86 @@
+"""`verify --arm` for the shipped detectors' seed targets on emulated Cortex-A53, A72 and A76.
+
+    nice -n 10 python benchmarks/arm_verify.py [--models PT,...] [--images 2]
+
+Needs ``edgekit arm setup``. Exports each shipped detector (edgekit/assets/weights/*-yolo-*.pt)
+to the nine seed targets in a temporary folder, runs every artifact on every core from the
+aarch64 board install and compares with this host's run of the same file, counting
+instructions on the way. Where the runtime would compute in another precision by itself on a
+core (OpenVINO f16 and ncnn fp16 on the A76), that precision is run and recorded too.
+
+Writes ``benchmarks/results/arm-verify-<model>.json`` (every result, with the precision each
+runtime really used) and ``arm-counts-<model>.json`` (instructions per inference). Emulation is
+100-950x slower than native: a few images, one guest thread, and these are never speeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from arm_counts import CORES, RESULTS, SEED_TARGETS, counts_document  # noqa: E402
+
+
+def main() -> int:
+    from edgekit import __version__
+    from edgekit.arm.verify import verify_arm
+    from edgekit.errors import EdgekitError
+    from edgekit.export import export
+    from edgekit.io import atomic_write_text
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", help="comma-separated .pt (default: the shipped detectors)")
+    ap.add_argument("--targets", default=",".join(SEED_TARGETS))
+    ap.add_argument("--cores", default=",".join(CORES))
+    ap.add_argument("--images", type=int, default=2)
+    args = ap.parse_args()
+    models = ([Path(m) for m in args.models.split(",")] if args.models
+              else sorted((ROOT / "edgekit" / "assets" / "weights").glob("*-yolo-*.pt")))
+    for model in models:
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"exporting {model.name}", file=sys.stderr)
+            rep = export(model, args.targets.split(","), out=Path(tmp))
+            for r in rep.results:
+                if not r.ok:
+                    rows.append({"target": r.target, "error": f"export failed: {r.reason}"})
+                    continue
+                for core in args.cores.split(","):
+                    for precision in (None, "native"):
+                        t0 = time.time()
+                        try:
+                            res = verify_arm(Path(tmp) / r.file, core, images=args.images, count=True,
+                                             precision=precision, record=False)
+                        except EdgekitError as exc:
+                            rows.append({"target": r.target, "core": core, "pinned": precision, "error": str(exc)})
+                            break
+                        res.update({"pinned": precision, "wall_s": round(time.time() - t0, 1)})
+                        res["artifact"] = Path(res["artifact"]).name
+                        if precision is None or res["precision"] != rows[-1].get("precision"):
+                            rows.append(res)
+                        print(f"{model.stem} {r.target} {core} {res['precision']}: match={res['match']} "
+                              f"max_abs={res['max_abs_err']:.3g} cos={res['cosine']:.6f}", file=sys.stderr)
+                        native = res.get("native_precision")
+                        if precision is None and (not native or native == res["precision"]):
+                            break  # the runtime's own choice is what ran: nothing more to pin
+        doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "images": args.images,
+               "note": "outputs of the aarch64 board install under QEMU vs the x86 run of the same artifact; "
+                       "pinned=native: the precision the runtime picks by itself on that core; wall_s is emulation "
+                       "time, not a speed", "results": rows}
+        atomic_write_text(RESULTS / f"arm-verify-{model.stem}.json", json.dumps(doc, indent=1) + "\n")
+        counted = [r for r in rows if "instructions" in r and r.get("pinned") is None]
+        atomic_write_text(RESULTS / f"arm-counts-{model.stem}.json",
+                          json.dumps(counts_document(model.stem, counted), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
