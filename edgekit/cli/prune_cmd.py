@@ -7,7 +7,9 @@ from edgekit.cli.ranges import fraction, image_size, number, whole
 
 def add_parser(sub):
     p = sub.add_parser("prune", help="remove whole channels (DepGraph), fine-tune, measure the exported model")
-    p.add_argument("--weights", required=True, help="detector checkpoint (.pt) written by `edgekit train`")
+    p.add_argument("--weights", required=True, help="detector checkpoint (.pt) written by `edgekit train`, or a Darknet "
+                   ".cfg (pruned without fine-tuning; written back as .cfg + .weights)")
+    p.add_argument("--darknet-weights", help="with a .cfg: its .weights file")
     p.add_argument("--data", required=True, help="the data.yaml it was trained on (fine-tuning, mAP, calibration)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", type=fraction(above_zero=True),
@@ -45,7 +47,7 @@ def run(args) -> int:
                         target_macs=int(args.target_macs) if args.target_macs else None,
                         target_latency_ms=args.target_latency, importance=args.importance, steps=args.steps,
                         finetune_epochs=args.finetune_epochs, final_epochs=args.final_epochs, round_to=args.round_to,
-                        ignore=list(args.ignore), out=args.out, imgsz=args.imgsz, batch=args.batch, lr=args.lr,
+                        ignore=list(args.ignore), out=args.out, darknet_weights=args.darknet_weights, imgsz=args.imgsz, batch=args.batch, lr=args.lr,
                         workers=args.workers, threads=args.threads, measure=not args.no_measure,
                         progress=not args.json)
     r = prune(opts)
@@ -54,9 +56,11 @@ def run(args) -> int:
         return 0
     b, a = r["before"], r["after"]
     print(f"{r['model']}: {b['macs']:,} -> {a['macs']:,} MACs ({a['macs'] / b['macs'] - 1:+.1%}), "
-          f"{b['params']:,} -> {a['params']:,} params, mAP50 {b['map50']} -> {a['map50']} ({r['map_split']})")
+          f"{b['params']:,} -> {a['params']:,} params"
+          + (f", mAP50 {b['map50']} -> {a['map50']} ({r['map_split']})" if r.get("map_split") else ""))
     for t, v in (b.get("latency_ms") or {}).items():
         w = a["latency_ms"].get(t)
         print(f"  {t}: {v} -> {w} ms" + (f" ({w / v - 1:+.1%})" if v and w else ""))
-    print(f"pruned weights: {r['weights']}\nreport: {r['report_html']}")
+    print(f"pruned model: {r['weights']}" + (f" + {r['darknet_weights']}" if r.get("darknet_weights") else ""))
+    print(f"report: {r['report_html']}")
     return 0

@@ -10,6 +10,8 @@ any CPU, unlike zeroed weights. Where things are:
 - ``schedule.py``: one pruning step on the graph, to a ratio or to a MAC budget;
 - ``finetune.py``: fine-tuning through :func:`edgekit.train.train`;
 - ``run.py``: :func:`prune`, the K steps and the pruned checkpoint;
+- ``model.py``: :func:`prune_model`, one step on any detector module (Darknet cfg models too);
+- ``darknet_run.py``, ``darknet_out.py``: ``--weights model.cfg``, written back as ``.cfg`` + ``.weights``;
 - ``measure.py`` and ``report.py``: before/after figures, artifact latency, the HTML report.
 
 Example:
@@ -17,7 +19,8 @@ Example:
     >>> prune(PruneOptions("best.pt", "data.yaml", ratio=0.3, steps=3))["after"]["macs"]  # doctest: +SKIP
 """
 
+from edgekit.prune.model import prune_model
 from edgekit.prune.options import PruneOptions
 from edgekit.prune.run import prune
 
-__all__ = ["PruneOptions", "prune"]
+__all__ = ["PruneOptions", "prune", "prune_model"]

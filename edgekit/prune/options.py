@@ -22,7 +22,7 @@ class PruneOptions:
         'ratio'
     """
 
-    weights: str
+    weights: str  # an edgekit checkpoint (.pt) or a Darknet .cfg
     data: str
     ratio: float | None = None
     target_macs: int | None = None
@@ -34,6 +34,7 @@ class PruneOptions:
     round_to: int = 8
     ignore: list[str] = field(default_factory=list)  # module-name patterns (fnmatch) that keep their shape
     out: str | None = None
+    darknet_weights: str | None = None  # with a .cfg: its .weights (None: the cfg's random init)
     imgsz: int | None = None  # None: the checkpoint's
     batch: int = 16
     lr: float = 0.001

@@ -36,19 +36,6 @@ def registry_model(ck: dict):
     return create_model(ck["model"], num_classes=len(ck["names"]), anchors=ck["anchors"], **ck.get("model_kwargs", {}))
 
 
-def figures(model, imgsz: int) -> dict:
-    """Params and MACs of ``model`` at ``imgsz``.
-
-    Example:
-        >>> from edgekit.models import create_model
-        >>> figures(create_model("yolo-lite", num_classes=3), 64)["macs"] > 0
-        True
-    """
-    from edgekit.models.complexity import count_macs, count_params
-
-    return {"params": count_params(model), "macs": count_macs(model, imgsz)}
-
-
 def pruned_checkpoint(ck: dict, model, reference, record: dict) -> dict:
     """A normal edgekit checkpoint of ``model`` (pruned from ``ck``'s): the channel counts go under ``"pruned"``.
 
@@ -67,8 +54,8 @@ def _read_detector(path: str) -> dict:
     from edgekit.train.detect import read_weights
 
     if not str(path).endswith(".pt"):
-        raise EdgekitError(f"--weights {path} is not an edgekit checkpoint (.pt): train one with `edgekit train`, "
-                           "or prune a Darknet model through edgekit.prune.prune_model")
+        raise EdgekitError(f"--weights {path} is neither an edgekit checkpoint (.pt) nor a Darknet .cfg: "
+                           "give the best.pt of `edgekit train`, or a .cfg (with --darknet-weights)")
     return read_weights(path)
 
 
@@ -163,20 +150,24 @@ def prune(opts: PruneOptions, log: Callable[[str], None] = _stderr) -> dict:
     from edgekit.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
     from edgekit.prune.measure import latency_of, measure_before_after
     from edgekit.prune.report import write_report
-    from edgekit.prune.schedule import prunable_channels
+    from edgekit.prune.schedule import figures, prunable_channels
     from edgekit.prune.protect import protected_layers
 
     opts.check()
+    if str(opts.weights).lower().endswith(".cfg"):
+        from edgekit.prune.darknet_run import prune_darknet
+
+        return prune_darknet(opts, log)
     ck = _read_detector(opts.weights)
     _check_data(opts, ck)
     imgsz = int(opts.imgsz or ck["imgsz"])
     out = Path(opts.out or Path("runs") / "prune" / ck["model"])
-    out.mkdir(parents=True, exist_ok=True)
     model = model_from_checkpoint(ck)
     reference = registry_model(ck)
     before = figures(model, imgsz)
     channels0 = prunable_channels(model, protected_layers(model, opts.ignore))
-    stepper = _Stepper(opts, model, imgsz, before["macs"], log)
+    stepper = _Stepper(opts, model, imgsz, before["macs"], log)  # bad options fail here, before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     val0 = (ck.get("metrics") or {}).get("val") or _validate(model, opts.data, imgsz)
     steps = [{"step": 0, **before, "channels": channels0, "ratio": 0.0, "map50": val0.get("map50"),
               "map50_95": val0.get("map50_95")}]
@@ -234,7 +225,7 @@ def _one_step(opts, ck, model, reference, stepper, step_dir: Path, k: int, plann
     from edgekit.models.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
     from edgekit.prune.finetune import fine_tune
     from edgekit.prune.protect import protected_layers
-    from edgekit.prune.schedule import prunable_channels
+    from edgekit.prune.schedule import figures, prunable_channels
 
     pruned_path = step_dir / "pruned.pt"
     if pruned_path.exists():

@@ -38,6 +38,19 @@ def make_pruner(model: nn.Module, imgsz: int, importance, ignored: list[nn.Modul
                                 iterative_steps=iterative_steps, ignored_layers=ignored, round_to=round_to)
 
 
+def figures(model, imgsz: int) -> dict:
+    """Params and MACs of ``model`` at ``imgsz``.
+
+    Example:
+        >>> from edgekit.models import create_model
+        >>> figures(create_model("yolo-lite", num_classes=3), 64)["macs"] > 0
+        True
+    """
+    from edgekit.models.complexity import count_macs, count_params
+
+    return {"params": count_params(model), "macs": count_macs(model, imgsz)}
+
+
 def prunable_channels(model: nn.Module, ignored: list[nn.Module]) -> int:
     """Output channels of the convs that may shrink (heads and ``--ignore`` excluded).
 
