@@ -1,0 +1,75 @@
+"""``edgekit prune`` from the command line: results on stdout, bad input as one line and exit 1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from edgekit.cli.main import main
+from edgekit.models import load_darknet
+from edgekit.models.darknet import reference_cfg
+
+
+def _one_line_error(capsys, rc):
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_cli_json_is_one_document(tiny_checkpoint, sample_yaml, tmp_path, capsys):
+    rc = main(["prune", "--weights", str(tiny_checkpoint("yolo-lite")), "--data", str(sample_yaml), "--ratio", "0.5",
+               "--steps", "1", "--finetune-epochs", "0", "--no-measure", "--out", str(tmp_path), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["after"]["macs"] < r["before"]["macs"] and r["weights"] == str(tmp_path / "pruned.pt")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--ratio", "1.5"], "--ratio"),
+    (["--ratio", "0.3", "--target-macs", "100"], "not allowed with"),
+    ([], "one of the arguments"),
+    (["--ratio", "0.3", "--importance", "bn-scale"], "no batch norm"),
+    (["--ratio", "0.3", "--ignore", "no.such.layer*"], "matches no layer"),
+    (["--target-macs", "1e12"], "not below"),
+    (["--ratio", "0.3", "--steps", "0"], "--steps"),
+])
+def test_bad_options_are_one_line(args, expect, tiny_checkpoint, sample_yaml, tmp_path, capsys):
+    src = tiny_checkpoint("yolo-lite")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    rc = main(["prune", "--weights", str(src), "--data", str(sample_yaml), "--no-measure", "--out", str(out), *args])
+    assert expect in _one_line_error(capsys, rc)
+    assert not out.exists() and hashlib.sha256(src.read_bytes()).hexdigest() == digest  # nothing written, input intact
+
+
+def test_bad_files_are_one_line(tiny_checkpoint, sample_yaml, tmp_path, capsys):
+    src = str(tiny_checkpoint("yolo-lite"))
+    common = ["--ratio", "0.3", "--no-measure", "--out", str(tmp_path / "o")]
+    assert "does not exist" in _one_line_error(
+        capsys, main(["prune", "--weights", str(tmp_path / "nope.pt"), "--data", str(sample_yaml), *common]))
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert ".cfg" in _one_line_error(
+        capsys, main(["prune", "--weights", str(tmp_path / "m.onnx"), "--data", str(sample_yaml), *common]))
+    other = tmp_path / "other.yaml"  # the same images under other class names
+    other.write_text(sample_yaml.read_text().replace("names: ['0', '1', '2', '5', '6', '7', '8']",
+                                                    "names: ['a', 'b', 'c', 'd', 'e', 'f', 'g']")
+                     .replace("path: .", f"path: {sample_yaml.parent}"))
+    assert "trained on" in _one_line_error(capsys, main(["prune", "--weights", src, "--data", str(other), *common]))
+
+
+def test_darknet_cfg_is_pruned_and_written_back(sample_yaml, tmp_path, capsys):
+    cfg = reference_cfg("yolov3-tiny.cfg")
+    rc = main(["prune", "--weights", str(cfg), "--data", str(sample_yaml), "--ratio", "0.4", "--steps", "2",
+               "--imgsz", "64", "--out", str(tmp_path), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["after"]["macs"] < r["before"]["macs"] and len(r["steps"]) == 3
+    pruned = load_darknet(tmp_path / "pruned.cfg", tmp_path / "pruned.weights").eval()
+    outs = pruned(torch.rand(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [255, 255]  # the heads keep A * (5 + C) channels
+    assert "taylor" in _one_line_error(capsys, main(["prune", "--weights", str(cfg), "--data", str(sample_yaml),
+                                                     "--ratio", "0.4", "--importance", "taylor",
+                                                     "--out", str(tmp_path / "t")]))
