@@ -162,7 +162,7 @@ def as_bgr(image) -> np.ndarray:
     elif img.ndim == 3 and img.shape[2] == 4:
         img = img[..., :3]
     if img.ndim != 3 or img.shape[2] != 3:
-        raise EdgekitError(f"an image must be HxWx3 BGR (or gray HxW), got an array of shape {img.shape}")
+        raise EdgekitError(f"an image array of shape {img.shape}: give HxWx3 BGR, HxWx4 BGRA or HxW grey")
     if img.dtype != np.uint8:
         if img.dtype.kind == "f" and img.size and float(img.max()) <= 1.0:
             img = img * 255.0
