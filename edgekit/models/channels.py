@@ -12,7 +12,7 @@ Example:
     >>> from torch import nn
     >>> net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.Conv2d(16, 4, 1))
     >>> counts = {"0": [3, 8, 1], "1": [8], "2": [8, 4, 1]}
-    >>> apply_channel_counts(net, counts); channel_counts(net) == counts
+    >>> _ = apply_channel_counts(net, counts); channel_counts(net) == counts
     True
 """
 
