@@ -316,12 +316,13 @@ def _add_estimates(args, artifacts: list[Path], report: dict) -> None:
     from edgekit.estimate import estimate, load_graph
 
     boards = [b.strip() for b in args.estimate.split(",") if b.strip()]
+    runtime = args.backend if args.backend in ("ncnn", "litert", "onnxruntime", "openvino") else None
+    threads = parse_threads(args.threads, [None]) if args.threads else [None]  # None: the board's big cores
     report["estimates"] = []
     for a in dict.fromkeys(artifacts):
         try:
             graph = load_graph(str(a))
-            rows = estimate(graph, boards, args.backend if args.backend in (None, "ncnn", "litert", "onnxruntime",
-                                                                             "openvino") else None)
+            rows = [r for t in threads for r in estimate(graph, boards, runtime, threads=t)]
         except EdgekitError as exc:
             print(f"estimate {a.name}: {exc}", file=sys.stderr)
             report["estimates"].append({"artifact": a.name, "error": str(exc)})

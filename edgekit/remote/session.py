@@ -92,6 +92,15 @@ async def connect(spec: HostSpec, opts: RemoteOptions):
     return conn
 
 
+async def _run(conn, spec: HostSpec, command: str):
+    """``conn.run`` that turns a session ended without an exit status (the link went down) into an error."""
+    res = await conn.run(command, check=False)
+    if res.exit_status is None or res.exit_status < 0:
+        signal = f"killed by signal {res.exit_signal[0]}" if res.exit_signal else "no exit status"
+        raise EdgekitError(f"{spec}: the connection dropped during the run ({signal}): results of this host are lost")
+    return res
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:160]
@@ -111,12 +120,12 @@ async def bench_host(spec: HostSpec, artifacts: list[Path], opts: RemoteOptions)
     tmp = None
     try:
         edgekit = shlex.quote(opts.edgekit)
-        probe = await conn.run(f"command -v {edgekit} >/dev/null && {edgekit} --version", check=False)
+        probe = await _run(conn, spec, f"command -v {edgekit} >/dev/null && {edgekit} --version")
         if probe.exit_status != 0:
             raise EdgekitError(f"{spec}: edgekit is not installed there (no '{opts.edgekit}' on its PATH): install it "
                                f"on the board with {install_hint(artifacts)} (or give --remote-edgekit PATH)")
         version = str(probe.stdout).strip()
-        made = await conn.run("mktemp -d -t edgekit-bench.XXXXXX", check=False)
+        made = await _run(conn, spec, "mktemp -d -t edgekit-bench.XXXXXX")
         if made.exit_status != 0:
             raise EdgekitError(f"{spec}: cannot make a temporary folder there ({str(made.stderr).strip()[:120]})")
         tmp = str(made.stdout).strip()
@@ -125,7 +134,7 @@ async def bench_host(spec: HostSpec, artifacts: list[Path], opts: RemoteOptions)
             await sftp.put([str(f) for f in files], tmp)
         names = " ".join(shlex.quote(a.name) for a in artifacts)
         args = " ".join(shlex.quote(a) for a in opts.bench_args)
-        res = await conn.run(f"cd {shlex.quote(tmp)} && {edgekit} bench {names} --json {args}", check=False)
+        res = await _run(conn, spec, f"cd {shlex.quote(tmp)} && {edgekit} bench {names} --json {args}")
         if res.exit_status != 0:
             last = (str(res.stderr).strip().splitlines() or [f"exit status {res.exit_status}"])[-1]
             raise EdgekitError(f"{spec}: the bench failed there: {last[:300]}")
