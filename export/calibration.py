@@ -51,7 +51,8 @@ def clipped(lo, hi, clip: float | None):
 
 
 def calibration_paths(source: str | Path, split: str = "train") -> list[Path]:
-    """Image paths of a calibration source: a folder (recursive) or a data.yaml split.
+    """Image paths of a calibration source: a folder (recursive; an image-folder set's ``split``
+    sub-folder when it has one) or a data.yaml split.
 
     Example:
         >>> from edgekit.data.sample import sample_data_yaml
@@ -59,6 +60,8 @@ def calibration_paths(source: str | Path, split: str = "train") -> list[Path]:
         120
     """
     source = Path(source)
+    if source.is_dir() and (source / split).is_dir():  # an image-folder set (root/train/<class>/...): its split
+        source = source / split
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         where = f"folder {source}"

@@ -30,7 +30,7 @@ from edgekit.io import check_output_not_input, staging_dir
 from edgekit.export.capture import captured, step, tail
 from edgekit.export.report import ExportReport, TargetResult
 from edgekit.export.targets import ConvertJob, resolve_targets
-from edgekit.export.verify import labelled_records
+from edgekit.export.gates import make_gate
 from edgekit.export.verify import parity_images as pick_parity_images
 
 PARITY_IMAGES = 8
@@ -53,6 +53,7 @@ def _check_writable(out: Path) -> None:
 
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
+           max_top1_drop: float | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
            log: Callable[[str], None] = lambda s: None, verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
@@ -60,9 +61,11 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     Args:
         model: checkpoint ``.pt``, Darknet ``.cfg`` or ``.onnx``; None = newest ``runs/train/*/weights/best.pt``.
         targets: target names or ``["all"]``.
-        data: data.yaml (calibration from its train split, verification on test/val) or None.
+        data: data.yaml (calibration from its train split, verification on test/val) or None; for a
+            classifier, an image-folder set (``edgekit data crops``) verified on top-1.
         calib: a folder of calibration images (overrides ``data`` for calibration).
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
+        max_top1_drop: a classifier's top-1 gate; None = 0.01.
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
         log: receives edgekit's own progress, one line per stage.
@@ -89,9 +92,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     out = Path(out) if out else default_out(source.path)
     check_output_not_input(out, [source.path, data, calib, weights])
     _check_writable(out)
-    records, split, names = labelled_records(data, split) if source.task == "detect" else (None, None, None)
-    if records is not None and list(names) != list(source.names):
-        raise EdgekitError(f"{data} has classes {names} but the model has {source.names}: verify on the same classes")
+    gate = make_gate(source, data, split, max_map_drop, max_top1_drop)
     reader = None
     if any(t.quantized for t in chosen):
         if calib is None and data is None:
@@ -99,15 +100,15 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         with step("reading calibration images", verbose):
             # verification images are never calibrated on; without a labelled split, part of the pool is held out
             reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES,
-                                                   exclude=[r.path for r in records or []],
-                                                   hold_out=0 if records else parity_images)
+                                                   exclude=gate.paths if gate else (),
+                                                   hold_out=0 if gate else parity_images)
         log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else "")
             + (f", {reader.excluded} verification images left out" if reader.excluded else "")
             + (f", {len(reader.held_out)} held out for parity" if reader.held_out else ""))
         if len(reader) < FEW_IMAGES:
             log(f"warning: calibrating on only {len(reader)} images: INT8 ranges from few images are unreliable; "
                 f"give {DEFAULT_IMAGES} or more real images (--calib DIR, --calib-images)")
-    images, parity_from = pick_parity_images(records, reader, parity_images)
+    images, parity_from = pick_parity_images(gate.paths if gate else None, reader, parity_images)
     log(f"parity images: {len(images)} from {parity_from}")
     cpu = cpu_info()
     report = ExportReport(source.describe(), str(out), reader.info() if reader else None, str(data) if data else None,
@@ -115,19 +116,10 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     staging = staging_dir(out)  # .staging-<pid>-*: a later run removes it if this one is killed
     try:
         onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
-        source_map = None
         for target in chosen:
-            if records is not None and source_map is None:
-                from edgekit.export.verify import detection_map, source_infer
-
-                log(f"source mAP on {len(records)} {split} images ...")
-                with step("source mAP", verbose):
-                    source_map = detection_map(source_infer(source, source.imgsz), records, source.names,
-                                               source.head_spec, keep_preds=True)  # kept for each gate's bootstrap
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
-            result = _one_target(target, job, images, records, split, source_map, max_map_drop, out, log, verbose,
-                                 parity_from)
+            result = _one_target(target, job, images, gate, out, log, verbose, parity_from)
             report.results.append(result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -151,10 +143,10 @@ def _fp32_onnx(source, chosen, staging: Path, log, verbose: bool = False):
     return path, info
 
 
-def _one_target(target, job: ConvertJob, images, records, split, source_map, max_map_drop, out: Path, log,
-                verbose: bool = False, parity_from: str = "") -> TargetResult:
+def _one_target(target, job: ConvertJob, images, gate, out: Path, log, verbose: bool = False,
+                parity_from: str = "") -> TargetResult:
     from edgekit.export.manifest import build_manifest, embed
-    from edgekit.export.verify import DEFAULT_MAX_MAP_DROP, map_gate, parity, quick_latency
+    from edgekit.export.verify import parity, quick_latency
     from edgekit.runtime.backends import open_backend
     from edgekit.runtime.runner import ArtifactRunner, manifest_path
 
@@ -176,31 +168,34 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
         # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
         runner = ArtifactRunner(job.out, manifest, threads=1)
         par = {**parity(runner, job.source, images, target.precision), "images_from": parity_from}
-    gate = None
-    if records is not None:
-        drop = DEFAULT_MAX_MAP_DROP[target.precision] if max_map_drop is None else max_map_drop
-        log(f"{target.name}: mAP on {len(records)} {split} images ...")
-        with step(f"{target.name} mAP", verbose):
-            gate = map_gate(runner, records, job.source.names, job.source.head_spec, source_map, drop, split)
+    checked = None
+    if gate is not None:
+        log(f"{target.name}: {gate.kind} on {len(gate.paths)} {gate.split} images ...")
+        with step(f"{target.name} {gate.kind}", verbose):
+            checked = gate.check(runner, target.precision, log)
     with step(f"{target.name} latency", verbose):
         latency = quick_latency(runner, images[0])
     size_mb = sum(p.stat().st_size for p in target.files(job.out)) / 2**20
-    result = TargetResult(target.name, "ok", final.name, round(size_mb, 3), round(convert_s, 2), par, gate,
-                          round(latency, 3), converter=info.get("converter"))
+    result = TargetResult(target.name, "ok", final.name, round(size_mb, 3), round(convert_s, 2), par,
+                          checked if gate and gate.kind == "map" else None, round(latency, 3),
+                          converter=info.get("converter"), top1=checked if gate and gate.kind == "top1" else None)
     reasons = []
     if not par.get("passed"):
         reasons.append(f"parity out of tolerance ({par.get('error') or _parity_text(par)})")
-    if gate is not None and not gate["passed"]:
-        reasons.append(f"mAP50 dropped {gate['delta_map50']:.4f} > {gate['max_map_drop']} "
-                       f"({gate['source_map50']:.4f} -> {gate['map50']:.4f})")
+    gate_failed = checked is not None and not checked["passed"]
+    if gate_failed:
+        reasons.append(gate.failure(checked))
     del runner
     if reasons:
-        reasons.append(remedy(target, parity_failed=not par.get("passed"), map_failed=bool(gate) and not gate["passed"]))
+        reasons.append(remedy(target, parity_failed=not par.get("passed"), gate_failed=gate_failed,
+                              option=gate.option if gate else "--max-map-drop"))
         result.status, result.reason, result.file = "rejected", "; ".join(reasons), None
         _remove(target.files(final) + [manifest_path(final)])  # never leave an unverified artifact under the name
         log(f"{target.name}: REJECTED: {result.reason}")
         return result
-    manifest["verification"] = {"parity": par, "map": gate, "host_latency_ms": result.latency_ms}
+    manifest["verification"] = {"parity": par, "map": result.map, "host_latency_ms": result.latency_ms}
+    if result.top1:
+        manifest["verification"]["top1"] = result.top1
     with step(f"{target.name} manifest", verbose):
         embed(target, job.out, manifest)
     for src in reversed(target.files(job.out)):  # companions first, main file last
@@ -212,12 +207,12 @@ def _one_target(target, job: ConvertJob, images, records, split, source_map, max
     return result
 
 
-def remedy(target, parity_failed: bool, map_failed: bool) -> str:
+def remedy(target, parity_failed: bool, gate_failed: bool, option: str = "--max-map-drop") -> str:
     """What would help a rejected artifact: the advice follows what failed and the precision.
 
     Example:
         >>> from edgekit.export.targets import TARGETS
-        >>> remedy(TARGETS["onnx-int8"], parity_failed=True, map_failed=False)
+        >>> remedy(TARGETS["onnx-int8"], parity_failed=True, gate_failed=False)
         'to fix: calibrate on more or other real images (--calib DIR of scenes like the deployment, --calib-images 100 or more), or use a float target (onnx)'
     """
     from edgekit.export.targets import TARGETS
@@ -226,8 +221,8 @@ def remedy(target, parity_failed: bool, map_failed: bool) -> str:
     if target.quantized:
         fix = ("calibrate on more or other real images (--calib DIR of scenes like the deployment, --calib-images 100 "
                f"or more), or use a float target ({', '.join(floats)})")
-        if map_failed and not parity_failed:
-            fix += "; raise --max-map-drop only if this drop is acceptable"
+        if gate_failed and not parity_failed:
+            fix += f"; raise {option} only if this drop is acceptable"
     elif target.precision == "fp16":
         fix = f"fp16 loses this model's range: use {', '.join(n for n in floats if n != target.name) or 'an fp32 target'}"
     else:  # fp32 must match: a miss is a converter or runtime bug, never something to tolerate

@@ -35,6 +35,7 @@ class TargetResult:
     latency_ms: float | None = None
     reason: str | None = None
     converter: str | None = None
+    top1: dict | None = None  # a classifier's gate (export.gates.Top1Gate)
 
     @property
     def ok(self) -> bool:
@@ -50,7 +51,16 @@ class TargetResult:
                 "map50_delta_ci95": [round(-m["delta_map50_ci95"][1], 6), round(-m["delta_map50_ci95"][0], 6)]
                 if m.get("delta_map50_ci95") else None,
                 "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
-                "converter": self.converter, "map": self.map}
+                "converter": self.converter, "map": self.map, **self._top1_keys()}
+
+    def _top1_keys(self) -> dict:
+        """A classifier's gate: ``top1``, ``top1_delta`` (artifact minus source), its interval, the record."""
+        if not self.top1:
+            return {}
+        g = self.top1
+        lo, hi = g["delta_top1_ci95"]
+        return {"top1": g["top1"], "top1_delta": round(g["top1"] - g["source_top1"], 6),
+                "top1_delta_ci95": [round(-hi, 6), round(-lo, 6)], "top1_gate": g}
 
 
 @dataclass
@@ -98,18 +108,25 @@ class ExportReport:
             | target | size MB | convert s | parity | mAP50 | delta | host ms (1 thread) | status |
         """
         src = self.source
+        metric = "top-1" if any(r.top1 for r in self.results) else "mAP50"
         lines = [f"# export of {src.get('model')} ({src.get('path', '')})", "",
-                 "| target | size MB | convert s | parity | mAP50 | delta | host ms (1 thread) | status |",
+                 f"| target | size MB | convert s | parity | {metric} | delta | host ms (1 thread) | status |",
                  "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
         for r in self.results:
             lines.append("| " + " | ".join([r.target, _num(r.size_mb, 2), _num(r.convert_s, 1), _parity(r.parity),
-                                            _num((r.map or {}).get("map50"), 4), _delta(r.map), _num(r.latency_ms, 2),
+                                            _num((r.map or {}).get("map50", (r.top1 or {}).get("top1")), 4),
+                                            _delta(r.map) if r.map else _delta(r.top1, "top1"), _num(r.latency_ms, 2),
                                             r.status + (f": {r.reason}" if r.reason else "")]) + " |")
         if self.results and self.results[0].map:
             m = self.results[0].map
             lines += ["", f"source mAP50 {m['source_map50']:.4f}, mAP50-95 {m['source_map50_95']:.4f} "
                           f"on {m['images']} {m['split']} images of {self.data}"
                           + ("; delta [95% interval] by paired bootstrap over those images" if m.get("delta_map50_ci95") else "")]
+        gates = [r.top1 for r in self.results if r.top1]
+        if gates:
+            g = gates[0]
+            lines += ["", f"source top-1 {g['source_top1']:.4f} on {g['images']} {g['split']} images of {self.data}; "
+                          "delta [95% interval] by paired bootstrap over those images"]
         if self.calibration:
             c = self.calibration
             lines += [f"INT8 calibration: {c['images']} images ({c['selection']}) from {c['source']}, hash {c['hash']}"]
@@ -139,9 +156,10 @@ def _parity(p: dict | None) -> str:
     return f"{mark} (max {p['max_abs']:.2g}, cos {p['cosine']:.5f}{extra})"
 
 
-def _delta(m: dict | None) -> str:
+def _delta(m: dict | None, metric: str = "map50") -> str:
+    """A gate's artifact-minus-source delta with its interval (the gate stores drops, positive = lost)."""
     if not m:
         return "-"
-    ci = m.get("delta_map50_ci95")
+    ci = m.get(f"delta_{metric}_ci95")
     interval = f" [{-ci[1]:+.3f}, {-ci[0]:+.3f}]" if ci else ""
-    return f"{-m['delta_map50']:+.4f}{interval}" + ("" if m["passed"] else " FAIL")
+    return f"{-m[f'delta_{metric}']:+.4f}{interval}" + ("" if m["passed"] else " FAIL")

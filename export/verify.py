@@ -91,16 +91,17 @@ def labelled_records(data, split: str | None):
     return labelled_split(data, split)
 
 
-def parity_images(records, calib, n: int) -> tuple[list[np.ndarray], str]:
+def parity_images(verification: list | None, calib, n: int) -> tuple[list[np.ndarray], str]:
     """(images, where from) for the parity check: never a calibration image.
 
-    The verification split when there is one (the calibration pool excluded it), else the
+    The verification split's image paths when there is one (the calibration pool excluded
+    them), else the
     images the calibration source held out, else the embedded sample's test split.
     """
     import cv2
 
-    if records:
-        paths, where = [r.path for r in records[:n]], "the verification split (not calibrated on)"
+    if verification:
+        paths, where = list(verification[:n]), "the verification split (not calibrated on)"
     elif calib is not None and calib.held_out:
         paths, where = calib.held_out[:n], f"{calib.source}, held out from calibration"
     else:
@@ -230,7 +231,7 @@ def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_
     with step(f"verifying {Path(artifact).name}", verbose):
         runner = ArtifactRunner(artifact, manifest, backend)
         result = {"artifact": str(Path(artifact)), "ref": str(ref), "target": manifest["target"],
-                  "parity": parity(runner, source, parity_images(records, None, images)[0], manifest["precision"]),
+                  "parity": parity(runner, source, parity_images([r.path for r in records or []], None, images)[0], manifest["precision"]),
                   "map": None}
         if records is not None:
             drop = DEFAULT_MAX_MAP_DROP[manifest["precision"]] if max_map_drop is None else max_map_drop

@@ -19,7 +19,8 @@ def add_parser(sub):
                                             "(default: best.pt of the newest run under runs/train)")
     p.add_argument("--target", action="append", default=[], help="target name (repeatable) or 'all'; see --list")
     p.add_argument("--list", action="store_true", help="list the targets, their needs and availability here")
-    p.add_argument("--data", help="data.yaml: INT8 calibration (train split) and mAP verification (test/val split)")
+    p.add_argument("--data", help="data.yaml: INT8 calibration (train split) and mAP verification (test/val split); "
+                                  "for a classifier, an image-folder set (`edgekit data crops`) and top-1")
     p.add_argument("--calib", help="folder of calibration images (instead of --data's train split)")
     p.add_argument("--calib-images", type=whole(1), help="how many calibration images (default 100, evenly chosen)")
     p.add_argument("--split", help="split to verify mAP on (default test, else val)")
@@ -27,6 +28,8 @@ def add_parser(sub):
     p.add_argument("--out", help="output folder (default: the run's export/ folder, beside the model otherwise)")
     p.add_argument("--max-map-drop", type=fraction(), help="fail a target whose mAP@0.5 drops more than this "
                                                       "(default 0.02 for int8, 0.005 for float targets)")
+    p.add_argument("--max-top1-drop", type=fraction(), help="a classifier's gate: fail a target whose top-1 drops "
+                                                       "more than this (default 0.01)")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
     p.add_argument("--weights", help="Darknet .weights when not beside the .cfg")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -63,7 +66,7 @@ def run(args) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
-                    max_map_drop=args.max_map_drop, calib_images=args.calib_images, split=args.split, io=args.io,
+                    max_map_drop=args.max_map_drop, max_top1_drop=args.max_top1_drop, calib_images=args.calib_images, split=args.split, io=args.io,
                     weights=args.weights, log=log, verbose=args.verbose)
     if args.json:
         print(report.to_json())

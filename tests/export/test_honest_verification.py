@@ -82,9 +82,48 @@ def test_rejection_names_the_remedy_for_what_failed():
     from edgekit.export.exporter import remedy
     from edgekit.export.targets import TARGETS
 
-    int8 = remedy(TARGETS["tflite-int8"], parity_failed=True, map_failed=True)
+    int8 = remedy(TARGETS["tflite-int8"], parity_failed=True, gate_failed=True)
     assert "calibrate on more or other real images" in int8 and "tflite" in int8
     assert "--max-map-drop" not in int8  # parity is not governed by the mAP gate
-    assert "raise --max-map-drop only if" in remedy(TARGETS["tflite-int8"], parity_failed=False, map_failed=True)
-    assert "converter or runtime bug" in remedy(TARGETS["onnx"], parity_failed=True, map_failed=False)
-    assert "tflite" in remedy(TARGETS["tflite-fp16"], parity_failed=True, map_failed=False)
+    assert "raise --max-map-drop only if" in remedy(TARGETS["tflite-int8"], parity_failed=False, gate_failed=True)
+    assert "converter or runtime bug" in remedy(TARGETS["onnx"], parity_failed=True, gate_failed=False)
+    assert "tflite" in remedy(TARGETS["tflite-fp16"], parity_failed=True, gate_failed=False)
+
+
+CLASSIFIER = Path(__file__).resolve().parents[2] / "edgekit" / "assets" / "weights" / "mobilenetv2-cls-fish4knowledge-64.pt"
+
+
+@pytest.fixture(scope="module")
+def sample_crops(tmp_path_factory, sample_yaml) -> Path:
+    """The embedded sample cut into species crops: the distribution the shipped classifier was trained on."""
+    from edgekit.data.crops import make_crops
+
+    out = tmp_path_factory.mktemp("crops") / "crops"
+    make_crops(sample_yaml, out)
+    return out
+
+
+def test_classifier_export_gates_on_top1_of_its_crops(sample_crops, tmp_path):
+    from edgekit.export import export
+
+    rep = export(CLASSIFIER, ["onnx", "onnx-int8"], data=sample_crops, out=tmp_path / "out")
+    cal = rep.to_dict()["calibration"]
+    assert cal["source"] == str(sample_crops) and cal["split"] is None  # the crops' train split, not whole frames
+    fp32, int8 = rep.results
+    assert fp32.top1["source_top1"] > 0.6, "the shipped classifier knows these species"
+    assert fp32.top1["delta_top1"] == 0 and fp32.ok
+    assert int8.top1["max_top1_drop"] == 0.01 and int8.top1["images"] == fp32.top1["images"]
+    lo, hi = int8.top1["delta_top1_ci95"]
+    assert lo <= int8.top1["delta_top1"] <= hi
+    row = rep.to_dict()["targets"][1]
+    assert row["top1"] == int8.top1["top1"] and row["map50"] is None
+    assert "top-1" in rep.to_markdown()
+
+
+def test_classifier_with_a_detection_yaml_is_refused_with_the_crops_command(sample_yaml, tmp_path, capsys):
+    from edgekit.cli.main import main
+
+    code = main(["export", str(CLASSIFIER), "--target", "onnx", "--data", str(sample_yaml), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "edgekit data crops" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -224,8 +224,8 @@ def test_a_crashing_converter_fails_its_target_in_one_line(tmp_path, capfd):
             return [main]
 
     logs = []
-    res = _one_target(Crashing(), ConvertJob(source=None, out=tmp_path / "staging" / "m.bin"), [], None, None, None,
-                      None, tmp_path, logs.append)
+    res = _one_target(Crashing(), ConvertJob(source=None, out=tmp_path / "staging" / "m.bin"), [], None, tmp_path,
+                      logs.append)
     assert res.status == "failed" and "\n" not in res.reason
     assert res.reason == ("the converter crashed (RuntimeError: Foo) "
                           "[converter output: E0000 converter.cc:1] unsupported op Foo]")
