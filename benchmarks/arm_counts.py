@@ -39,7 +39,7 @@ def counts_document(model: str, rows: list[dict]) -> dict:
                                                              "runtime": r["runtime"], "runtime_version": r["runtime_version"]}
     return {"model": model, "edgekit": __version__, "host": platform.machine(),
             "emulator": "qemu-user 7.2 TCG, insn_count plugin (edgekit/arm/plugin/insn_count.c)",
-            "unit": "instructions per inference (backend run only, after one warm-up run, 1 thread)",
+            "unit": "instructions per inference (backend run only, after two warm-up runs, garbage collector off, 1 guest thread)",
             "counts": table}
 
 

@@ -31,6 +31,6 @@ def test_lean_aarch64_install_predicts(fast_exports, arm_cache, sample_yaml, tar
     assert got["machine"] == "aarch64"
     assert got["host"] == [] and got["loaded"] == []
     assert got["backend"] == {"onnx": "onnxruntime", "tflite": "litert"}[extra]
-    assert got["detections"]["image_shape"][2] == 3 and isinstance(got["detections"]["detections"], list)
+    assert len(got["detections"]["image_shape"]) >= 2 and isinstance(got["detections"]["detections"], list)
     size = installed_size(arm_cache / "site" / extra)
     assert 20e6 < size < 400e6, size  # numpy + OpenCV + one interpreter; torch alone would be > 700 MB
