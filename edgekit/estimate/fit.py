@@ -120,7 +120,7 @@ def interval_factors(loo: list[dict]) -> tuple[float, float]:
 
     Example:
         >>> interval_factors([{"latency_ms": 10, "loo_ms": 8}, {"latency_ms": 10, "loo_ms": 12.5}])
-        (0.82, 1.23)
+        (0.82, 1.22)
     """
     ratios = np.log([r["latency_ms"] / r["loo_ms"] for r in loo])
     lo, hi = np.quantile(ratios, INTERVAL_QUANTILES)
