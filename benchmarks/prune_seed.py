@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", help="default runs/prune/<model>")
+    p.add_argument("--reuse-report", action="store_true",
+                   help="rewrite the results from the finished run's prune_report.json instead of pruning/measuring again")
     args = p.parse_args(argv)
 
     from edgekit.models.checkpoint import read_checkpoint
@@ -54,9 +56,19 @@ def main(argv=None) -> int:
         target_macs = int(count_macs(model_from_checkpoint(ck), int(ck["imgsz"])) * args.target_macs_fraction)
     out = Path(args.out or Path("runs") / "prune" / ck["model"])
     t0 = time.time()
-    r = prune(PruneOptions(args.weights, args.data, ratio=args.ratio, target_macs=target_macs,
-                           importance=args.importance, steps=args.steps, finetune_epochs=args.finetune_epochs,
-                           final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, out=str(out)))
+    command = "python benchmarks/prune_seed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    with open(out.parent / f"{out.name}.commands.txt", "a") as f:  # a resumed run lists every invocation
+        f.write(command + "\n")
+    if args.reuse_report:
+        r = json.loads((out / "prune_report.json").read_text())
+    else:
+        r = prune(PruneOptions(args.weights, args.data, ratio=args.ratio, target_macs=target_macs,
+                               importance=args.importance, steps=args.steps, finetune_epochs=args.finetune_epochs,
+                               final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, out=str(out)))
+    for s in r["steps"][1:]:  # what each step's fine-tuning really ran with (a resumed run may have changed it)
+        if s.get("weights", "").endswith("best.pt") and Path(s["weights"]).exists():
+            o = read_checkpoint(s["weights"]).get("train_options", {})
+            s["finetune"] = {k: o.get(k) for k in ("epochs", "lr", "batch", "threads", "warmup_epochs")}
     b, a = r["before"], r["after"]
     r.update({"macs_change": round(a["macs"] / b["macs"] - 1, 4), "params_change": round(a["params"] / b["params"] - 1, 4),
               "latency_change": {t: (round(a["latency_ms"][t] / b["latency_ms"][t] - 1, 4)
@@ -64,7 +76,8 @@ def main(argv=None) -> int:
                                  for t in b["latency_ms"]},
               "wall_s_this_invocation": round(time.time() - t0, 1), "host": host_info(),
               "platform": f"{platform.system()} {platform.machine()}",
-              "command": "python benchmarks/prune_seed.py " + " ".join(sys.argv[1:] if argv is None else argv)})
+              "command": command,
+              "invocations": (out.parent / f"{out.name}.commands.txt").read_text().splitlines()})
     results = HERE / "results"
     results.mkdir(exist_ok=True)
     (results / f"prune-{r['model']}.json").write_text(json.dumps(r, indent=2) + "\n")

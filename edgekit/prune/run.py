@@ -247,5 +247,5 @@ def _one_step(opts, ck, model, reference, stepper, step_dir: Path, k: int, plann
         val, best = _validate(model, opts.data, imgsz), pruned_path
     record = {"step": k, **macs_params, "channels": channels, "ratio": round(1 - channels / channels0, 4),
               "map50": round(float(val["map50"]), 5), "map50_95": round(float(val["map50_95"]), 5),
-              "epochs": epochs, "weights": str(best)}
+              "epochs": epochs, "lr": opts.lr if epochs > 0 else None, "weights": str(best)}
     return record, best
