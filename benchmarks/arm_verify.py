@@ -41,6 +41,10 @@ def main() -> int:
     ap.add_argument("--targets", default=",".join(SEED_TARGETS))
     ap.add_argument("--cores", default=",".join(CORES))
     ap.add_argument("--images", type=int, default=2)
+    shared = ROOT.parent / "shared" / "data" / "fish4knowledge" / "train" / "images"
+    ap.add_argument("--calib", default=str(shared) if shared.is_dir() else None,
+                    help="INT8 calibration images (default ../shared fish4knowledge train, else edgekit's sample)")
+    ap.add_argument("--calib-images", type=int, default=100)
     args = ap.parse_args()
     models = ([Path(m) for m in args.models.split(",")] if args.models
               else sorted((ROOT / "edgekit" / "assets" / "weights").glob("*-yolo-*.pt")))
@@ -48,7 +52,12 @@ def main() -> int:
         rows = []
         with tempfile.TemporaryDirectory() as tmp:
             print(f"exporting {model.name}", file=sys.stderr)
-            rep = export(model, args.targets.split(","), out=Path(tmp))
+            calib = args.calib
+            if calib is None:
+                from edgekit.data import sample_data_yaml
+
+                calib = str(sample_data_yaml().parent / "train" / "images")
+            rep = export(model, args.targets.split(","), out=Path(tmp), calib=calib, calib_images=args.calib_images)
             for r in rep.results:
                 if not r.ok:
                     rows.append({"target": r.target, "error": f"export failed: {r.reason}"})
@@ -72,6 +81,7 @@ def main() -> int:
                         if precision is None and (not native or native == res["precision"]):
                             break  # the runtime's own choice is what ran: nothing more to pin
         doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "images": args.images,
+               "calibration": f"{args.calib_images} images of {Path(calib).parent.parent.name}/train",
                "note": "outputs of the aarch64 board install under QEMU vs the x86 run of the same artifact; "
                        "pinned=native: the precision the runtime picks by itself on that core; wall_s is emulation "
                        "time, not a speed", "results": rows}

@@ -13,13 +13,15 @@ pytestmark = pytest.mark.arm
 
 PROBE = """
 import importlib.util, json, platform, sys
+from edgekit.boards.cpu import cpu_info
 from edgekit.runtime import load
 det = load(sys.argv[1], threads=1)
 out = det.predict(sys.argv[2])
 host = [m for m in ("torch", "tensorflow", "onnx", "nncf", "litert_torch", "ai_edge_quantizer")
         if importlib.util.find_spec(m) is not None]
 print(json.dumps({"machine": platform.machine(), "host": host, "loaded": sorted(m for m in ("torch", "onnx", "tensorflow")
-                  if m in sys.modules), "detections": json.loads(out.to_json()), "backend": det.describe()["backend"]}))
+                  if m in sys.modules), "detections": json.loads(out.to_json()), "backend": det.describe()["backend"],
+                  "features": cpu_info()["features"]}))
 """
 
 
@@ -29,6 +31,7 @@ def test_lean_aarch64_install_predicts(fast_exports, arm_cache, sample_yaml, tar
     r = run_guest(arm_cache, "cortex-a72", extra, ["-c", PROBE, str(fast_exports[target]), str(image)])
     got = json.loads(r.stdout)
     assert got["machine"] == "aarch64"
+    assert "neon" in got["features"] and "dotprod" not in got["features"]  # edgekit.boards sees a Cortex-A72
     assert got["host"] == [] and got["loaded"] == []
     assert got["backend"] == {"onnx": "onnxruntime", "tflite": "litert"}[extra]
     assert len(got["detections"]["image_shape"]) >= 2 and isinstance(got["detections"]["detections"], list)

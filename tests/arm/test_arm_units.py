@@ -1,0 +1,62 @@
+"""The host side of edgekit.arm without QEMU: core descriptions, precision rules, comparisons, docstring examples."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+from edgekit.arm.cores import CORES, get_core
+from edgekit.arm.verify import compare, compute_precision, passes, tolerance
+from edgekit.boards.cpu import core_layout, parse_cpuinfo
+from edgekit.errors import EdgekitError
+
+MODULES = ["edgekit.arm.cores", "edgekit.arm.setup", "edgekit.arm.wheels", "edgekit.arm.count", "edgekit.arm.verify",
+           "edgekit.arm.sysroot", "edgekit.arm.run"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder(exclude_empty=True).find(module):
+        runner.run(test)
+    assert runner.failures == 0
+
+
+@pytest.mark.parametrize("name,features,absent", [
+    ("cortex-a53", {"neon"}, {"dotprod", "fp16"}),
+    ("cortex-a72", {"neon"}, {"dotprod", "fp16"}),
+    ("cortex-a76", {"neon", "dotprod", "fp16"}, set()),
+])
+def test_fake_cpuinfo_reads_as_that_core(name, features, absent):
+    """edgekit's own board detection reads the emulated /proc/cpuinfo as the real core's."""
+    text = CORES[name].cpuinfo(4)
+    info = parse_cpuinfo(text, "aarch64")
+    assert features <= set(info["features"]) and not absent & set(info["features"])
+    assert info["cores"] == 4 and core_layout(text) == {f"0x{CORES[name].part:03x}": 4}
+    assert f"{CORES[name].midr:08x}".startswith("41")  # Arm Ltd
+
+
+def test_unknown_core_is_one_line():
+    with pytest.raises(EdgekitError, match="cortex-a53, cortex-a72, cortex-a76"):
+        get_core("cortex-a9")
+
+
+def test_precision_and_tolerance_rules():
+    assert compute_precision("fp16", None) == "fp32"        # fp16 weights, fp32 compute (LiteRT, OpenVINO f32)
+    assert compute_precision("fp32", "f16") == "fp16"       # OpenVINO / ncnn switched to fp16 arithmetic
+    assert compute_precision("int8", "fp32") == "int8"
+    assert compute_precision("int8", "f16") == "int8+fp16"
+    assert tolerance("fp32") == {"max_abs": 1e-3} and tolerance("int8+fp16") == {"min_cosine": 0.98}
+    a = [[np.linspace(-4, 4, 64, dtype=np.float32).reshape(1, 4, 4, 4)]]
+    near = [[a[0][0] + 5e-4]]
+    far = [[a[0][0] * -1]]
+    assert passes(compare(a, near), tolerance("fp32"))
+    assert not passes(compare(a, far), tolerance("int8"))  # opposite sign: cosine -1
+    clipped = compare([[np.array([10.0, 1.0])]], [[np.array([20.0, 1.0])]], clip=8.0)
+    assert clipped["max_abs_err"] == 0.0  # beyond the int8 detector's output clip both decode the same
+    with pytest.raises(EdgekitError, match="shape"):
+        compare(a, [[np.zeros((1, 2), np.float32)]])
