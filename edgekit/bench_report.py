@@ -27,7 +27,7 @@ import json
 from pathlib import Path
 
 COLUMNS = [  # (key, header, format) of the comparison table, Markdown and HTML alike
-    ("where", "measured on", "{}"), ("target", "target", "{}"), ("backend", "backend", "{}"), ("threads", "threads", "{}"),
+    ("target", "target", "{}"), ("where", "measured on", "{}"), ("backend", "backend", "{}"), ("threads", "threads", "{}"),
     ("accel", "delegate/device", "{}"), ("size_mb", "size MB", "{:.2f}"), ("map50", "mAP50", "{:.4f}"),
     ("p50_ms", "p50 ms", "{:.2f}"), ("p90_ms", "p90 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
     ("fps", "FPS", "{:.1f}"), ("cold_start_ms", "cold start ms", "{:.0f}"), ("split", "pre/infer/post ms", "{}"),
@@ -163,7 +163,7 @@ def estimate_cells(est: dict, cols) -> list[str]:
     Example:
         >>> estimate_cells({"board": "rpi4", "artifact": "m.onnx", "runtime": "ncnn", "threads": 4, "latency_ms": 50.0,
         ...                 "low_ms": 41.0, "high_ms": 69.6, "fps": 20.0}, COLUMNS)[:3]
-        ['ESTIMATE for rpi4', 'm.onnx', 'ncnn']
+        ['m.onnx', 'ESTIMATE for rpi4', 'ncnn']
     """
     if est.get("error"):
         values = {"where": "ESTIMATE", "target": est.get("artifact"), "p50_ms": f"no estimate: {est['error']}"}

@@ -260,7 +260,7 @@ def run(args) -> int:
         from edgekit.bench_report import auto_lines, to_markdown
 
         text = to_markdown(report)
-        start = text.index("| measured on")
+        start = text.index("| target")
         print(text[start:text.index("\n\n", start)])
         for line in auto_lines(report["auto"]) if args.auto else []:
             print(line)
