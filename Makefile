@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraint
 STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,train,export,onnx,remote,prune
 
-.PHONY: install demo test test-slow lint-imports clean
+.PHONY: install demo test test-slow fuzz lint-imports clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow" $(PYTEST_ARGS)
+
+# Property tests (tests/fuzz: label parsers, letterbox, NMS, manifest and model YAML readers) with fresh
+# random inputs, round after round, for FUZZ_SECONDS (10 minutes); `make test` runs them with 40 examples each.
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	nice -n 10 $(PY) tests/fuzz/run_fuzz.py $(FUZZ_SECONDS)
 
 # The layers contract in pyproject.toml ([tool.importlinter]), checked on a real install tree:
 # grimp walks a package's folder, and the editable install maps export/, runtime/, boards/ from

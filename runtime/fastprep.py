@@ -56,7 +56,7 @@ class FramePrep:
 
     def _buffers(self, src_hw) -> None:
         lb = letterbox_params(src_hw, self.size)
-        new_w, new_h = int(round(lb.src_w * lb.scale)), int(round(lb.src_h * lb.scale))
+        new_w, new_h = max(1, int(round(lb.src_w * lb.scale))), max(1, int(round(lb.src_h * lb.scale)))  # as letterbox()
         self.canvas = np.full((lb.dst_h, lb.dst_w, 3), self.pad, np.uint8)
         top, left = int(lb.pad_y), int(lb.pad_x)
         self.roi = self.canvas[top:top + new_h, left:left + new_w]

@@ -56,7 +56,8 @@ def letterbox_params(src_hw: tuple[int, int], size: int | tuple[int, int], strid
     scale = min(dst_h / src_h, dst_w / src_w)
     if not scaleup:
         scale = min(scale, 1.0)
-    new_w, new_h = int(round(src_w * scale)), int(round(src_h * scale))
+    # at least one pixel: a 1-pixel-high strip scaled by 0.5 must not round to an empty image (found by tests/fuzz)
+    new_w, new_h = max(1, int(round(src_w * scale))), max(1, int(round(src_h * scale)))
     if auto:
         dst_w = int(np.ceil(new_w / stride) * stride)
         dst_h = int(np.ceil(new_h / stride) * stride)
@@ -78,7 +79,7 @@ def letterbox(image: np.ndarray, size: int | tuple[int, int], stride: int = 32, 
     import cv2
 
     lb = letterbox_params(image.shape[:2], size, stride, auto, scaleup)
-    new_w, new_h = int(round(lb.src_w * lb.scale)), int(round(lb.src_h * lb.scale))
+    new_w, new_h = max(1, int(round(lb.src_w * lb.scale))), max(1, int(round(lb.src_h * lb.scale)))
     if (new_w, new_h) != (lb.src_w, lb.src_h):
         # bilinear both ways: cheap on a Cortex-A core, and what the model was trained on
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)

@@ -28,9 +28,23 @@ def coco_categories(doc: dict, path: Path) -> tuple[list[int], list[str]]:
         raise DatasetError(f"{path} has no 'categories' list: it must be COCO ground truth with categories")
     try:
         pairs = sorted((int(c["id"]), str(c["name"])) for c in cats)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise DatasetError(f"{path}: every category needs an integer 'id' and a 'name'") from None
     return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _size(value) -> int:
+    """A COCO image's width or height as a whole number of pixels, 0 when it is missing or not one.
+
+    Example:
+        >>> _size(640), _size("640"), _size(None), _size("640px"), _size(float("inf"))
+        (640, 640, 0, 0, 0)
+    """
+    try:
+        v = int(value) if not isinstance(value, bool) else 0
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return v if v > 0 else 0
 
 
 def read_coco_split(json_path: Path, images_dir: Path | None, split: str, issues: list[Issue],
@@ -53,13 +67,21 @@ def read_coco_split(json_path: Path, images_dir: Path | None, split: str, issues
     records = []
     for im in doc["images"]:
         try:
-            img_id, fname = int(im["id"]), str(im["file_name"])
-        except (KeyError, TypeError, ValueError):
+            img_id, fname = int(im["id"]), im["file_name"]
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise DatasetError(f"{json_path}: every image needs an integer 'id' and a 'file_name'") from None
-        path = images_dir / fname
-        w, h = int(im.get("width") or 0), int(im.get("height") or 0)
-        if not path.exists():
-            issues.append(Issue("missing_image", split, str(path), f"image id {img_id}"))
+        if not isinstance(fname, (str, int)) or isinstance(fname, bool) or str(fname).strip() == "":
+            raise DatasetError(f"{json_path}: image id {img_id} has 'file_name' {str(fname)[:40]!r}: give the image's "
+                               "file name as a string")
+        path = images_dir / str(fname)
+        # a size the JSON gets wrong ("640px", null, 1e400) is read from the image header instead
+        w, h = (_size(im.get(k)) for k in ("width", "height"))
+        try:
+            exists = path.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte (found by tests/fuzz)
+            exists = False
+        if not exists:
+            issues.append(Issue("missing_image", split, str(path)[:300], f"image id {img_id}"))
             continue
         w, h, problem = read_size(path, split, w, h)
         if problem:
@@ -72,10 +94,13 @@ def read_coco_split(json_path: Path, images_dir: Path | None, split: str, issues
                 issues.append(Issue("malformed_label", split, str(json_path), f"annotation {a.get('id')}: bbox must be [x, y, w, h]"))
                 continue
             cid = a.get("category_id")
-            if cid not in index:
+            if not isinstance(cid, (int, float, str)) or cid not in index:  # a list or dict id cannot be one
                 issues.append(Issue("class_out_of_range", split, str(json_path), f"annotation {a.get('id')}: unknown category_id {cid}"))
                 continue
             x, y, bw, bh = (float(v) for v in bbox)
+            if not (math.isfinite(x + bw) and math.isfinite(y + bh)):  # 1e308 + 1e308 (found by tests/fuzz)
+                issues.append(Issue("malformed_label", split, str(json_path), f"annotation {a.get('id')}: bbox beyond any image"))
+                continue
             if bw <= 0 or bh <= 0:
                 issues.append(Issue("degenerate_box", split, str(path), f"annotation {a.get('id')}: zero width or height"))
             if x < -1 or y < -1 or x + bw > w + 1 or y + bh > h + 1:

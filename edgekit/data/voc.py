@@ -12,6 +12,7 @@ objects are kept as ignored regions (``iscrowd``), as the VOC benchmark ignores 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -43,9 +44,12 @@ def parse_voc_xml(path: Path) -> dict:
         if text is None:
             raise ValueError(f"missing <{tag}>")
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"<{tag}> is not a number: {text.strip()[:20]}") from None
+        if not math.isfinite(value):  # found by tests/fuzz: int(inf) raised OverflowError
+            raise ValueError(f"<{tag}> is not a finite number: {text.strip()[:20]}")
+        return value
 
     size = root.find("size")
     w = int(num(size, "width")) if size is not None and size.findtext("width") else 0

@@ -13,6 +13,7 @@ like Ultralytics we retry such a path without the leading ``../`` when it does n
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -141,7 +142,8 @@ def parse_label_file(text: str, nc: int, w: int, h: int, split: str, path: str, 
         if not np.isfinite(vals).all():
             issues.append(Issue("malformed_label", split, path, f"line {n}: non-finite coordinate"))
             continue
-        if cls_f != int(cls_f) or not 0 <= int(cls_f) < nc:
+        # a class of nan or inf is out of range too (found by tests/fuzz: int() of them raised)
+        if not math.isfinite(cls_f) or cls_f != int(cls_f) or not 0 <= int(cls_f) < nc:
             issues.append(Issue("class_out_of_range", split, path, f"line {n}: class {fields[0]} not in 0..{nc - 1}"))
             continue
         tol = 1e-3  # exporters round to 6 decimals; do not flag 1.0000004
