@@ -62,7 +62,7 @@ def main() -> int:
               f"{r['latency_ms']:>9.1f} {r['loo_ms']:>8.1f} {r['loo_error_pct']:>+6.1f}")
     print(f"LOO: median {summary['median_abs_pct']} %, max {summary['max_abs_pct']} %, "
           f"{summary['within_20_pct']}/{summary['rows']} within 20 %; interval x{interval[0]}-x{interval[1]}")
-    print("params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.items()))
+    print("params: " + ", ".join(f"{k}={v:.4g}" for k, v in params.items()), flush=True)
     print(f"wrote {out.relative_to(ROOT)} and edgekit/estimate/fitted.json", file=sys.stderr)
     return 0
 
