@@ -81,7 +81,9 @@ def _run_shapes(model, names: list[str], path: Path) -> dict:
             t = inp.type.tensor_type
             feeds[inp.name] = np.zeros([d.dim_value or 1 for d in t.shape.dim], types.get(t.elem_type, np.float32))
     try:
-        sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+        so = ort.SessionOptions()
+        so.log_severity_level = 3  # exporters' harmless warnings (initializers listed as inputs) are not the user's concern
+        sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
         outs = sess.run(None, feeds)
     except Exception as exc:
         raise EdgekitError(f"{path}: could not run the graph to read its shapes ({str(exc).splitlines()[0][:120]})") from None
