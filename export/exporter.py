@@ -53,7 +53,7 @@ def _check_writable(out: Path) -> None:
 
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
-           max_top1_drop: float | None = None,
+           max_top1_drop: float | None = None, keep_float: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
            log: Callable[[str], None] = lambda s: None, verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
@@ -66,6 +66,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         calib: a folder of calibration images (overrides ``data`` for calibration).
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
         max_top1_drop: a classifier's top-1 gate; None = 0.01.
+        keep_float: INT8 layers left in float: ``"auto"``, a count or node names (:mod:`edgekit.export.keep_float`).
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
         log: receives edgekit's own progress, one line per stage.
@@ -89,6 +90,10 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     with step("loading the model", verbose):
         source = load_source(model, imgsz, weights)
     chosen = resolve_targets(list(targets), source.kind)
+    from edgekit.export.keep_float import check_targets, parse_keep_float, run_with_plan
+
+    plan = parse_keep_float(keep_float)
+    check_targets(plan, chosen)
     out = Path(out) if out else default_out(source.path)
     check_output_not_input(out, [source.path, data, calib, weights])
     _check_writable(out)
@@ -119,7 +124,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         for target in chosen:
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
-            result = _one_target(target, job, images, gate, out, log, verbose, parity_from)
+            result = run_with_plan(plan, target, job, images, lambda j, t=target: _one_target(
+                t, j, images, gate, out, log, verbose, parity_from), log)
             report.results.append(result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -102,11 +102,13 @@ def _output_overrides(onnx_path: Path, calib, clip: float) -> dict:
     return overrides
 
 
-def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8", output_clip: float | None = None) -> dict:
+def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8", output_clip: float | None = None,
+                   keep_float: list[str] | None = None) -> dict:
     """Static INT8 QDQ quantization of an fp32 ONNX file with real calibration images.
 
     ``output_clip`` clips the graph outputs' calibrated ranges to [-c, c] (detector logits:
-    :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`).
+    :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`). ``keep_float``: node names left in
+    float (``nodes_to_exclude``), e.g. the worst layers of :mod:`edgekit.export.sensitivity`.
 
     Example:
         >>> r = CalibrationReader.from_source("data.yaml", imgsz=320)  # doctest: +SKIP
@@ -125,17 +127,31 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
     if output_clip is not None:
         extra["TensorQuantOverrides"] = _output_overrides(onnx_path, calib, output_clip)
         notes.append(f"output (logit) ranges clipped to +-{output_clip}")
+    keep = list(keep_float or [])
+    if keep:
+        _check_node_names(onnx_path, keep)
+        notes.append(f"kept in float: {', '.join(keep)}")
     try:
         quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options=extra)
+                        nodes_to_exclude=keep, extra_options=extra)
     finally:
         root.level = level
         calib.rewind()
     return {"converter": f"onnxruntime {ort.__version__} quantize_static (QDQ, per-channel, "
                          f"{'u8' if act == QuantType.QUInt8 else 's8'} activations / s8 weights, MinMax)",
-            "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes,
+            "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes, "kept_float": keep,
             **({"output_clip": output_clip} if output_clip is not None else {})}
+
+
+def _check_node_names(onnx_path: Path, names: list[str]) -> None:
+    """Every ``--keep-float`` name must be a node of the graph (a typo would silently quantize it)."""
+    onnx = _require("onnx", "export", "ONNX INT8 quantization")
+    have = {n.name for n in onnx.load(str(onnx_path), load_external_data=False).graph.node}
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise EdgekitError(f"--keep-float: no node named {', '.join(unknown)} in the model: take the names from "
+                           "`edgekit quant-report MODEL --target onnx-int8 --data DATA`")
 
 
 def embed_manifest(onnx_path: Path, manifest: dict) -> None:

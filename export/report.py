@@ -36,6 +36,7 @@ class TargetResult:
     reason: str | None = None
     converter: str | None = None
     top1: dict | None = None  # a classifier's gate (export.gates.Top1Gate)
+    kept_float: dict | None = None  # --keep-float: nodes left in float, tries (export.keep_float)
 
     @property
     def ok(self) -> bool:
@@ -51,7 +52,8 @@ class TargetResult:
                 "map50_delta_ci95": [round(-m["delta_map50_ci95"][1], 6), round(-m["delta_map50_ci95"][0], 6)]
                 if m.get("delta_map50_ci95") else None,
                 "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
-                "converter": self.converter, "map": self.map, **self._top1_keys()}
+                "converter": self.converter, "map": self.map, **self._top1_keys(),
+                **({"kept_float": self.kept_float} if self.kept_float is not None else {})}
 
     def _top1_keys(self) -> dict:
         """A classifier's gate: ``top1``, ``top1_delta`` (artifact minus source), its interval, the record."""

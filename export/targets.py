@@ -187,7 +187,8 @@ def _output_clip(job: ConvertJob) -> float | None:
 def _onnx_int8(job: ConvertJob) -> dict:
     from edgekit.export.onnx import onnx2onnx_int8
 
-    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib, output_clip=_output_clip(job))
+    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib, output_clip=_output_clip(job),
+                          keep_float=job.options.get("keep_float"))
 
 
 def _tflite(precision: str) -> Callable[[ConvertJob], dict]:

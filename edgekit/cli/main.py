@@ -34,6 +34,7 @@ COMMANDS = [
     "val_cmd",
     "export_cmd",
     "verify_cmd",
+    "quant_report_cmd",
     "arm_cmd",
     "calibrate_reject_cmd",
     "predict_cmd",

@@ -1,0 +1,131 @@
+"""Per-layer INT8 sensitivity of a QDQ ONNX model: which layers lose the signal, and why.
+
+Built on onnxruntime's own debugging facility (``onnxruntime.quantization.qdq_loss_debug``):
+both the float and the quantized model are made to output every intermediate tensor, run on
+the same held-out images, and matched by name. For each quantizable node:
+
+- ``sqnr_db``: signal-to-quantization-noise ratio of its output in the INT8 model against the
+  float model (the error accumulated up to here; higher is better);
+- ``lost_db``: how much SQNR this node loses against the best of its inputs (the error it
+  *introduces*: what ranks the layers);
+- ``weight_sqnr_db``: SQNR of its quantized weights;
+- ``range``, ``abs_p999``: the float activation range and its 99.9th percentile of ``|x|``;
+  a range far beyond the percentile (``outlier_ratio``) is the usual reason a per-tensor
+  INT8 scale wastes its steps.
+
+The ranked names feed ``--keep-float`` (``nodes_to_exclude`` of ``quantize_static``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# nodes whose outputs carry their own quantization in a QDQ graph (what keep-float can exclude)
+QUANTIZABLE = ("Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "Resize", "MaxPool",
+               "AveragePool", "GlobalAveragePool", "Sigmoid", "LeakyRelu", "Clip", "Relu", "HardSigmoid")
+# an exact tensor (no noise) counts as this many dB
+MAX_DB = 99.0
+# the graph input is quantized like any activation: count it as ideal 8-bit quantization
+# (6.02 * 8 + 1.76 dB), so that the first layer is charged only with what it adds
+INPUT_DB = 49.9
+
+
+def onnx_sensitivity(float_onnx: Path, qdq_onnx: Path, feeds: list[dict]) -> list[dict]:
+    """Per-node rows (see the module docstring), most damaging first.
+
+    Example:
+        >>> rows = onnx_sensitivity(Path("fp32.onnx"), Path("int8.onnx"), [{"images": x}])  # doctest: +SKIP
+        >>> rows[0]["name"], rows[0]["lost_db"]  # doctest: +SKIP
+        ('/head/convs.1/Conv', 9.7)
+    """
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug as qld
+
+    with tempfile.TemporaryDirectory(prefix="edgekit-sens-") as tmp:
+        fa, qa = Path(tmp) / "float.onnx", Path(tmp) / "qdq.onnx"
+        qld.modify_model_output_intermediate_tensors(str(float_onnx), str(fa))
+        qld.modify_model_output_intermediate_tensors(str(qdq_onnx), str(qa))
+        float_acts = qld.collect_activations(str(fa), feeds)
+        qdq_acts = qld.collect_activations(str(qa), feeds)
+    weights = qld.compute_weight_error(qld.create_weight_matching(str(float_onnx), str(qdq_onnx)))
+    graph = onnx.load(str(float_onnx), load_external_data=False).graph
+    inits = {t.name for t in graph.initializer}
+
+    def sqnr(name: str) -> float | None:
+        """SQNR of a tensor as the next layer sees it (after its DequantizeLinear when it was quantized)."""
+        got = qdq_acts.get(name + qld.DEQUANT_OUTPUT_SUFFIX, qdq_acts.get(name))
+        if got is None or name not in float_acts:
+            return None
+        return min(float(qld.compute_signal_to_quantization_noice_ratio(float_acts[name], got)), MAX_DB)
+
+    producer = {o: n for n in graph.node for o in n.output}
+
+    def upstream(tensor: str, seen: list) -> float:
+        """SQNR where the tensor is measured; else (fused away in the INT8 graph, as Conv into its Clip)
+        the best of its producer's inputs, collecting the fused producers in ``seen``."""
+        db = sqnr(tensor)
+        if db is not None:
+            return db
+        node = producer.get(tensor)
+        if node is None:  # the graph input
+            return INPUT_DB
+        seen.append(node.name)
+        ins = [upstream(i, seen) for i in node.input if i and i not in inits]
+        return max(ins) if ins else MAX_DB
+
+    rows = []
+    for node in graph.node:
+        if node.op_type not in QUANTIZABLE or not node.output or node.output[0] not in float_acts:
+            continue
+        out = node.output[0]
+        db = sqnr(out)
+        if db is None:  # not materialized in the INT8 graph: its loss is counted at the node that is
+            continue
+        fused: list[str] = []
+        ins = [upstream(i, fused) for i in node.input if i and i not in inits]
+        lost = (max(ins) if ins else INPUT_DB) - db
+        wnode = next((graph_node for graph_node in graph.node if graph_node.name in fused and graph_node.op_type in
+                      ("Conv", "ConvTranspose", "Gemm", "MatMul")), node)
+        acts = np.concatenate([a.ravel() for a in float_acts[out]])
+        p999 = float(np.percentile(np.abs(acts), 99.9))
+        lo, hi = float(acts.min()), float(acts.max())
+        wname = next((i for i in wnode.input[1:2] if i in inits), None)
+        rows.append({"name": node.name, "op": "+".join([*(producer_op(graph, n) for n in reversed(fused)), node.op_type]),
+                     "nodes": [*reversed(fused), node.name], "output": out,
+                     "sqnr_db": _round(db), "lost_db": _round(lost),
+                     "weight_sqnr_db": _round(weights.get(wname)) if wname else None,
+                     "range": [round(lo, 4), round(hi, 4)], "abs_p999": round(p999, 4),
+                     "outlier_ratio": round(max(abs(lo), abs(hi)) / p999, 2) if p999 > 0 else None})
+    return rank(rows)
+
+
+def keep_float_nodes(rows: list[dict], n: int) -> list[str]:
+    """The node names of the ``n`` worst rows (a fused Conv+Clip row names both nodes).
+
+    Example:
+        >>> keep_float_nodes([{"nodes": ["c", "r"]}, {"nodes": ["a"]}], 1)
+        ['c', 'r']
+    """
+    return [name for r in rows[:n] for name in r["nodes"]]
+
+
+def producer_op(graph, name: str) -> str:
+    return next(n.op_type for n in graph.node if n.name == name)
+
+
+def rank(rows: list[dict]) -> list[dict]:
+    """Most damaging first: by SQNR lost at the node, then by the lowest output SQNR.
+
+    Example:
+        >>> [r["name"] for r in rank([{"name": "a", "lost_db": 1.0, "sqnr_db": 30}, {"name": "b", "lost_db": 6.0, "sqnr_db": 20}])]
+        ['b', 'a']
+    """
+    return sorted(rows, key=lambda r: (-(r["lost_db"] if r["lost_db"] is not None else -1e9),
+                                       r["sqnr_db"] if r["sqnr_db"] is not None else 1e9))
+
+
+def _round(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 3)

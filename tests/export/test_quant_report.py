@@ -1,0 +1,120 @@
+"""``edgekit quant-report`` ranks layers by the INT8 error they introduce; ``--keep-float`` leaves them in float.
+
+Real onnxruntime quantization of a tiny detector on the embedded sample: the report's names
+are nodes of the graph, ``--keep-float`` really removes their quantization (no
+DequantizeLinear feeds them), ``auto`` stops at the first passing try and says so when none
+passes, and what it is not built for is refused rather than ignored.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgekit.errors import EdgekitError
+
+
+@pytest.fixture(scope="module")
+def report(tiny_detector, sample_yaml):
+    from edgekit.export.quant_report import quant_report
+
+    return quant_report(tiny_detector, "onnx-int8", data=sample_yaml, images=4, calib_images=16)
+
+
+def _graph(path):
+    import onnx
+
+    return onnx.load(str(path)).graph
+
+
+def test_report_ranks_real_nodes_by_the_error_they_introduce(report):
+    rows = report["layers"]
+    assert len(rows) >= 5 and report["images"] == 4
+    assert report["images_from"].startswith("the verification split")
+    assert [r["lost_db"] for r in rows] == sorted((r["lost_db"] for r in rows), reverse=True)
+    for r in rows:
+        assert {"name", "op", "nodes", "sqnr_db", "lost_db", "weight_sqnr_db", "range", "abs_p999"} <= set(r)
+        assert r["range"][0] <= r["range"][1]
+    assert report["worst"][0] == rows[0]["name"]
+
+
+def test_quant_report_cli_prints_one_json_document(tiny_detector, sample_yaml, capsys):
+    from edgekit.cli.main import main
+
+    code = main(["quant-report", str(tiny_detector), "--data", str(sample_yaml), "--images", "2", "--calib-images", "8",
+                 "--json"])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out)["target"] == "onnx-int8"
+
+
+def test_other_int8_targets_are_refused_not_faked(tiny_detector, sample_yaml):
+    from edgekit.export.quant_report import quant_report
+
+    with pytest.raises(EdgekitError, match="quant-report for tflite-int8 is not built yet"):
+        quant_report(tiny_detector, "tflite-int8", data=sample_yaml)
+
+
+def test_keep_float_names_leave_those_nodes_unquantized(tiny_detector, sample_yaml, report, tmp_path):
+    from edgekit.export import export
+    from edgekit.runtime.runner import read_manifest
+
+    keep = report["layers"][0]["nodes"]
+    rep = export(tiny_detector, ["onnx-int8"], data=sample_yaml, calib_images=16, out=tmp_path, max_map_drop=1.0,
+                 keep_float=",".join(keep))
+    (row,) = rep.results
+    assert row.ok and row.kept_float["nodes"] == keep
+    path = tmp_path / row.file
+    assert read_manifest(path)["conversion"]["kept_float"] == keep
+    graph = _graph(path)
+    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for node in (n for n in graph.node if n.name in keep and n.op_type == "Conv"):
+        assert not (set(node.input[1:]) & dq_outputs), f"{node.name}'s weights should stay float"
+
+
+@pytest.fixture()
+def few_test_images(sample_yaml, tmp_path):
+    """The sample with a 4-image test split: auto's tries each run the gate, keep them cheap."""
+    import shutil
+
+    root = sample_yaml.parent
+    for sub in ("images", "labels"):
+        (tmp_path / "test" / sub).mkdir(parents=True)
+    for img in sorted((root / "test" / "images").iterdir())[:4]:
+        shutil.copy(img, tmp_path / "test" / "images" / img.name)
+        label = root / "test" / "labels" / (img.stem + ".txt")
+        if label.exists():
+            shutil.copy(label, tmp_path / "test" / "labels" / label.name)
+    names = [ln for ln in sample_yaml.read_text().splitlines() if ln.startswith(("nc:", "names:"))]
+    data = tmp_path / "data.yaml"
+    data.write_text(f"path: {tmp_path}\ntrain: {root / 'train' / 'images'}\ntest: test/images\n" + "\n".join(names) + "\n")
+    return data
+
+
+def test_keep_float_auto_tries_more_layers_then_says_it_failed(tiny_detector, few_test_images, tmp_path):
+    from edgekit.export import export
+
+    # an impossible gate: every try is rejected, so auto must walk its steps and say so
+    rep = export(tiny_detector, ["onnx-int8"], data=few_test_images, calib_images=8, out=tmp_path / "out",
+                 max_map_drop=-1.0, keep_float="auto", parity_images=2)
+    (row,) = rep.results
+    assert row.status == "rejected" and "--keep-float auto: still rejected" in row.reason
+    assert row.kept_float["tries"] >= 3 and row.kept_float["plain_int8"]["status"] == "rejected"
+    assert not list((tmp_path / "out").glob("*.onnx"))
+
+
+@pytest.mark.parametrize("spec, msg", [("/no/such/Conv", "no node named /no/such/Conv"),
+                                       ("0", "N must be 1 or more")])
+def test_bad_keep_float_is_one_line(tiny_detector, sample_yaml, tmp_path, spec, msg):
+    from edgekit.export import export
+
+    with pytest.raises(EdgekitError, match=msg):
+        rep = export(tiny_detector, ["onnx-int8"], data=sample_yaml, calib_images=8, out=tmp_path, keep_float=spec)
+        raise EdgekitError(rep.results[0].reason)  # a converter error lands in the row, not as an exception
+
+
+def test_keep_float_for_an_unsupported_target_is_refused(tiny_detector, sample_yaml, tmp_path):
+    from edgekit.export import export
+
+    with pytest.raises(EdgekitError, match="--keep-float is built for onnx-int8 only"):
+        export(tiny_detector, ["tflite-int8"], data=sample_yaml, out=tmp_path, keep_float="auto")
