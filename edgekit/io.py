@@ -34,6 +34,7 @@ _WRITE_FIX = {
     errno.EXDEV: "the temporary file and its destination are on different file systems: write elsewhere",
 }
 WRITE_ERRNOS = frozenset(_WRITE_FIX)
+MAX_YAML_CHARS = 4 * 2**20  # data.yaml, model YAML, board profile: configurations, never data
 
 
 def read_json(path: str | os.PathLike, error: type[Exception] | None = None):
@@ -302,8 +303,21 @@ def parse_yaml(text: str, name: str, error: type[Exception] | None = None):
 
     from edgekit.errors import EdgekitError
 
+    if len(text) > MAX_YAML_CHARS:
+        raise (error or EdgekitError)(f"{name} is {len(text) / 2**20:.1f} MB: a YAML configuration is at most "
+                                      f"{MAX_YAML_CHARS // 2**20} MB; keep long lists (images, labels) in their own files")
+
+    class NoAliasLoader(yaml.SafeLoader):
+        """SafeLoader without anchors/aliases: nine lines of ``*a`` can expand to 10^9 items (a YAML bomb)."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted", event.start_mark)
+            return super().compose_node(parent, index)
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} (column {mark.column + 1})" if mark else ""

@@ -19,7 +19,7 @@ class what                                                  here    elsewhere (p
 7     checkpoints: right tag, wrong contents                11      -
 8     signals and pipes                                     2       tests/hardening/test_interruption.py
 9     Python API                                            8       tests/runtime/test_image_input.py
-F     formats read: data.yaml, YOLO/COCO/VOC labels,        17      tests/edgekit/test_data_readers.py,
+F     formats read: data.yaml, YOLO/COCO/VOC labels,        18      tests/edgekit/test_data_readers.py,
       Darknet cfg/weights, model YAML, board profiles              tests/boards/test_profiles.py
 ====  ====================================================  ======  =============================================
 
@@ -603,6 +603,15 @@ def fmt_yaml_unknown_format(e):
 def fmt_yaml_python_tag(e):
     p = _yaml(e, "names: !!python/object/apply:os.system ['touch pwned']\ntrain: x\n")
     return Case(["data", "check", str(p)], "", [p], [e.tmp / "pwned"])
+
+
+def fmt_yaml_alias_bomb(e):
+    """Nine lines of aliases expand to 9^9 names: refused while parsing (it hung, eating memory)."""
+    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in zip("abcdefgh", "bcdefghi"):
+        rows.append(f"{cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
+    p = _yaml(e, "\n".join(rows) + "\nnames: *i\ntrain: x\n")
+    return Case(["data", "check", str(p)], "YAML aliases (*name) are not accepted", [p])
 
 
 def fmt_yolo_all_labels_malformed(e):
