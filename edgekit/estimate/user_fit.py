@@ -75,6 +75,11 @@ def _artifact_path(row: dict, bench_file: Path, artifacts_dir: Path | None) -> P
     return None
 
 
+def row_board(row: dict, local: str | None) -> str | None:
+    """The board a bench row was measured on: the remote board it came back from, else the JSON's host."""
+    return (row.get("remote") or {}).get("board") or (None if row.get("remote") else local)
+
+
 def measured_rows(bench: dict, bench_file: Path, artifacts_dir: Path | None = None) -> list[dict]:
     """The usable results of a bench JSON: ``[{artifact, runtime, precision, threads, measured_ms}]``.
 
@@ -124,12 +129,22 @@ def fit_user(bench_file: str | Path, board: str | None = None, artifacts_dir: st
         raise EdgekitError(f"{bench_file} is not a readable bench JSON ({exc}): give the output of edgekit bench --json") from None
     if not isinstance(bench, dict) or "results" not in bench:
         raise EdgekitError(f"{bench_file} is not an edgekit bench JSON (no 'results'): give the output of edgekit bench --json")
-    board = board or (bench.get("host") or {}).get("board")
+    local = (bench.get("host") or {}).get("board")
+    boards = sorted({str(row_board(r, local)) for r in bench["results"] if not r.get("error")})
+    if board is None:
+        if len(boards) > 1:
+            raise EdgekitError(f"{bench_file} has rows from several boards ({', '.join(boards)}): give --board")
+        board = boards[0] if boards and boards[0] != "None" else None
     if not board:
         raise EdgekitError(f"{bench_file} does not say which board it ran on (host.board is empty): give --board")
     profile = load_profile(board)
     fitted = load_fitted()
-    rows = measured_rows(bench, bench_file, Path(artifacts_dir) if artifacts_dir else None)
+    # rows measured on that board: the local ones when the JSON's host is it (or --board says so for a
+    # JSON without remote rows), else the rows `edgekit bench --host` brought back from it
+    mine = [r for r in bench["results"] if row_board(r, local) in (board, profile.name)]
+    if not mine and not any(r.get("remote") for r in bench["results"]):
+        mine = [r for r in bench["results"]]  # --board names the board a plain bench JSON was made on
+    rows = measured_rows({"results": mine}, bench_file, Path(artifacts_dir) if artifacts_dir else None)
     graphs: dict = {}
     points = []
     for r in rows:

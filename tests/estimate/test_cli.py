@@ -109,3 +109,17 @@ def test_fit_from_a_real_bench_json_calibrates_the_board(capsys, fast_exports, t
     assert after["low_ms"] < after["latency_ms"] < after["high_ms"]
     other = run_json(capsys, "estimate", onnx, "--board", "rpi5", "--threads", "1")
     assert "published timings" in other["calibrated_on"]  # only rpi4 was calibrated
+
+
+def test_fit_on_a_merged_remote_report_takes_the_named_boards_rows(capsys, fast_exports, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEKIT_CONFIG_DIR", str(tmp_path / "config"))
+    bench = run_json(capsys, "bench", fast_exports["onnx"], "--threads", "1", "--frames", "10", "--warmup", "1")
+    local = bench["results"][0]
+    # what `edgekit bench --host` merges: a row that came back from a board, labelled with it
+    remote = {**local, "infer_ms": 3 * local["infer_ms"], "remote": {"host": "pi@b", "board": "rpi5", "board_title": "x"}}
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps({**bench, "results": [local, remote]}))
+    assert main(["estimate", "--fit", str(merged)]) == 1
+    assert "rows from several boards" in capsys.readouterr().err
+    cal = run_json(capsys, "estimate", "--fit", merged, "--board", "rpi5")
+    assert cal["board"] == "rpi5" and [p["measured_ms"] for p in cal["points"]] == [remote["infer_ms"]]
