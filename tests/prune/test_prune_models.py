@@ -126,3 +126,13 @@ def test_measured_report_has_the_results_schema(tiny_checkpoint, sample_yaml, tm
         assert {"params", "macs", "map50", "latency_ms"} <= set(r[key])
         assert set(r[key]["latency_ms"]) == {"onnx", "tflite-int8"} and all(r[key]["latency_ms"].values())
     assert all({"macs", "map50"} <= set(s) for s in r["steps"]) and len(r["map50_delta_ci95"]) == 2
+
+
+@pytest.mark.slow
+def test_target_latency_benches_the_onnx_export(tiny_checkpoint, sample_yaml, tmp_path):
+    # a latency already met: the first estimate (MACs in proportion, at most 95 %) is pruned, benched, and the run stops
+    r = prune(prune_options(tiny_checkpoint("yolo-lite"), sample_yaml, tmp_path, ratio=None, target_latency_ms=1e6,
+                            finetune_epochs=0, bench_frames=5))
+    assert r["mode"] == "target_latency" and len(r["steps"]) == 2
+    assert r["steps"][-1]["latency_ms_onnx"] > 0 and r["after"]["macs"] <= 0.95 * r["before"]["macs"]
+    assert (tmp_path / "latency" / "step0").is_dir() and (tmp_path / "latency" / "step1").is_dir()
