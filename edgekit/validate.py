@@ -46,11 +46,14 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
 
 
 def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, conf: float = 0.001, iou: float = 0.6,
-             max_det: int = 300, batch: int = 8, device: str = "cpu", progress: bool = False) -> dict:
+             max_det: int = 300, batch: int = 8, device: str = "cpu", progress: bool = False, class_map=None,
+             data_names: list[str] | None = None) -> dict:
     """mAP of a torch detector on labelled records.
 
     Returns a dict with ``map50``, ``map50_95``, ``per_class`` (name -> AP50:95), ``images``,
-    ``ms_per_image`` (forward + post-processing, this host).
+    ``ms_per_image`` (forward + post-processing, this host). With ``class_map``
+    (:class:`edgekit.metrics.class_map.ClassMap`) the model's ``names`` and the data's
+    ``data_names`` are both mapped before scoring (``--single-cls``, ``--map-classes``).
 
     Example:
         >>> from edgekit.models.checkpoint import load_checkpoint  # doctest: +SKIP
@@ -62,13 +65,25 @@ def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, co
 
     preds, per_image = predict_records(model, records, imgsz, conf, iou, max_det, batch, device, progress)
     gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
-    result = evaluate_detections(gts, preds, names).to_dict()
+    evaluated = names
+    if class_map is not None:
+        from edgekit.metrics.class_map import remap_boxes
+
+        data_names = data_names or names
+        evaluated = class_map.targets(names, data_names)
+        preds = remap_boxes(preds, names, class_map, evaluated, renms=class_map.merges(names))
+        gts = remap_boxes(gts, data_names, class_map, evaluated)
+    result = evaluate_detections(gts, preds, evaluated).to_dict()
     result.update({"images": len(records), "ms_per_image": round(per_image * 1000, 3)})
+    if class_map is not None:
+        result["classes_evaluated"] = evaluated
+        result["class_map"] = "single-cls" if class_map.single else class_map.table
     return result
 
 
 def validate_checkpoint(weights: str | os.PathLike, data: str | os.PathLike, split: str = "val",
-                        imgsz: int | None = None, batch: int = 8, device: str = "cpu", progress: bool = False) -> dict:
+                        imgsz: int | None = None, batch: int = 8, device: str = "cpu", progress: bool = False,
+                        class_map=None) -> dict:
     """``edgekit val``: load a checkpoint and a dataset split, return :func:`validate`'s dict."""
     from edgekit.data import load_dataset
     from edgekit.errors import EdgekitError
@@ -76,9 +91,11 @@ def validate_checkpoint(weights: str | os.PathLike, data: str | os.PathLike, spl
 
     model, ckpt = load_checkpoint(weights)
     ds = load_dataset(data)
-    if ds.names != list(ckpt["names"]):
-        raise EdgekitError(f"{data} has classes {ds.names} but the model was trained on {ckpt['names']}: validate on the same classes")
-    result = validate(model, ds.split(split), ds.names, imgsz or ckpt["imgsz"], batch=batch, device=device, progress=progress)
+    if class_map is None and ds.names != list(ckpt["names"]):
+        raise EdgekitError(f"{data} has classes {ds.names} but the model was trained on {ckpt['names']}: validate on "
+                           "the same classes, or map them (--single-cls, --map-classes FILE)")
+    result = validate(model, ds.split(split), list(ckpt["names"]), imgsz or ckpt["imgsz"], batch=batch, device=device,
+                      progress=progress, class_map=class_map, data_names=ds.names)
     result.update({"model": ckpt["model"], "weights": str(weights), "data": str(data), "split": split,
                    "imgsz": imgsz or ckpt["imgsz"]})
     return result

@@ -31,6 +31,9 @@ def add_parser(sub):
     p.add_argument("--areas", action="store_true", help="also report small/medium/large (COCO's 32^2 and 96^2 pixel splits)")
     p.add_argument("--max-dets", type=_positive_int, default=100, metavar="N",
                    help="detections kept per image and category, highest scores first (default: 100)")
+    p.add_argument("--single-cls", action="store_true", help="score every category as one (class-agnostic)")
+    p.add_argument("--map-classes", metavar="FILE", help="YAML mapping category names to the names scored; "
+                                                        "null leaves a category out")
     p.set_defaults(func=run)
 
 
@@ -77,6 +80,11 @@ def run(args) -> int:
     gt = load_coco_json(args.gt, kind="gt")
     preds = load_coco_json(args.pred, kind="pred")
     check_coco_predictions(preds, gt, source=args.pred)   # unknown image/category ids, naming the file
+    from edgekit.metrics.class_map import ClassMap, remap_coco
+
+    cmap = ClassMap.from_options(args.single_cls, args.map_classes)
+    if cmap is not None:
+        gt, preds = remap_coco(gt, preds, cmap)
     result = evaluate_coco(gt, preds, max_dets=args.max_dets, areas=args.areas)
     print(json.dumps(result.to_dict(), indent=2) if args.json else format_result(result))
     return 0

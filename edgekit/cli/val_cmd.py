@@ -19,6 +19,9 @@ def add_parser(sub):
     p.add_argument("--batch", type=whole(1), default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--unsure", type=fraction(), help="classifiers: reject predictions whose top probability is below this")
+    p.add_argument("--single-cls", action="store_true", help="detectors: score every class as one (class-agnostic)")
+    p.add_argument("--map-classes", metavar="FILE", help="detectors: YAML mapping class names (the model's and the "
+                                                        "data's) to the names scored; null leaves a class out")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -31,6 +34,11 @@ def run(args) -> int:
 
     progress = not args.json and sys.stderr.isatty()
     if read_checkpoint(args.weights).get("task", "detect") == "classify":
+        if args.single_cls or args.map_classes:
+            from edgekit.errors import EdgekitError
+
+            raise EdgekitError("--single-cls and --map-classes are for detectors: a classifier's classes are its crops' "
+                               "folders (rename or merge those)")
         from edgekit.validate_classify import validate_classifier_checkpoint
 
         r = validate_classifier_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device,
@@ -48,9 +56,12 @@ def run(args) -> int:
             print(f"  {name:12s} top1 {'-' if acc is None else f'{acc:.4f}'}")
         return 0
 
+    from edgekit.metrics.class_map import ClassMap
     from edgekit.validate import validate_checkpoint
 
-    r = validate_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device, progress=progress)
+    cmap = ClassMap.from_options(args.single_cls, args.map_classes)
+    r = validate_checkpoint(args.weights, args.data, args.split, args.imgsz, args.batch, args.device, progress=progress,
+                            class_map=cmap)
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
