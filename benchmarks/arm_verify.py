@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -29,12 +30,26 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from arm_counts import CORES, RESULTS, SEED_TARGETS, counts_document  # noqa: E402
 
 
-def main() -> int:
+def write_results(model: Path, rows: list[dict], images: int, calib_note: str) -> None:
+    """Both result files, rewritten after every run: an interrupted sweep keeps what it measured."""
     from edgekit import __version__
+    from edgekit.io import atomic_write_text
+
+    doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "images": images,
+           "calibration": calib_note,
+           "note": "outputs of the aarch64 board install under QEMU vs the x86 run of the same artifact; "
+                   "pinned=native: the precision the runtime picks by itself on that core; wall_s is emulation "
+                   "time, not a speed", "results": rows}
+    atomic_write_text(RESULTS / f"arm-verify-{model.stem}.json", json.dumps(doc, indent=1) + "\n")
+    counted = [r for r in rows if "instructions" in r and r.get("pinned") is None]
+    atomic_write_text(RESULTS / f"arm-counts-{model.stem}.json",
+                      json.dumps(counts_document(model.stem, counted), indent=1) + "\n")
+
+
+def main() -> int:
     from edgekit.arm.verify import verify_arm
     from edgekit.errors import EdgekitError
     from edgekit.export import export
-    from edgekit.io import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", help="comma-separated .pt (default: the shipped detectors)")
@@ -58,6 +73,7 @@ def main() -> int:
 
                 calib = str(sample_data_yaml().parent / "train" / "images")
             rep = export(model, args.targets.split(","), out=Path(tmp), calib=calib, calib_images=args.calib_images)
+            note = f"{args.calib_images} images of {os.path.relpath(calib, ROOT)}"
             for r in rep.results:
                 if not r.ok:
                     rows.append({"target": r.target, "error": f"export failed: {r.reason}"})
@@ -70,6 +86,7 @@ def main() -> int:
                                              precision=precision, record=False)
                         except EdgekitError as exc:
                             rows.append({"target": r.target, "core": core, "pinned": precision, "error": str(exc)})
+                            write_results(model, rows, args.images, note)
                             break
                         res.update({"pinned": precision, "wall_s": round(time.time() - t0, 1)})
                         res["artifact"] = Path(res["artifact"]).name
@@ -77,18 +94,10 @@ def main() -> int:
                             rows.append(res)
                         print(f"{model.stem} {r.target} {core} {res['precision']}: match={res['match']} "
                               f"max_abs={res['max_abs_err']:.3g} cos={res['cosine']:.6f}", file=sys.stderr)
+                        write_results(model, rows, args.images, note)
                         native = res.get("native_precision")
                         if precision is None and (not native or native == res["precision"]):
                             break  # the runtime's own choice is what ran: nothing more to pin
-        doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "images": args.images,
-               "calibration": f"{args.calib_images} images of {Path(calib).parent.parent.name}/train",
-               "note": "outputs of the aarch64 board install under QEMU vs the x86 run of the same artifact; "
-                       "pinned=native: the precision the runtime picks by itself on that core; wall_s is emulation "
-                       "time, not a speed", "results": rows}
-        atomic_write_text(RESULTS / f"arm-verify-{model.stem}.json", json.dumps(doc, indent=1) + "\n")
-        counted = [r for r in rows if "instructions" in r and r.get("pinned") is None]
-        atomic_write_text(RESULTS / f"arm-counts-{model.stem}.json",
-                          json.dumps(counts_document(model.stem, counted), indent=1) + "\n")
     return 0
 
 

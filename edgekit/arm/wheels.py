@@ -158,7 +158,8 @@ def refresh_edgekit(site: Path, log) -> bool:
         wheel = build_wheel(Path(wdir))
         for old in list(site.glob("edgekit")) + list(site.glob("edgekit-*.dist-info")):
             shutil.rmtree(old)
-        _pip(["--target", str(site), "--no-deps", "--upgrade", *platform_args(), str(wheel)], "edgekit's wheel")
+        _pip(["--target", str(site), "--no-deps", "--no-index", "--upgrade", *platform_args(), str(wheel)],
+             "edgekit's wheel")
     stamp.write_text(now)
     return True
 
