@@ -95,7 +95,10 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     plan = parse_keep_float(keep_float)
     check_targets(plan, chosen)
     out = Path(out) if out else default_out(source.path)
-    check_output_not_input(out, [source.path, data, calib, weights])
+    inputs = [source.path, data, calib, weights]
+    check_output_not_input(out, inputs, contains_ok=True)  # adds artifacts beside the model, never over it
+    for t in chosen:  # an .onnx source named like its own artifact (yolo-lite-onnx.onnx) would be replaced
+        check_output_not_input(out / f"{source.model}-{t.name}{t.suffix}", inputs)
     _check_writable(out)
     gate = make_gate(source, data, split, max_map_drop, max_top1_drop)
     reader = None

@@ -221,7 +221,8 @@ def run(args) -> int:
     if args.report:  # before any work: the report must not land on (or in) what is measured
         from edgekit.io import check_output_not_input
 
-        check_output_not_input(args.report, [*args.artifacts, *artifacts, args.data, *(args.images or [])], "--report")
+        check_output_not_input(args.report, [*args.artifacts, *artifacts, args.data, *(args.images or [])], "--report",
+                               contains_ok=True)  # bench.json/.md/.html beside the inputs, never over them
     if args.compare:
         _one_model(artifacts)
     specs = _remote_specs(args)

@@ -184,7 +184,7 @@ def _start(task: TrainTask, rank: int, world: int):
                            f"{list(resume['names'])}: restore the dataset or start a new run")
     if resume is not None:
         data_changed(opts.data, task.data_info, resume.get("data") or {}, out)
-    check_output_not_input(out, task.input_paths())
+    check_output_not_input(out, task.input_paths(), contains_ok=True)  # adds weights/ and results.* only
     return out, resume, task.build_model(resume)
 
 

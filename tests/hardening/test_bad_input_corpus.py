@@ -200,9 +200,10 @@ def c1_bench_report_over_artifacts(e):
                 "is the input", [art.parent])
 
 
-def c1_export_out_holds_the_model(e):
-    ck = e.ckpt()
-    return Case(["export", str(ck), "--target", "onnx", "--out", str(ck.parent)], "contains the input", [ck])
+def c1_export_onnx_over_itself(e):
+    """An ONNX source named like its own artifact: exporting it to onnx in its folder would replace it."""
+    art = e.onnx()  # yolo-lite-onnx.onnx
+    return Case(["export", str(art), "--target", "onnx", "--out", str(art.parent)], "is the input", [art.parent])
 
 
 def c1_train_out_is_the_images(e):
