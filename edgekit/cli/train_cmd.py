@@ -23,14 +23,15 @@ def add_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue the run in --out (or the newest run of --model) as it was "
                    "trained: an option that contradicts its checkpoint (--model, --imgsz, --lr, other data...) is refused; "
                    "--epochs may grow it; --device/--workers/--threads are this machine's")
-    p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept); another "
+    p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept unless --anchors); another "
                    "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only)")
     p.add_argument("--workers", type=whole(0), default=1, help="data-loader processes (default 1)")
     p.add_argument("--threads", type=whole(1), help="torch threads (default: torch's choice); keep threads + workers <= cores")
     p.add_argument("--lr", type=number(0.0, 1.0, above=True), default=0.002, help="peak AdamW learning rate")
     p.add_argument("--width", type=number(0.0, 4.0, above=True), help="width multiplier, for families that have one")
-    p.add_argument("--anchors", choices=["kmeans", "default"], default="kmeans",
-                   help="k-means on the training boxes (default) or the family's defaults (detect only)")
+    p.add_argument("--anchors", choices=["kmeans", "default"],
+                   help="k-means on the training boxes (default for a new model) or the family's defaults; with "
+                        "--weights of the same model its anchors are kept unless this is given (detect only)")
     p.add_argument("--balanced", action="store_true", help="sample every class equally often (classify only)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")

@@ -7,6 +7,7 @@ loop, optimizer, EMA, checkpoints and resume are :mod:`edgekit.train.engine`'s.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,9 @@ class TrainOptions:
     lr: float = 0.002
     weight_decay: float = 0.0005
     warmup_epochs: float = 2.0
-    anchors: str = "kmeans"  # "kmeans" on the training labels, or "default"
+    # "kmeans" on the training labels or the family's "default"; None: k-means for a new model, the
+    # --weights checkpoint's own anchors when fine-tuning the same model (and a note saying so)
+    anchors: str | None = None
     model_kwargs: dict = field(default_factory=dict)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     seed: int = 0
@@ -164,7 +167,16 @@ class DetectionTask(TrainTask):
         from edgekit.models import create_model
 
         self.model_kwargs = {**ck.get("model_kwargs", {}), "imgsz": self.opts.imgsz}
-        model = create_model(self.opts.model, num_classes=len(self.names), anchors=ck["anchors"], **self.model_kwargs)
+        anchors = ck["anchors"]
+        if self.opts.anchors is None:
+            print(f"fine-tuning keeps the anchors of {self.opts.weights}; --anchors kmeans re-fits them on "
+                  f"{self.opts.data}", file=sys.stderr)
+        else:  # asked for: the same number of anchors per head, so every weight still fits
+            n = sum(len(g) for g in ck["head_spec"]["anchors"])
+            anchors = fit_anchors(self.train_records, self.opts.imgsz, n, self.opts.seed) \
+                if self.opts.anchors == "kmeans" else None
+            print(f"fine-tuning with {self.opts.anchors} anchors instead of those of {self.opts.weights}", file=sys.stderr)
+        model = create_model(self.opts.model, num_classes=len(self.names), anchors=anchors, **self.model_kwargs)
         if ck.get("pruned"):  # a pruned checkpoint keeps its channel counts (edgekit.models.channels)
             from edgekit.models.channels import apply_channel_counts
 
@@ -183,7 +195,7 @@ class DetectionTask(TrainTask):
         kwargs = dict(opts.model_kwargs)
         probe = create_model(opts.model, num_classes=nc, imgsz=opts.imgsz, **kwargs)
         n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
-        anchors = fit_anchors(self.train_records, opts.imgsz, n_anchors, opts.seed) if opts.anchors == "kmeans" else None
+        anchors = fit_anchors(self.train_records, opts.imgsz, n_anchors, opts.seed) if opts.anchors != "default" else None
         model = create_model(opts.model, num_classes=nc, anchors=anchors, imgsz=opts.imgsz, **kwargs)
         self.model_kwargs = {**kwargs, "imgsz": opts.imgsz}
         if model.head_spec["type"] == "yolo":

@@ -154,13 +154,17 @@ def test_weights_fine_tune_or_transfer_what_fits(tmp_path, sample_yaml, capsys):
     src = Path(__file__).resolve().parents[2] / "edgekit" / "assets" / "weights" / "mobilenetv2_050-yolo-fish4knowledge-320.pt"
     ck = read_checkpoint(src)
 
-    def run(model, out):
+    def run(model, out, anchors=None):
         return train(TrainOptions(model, str(sample_yaml), imgsz=64, epochs=1, batch=8, workers=0, lr=0.0,
-                                  out=str(tmp_path / out), weights=str(src), max_train_images=8))
+                                  out=str(tmp_path / out), weights=str(src), max_train_images=8, anchors=anchors))
 
     key = "backbone.features.3.block.1.conv.weight"  # a depthwise conv inside the backbone
     same = read_checkpoint(run("mobilenetv2_050-yolo", "same")["best"])
     assert same["anchors"] == ck["anchors"] and torch.equal(same["state_dict"][key], ck["state_dict"][key])
+    assert "fine-tuning keeps the anchors of" in capsys.readouterr().err  # said, not silent
+    refit = read_checkpoint(run("mobilenetv2_050-yolo", "refit", anchors="kmeans")["best"])
+    assert refit["anchors"] != ck["anchors"] and torch.equal(refit["state_dict"][key], ck["state_dict"][key])
+    assert "fine-tuning with kmeans anchors instead of" in capsys.readouterr().err
     p3 = read_checkpoint(run("mobilenetv2_050-yolo-p3", "p3")["best"])
     assert torch.equal(p3["state_dict"][key], ck["state_dict"][key])
     assert len(p3["anchors"]) == 3 and p3["anchors"] != ck["anchors"]  # its own k-means anchors, 3 strides
