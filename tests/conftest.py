@@ -75,3 +75,18 @@ def fast_exports(tiny_detector, tmp_path_factory, sample_yaml) -> dict:
 
     return export_all(tiny_detector, tmp_path_factory.mktemp("exports-tiny"),
                       calib=sample_yaml.parent / "train" / "images", calib_images=TINY_CALIB)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_tflite(tiny_detector, tmp_path_factory, sample_yaml) -> dict:
+    """``{"onnx", "tflite-int8"}`` of :func:`tiny_detector` only (estimate and remote-bench tests: one
+    fast export, not coupled to every other target's parity)."""
+    from edgekit.export import export
+    from tests.export.export_helpers import TINY_CALIB
+
+    out = tmp_path_factory.mktemp("exports-onnx-tflite")
+    rep = export(tiny_detector, ["onnx", "tflite-int8"], out=out, calib=sample_yaml.parent / "train" / "images",
+                 calib_images=TINY_CALIB)
+    failed = {r.target: r.reason for r in rep.results if not r.ok}
+    assert not failed, failed
+    return {r.target: out / r.file for r in rep.results}
