@@ -106,13 +106,41 @@ def read_weights(path: str) -> dict:
         >>> read_weights("runs/train/yolo-lite/weights/best.pt")["model"]  # doctest: +SKIP
         'yolo-lite'
     """
-    from edgekit.models.checkpoint import read_checkpoint
+    from edgekit.models.checkpoint import FORMAT, read_checkpoint
 
+    ck = _pretrained_backbone(path, FORMAT)
+    if ck is not None:
+        return ck
     ck = read_checkpoint(path)
     if ck.get("task", "detect") != "detect":
         raise EdgekitError(f"--weights {path} holds a {ck.get('task')} model, not a detector: "
                            f"start from scratch, or give a detector checkpoint")
     return ck
+
+
+def _pretrained_backbone(path: str, edgekit_format: str) -> dict | None:
+    """A downloaded torchvision/timm MobileNetV2 state dict as a ``--weights`` source (keys mapped onto
+    edgekit's backbone, :mod:`edgekit.models.pretrained`), or None for anything else (an edgekit checkpoint)."""
+    from pathlib import Path
+
+    from edgekit.models.pretrained import map_state_dict, unwrap_state_dict
+
+    if not Path(path).is_file():
+        return None  # read_checkpoint names the missing file
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None  # read_checkpoint gives the one-line reason
+    if isinstance(obj, dict) and obj.get("format") == edgekit_format:
+        return None
+    sd = unwrap_state_dict(obj)
+    if sd is None:
+        return None
+    fmt, mapped, report = map_state_dict(sd)
+    print(f"--weights {path}: {fmt} state dict, {report['mapped']} tensors mapped onto the backbone "
+          f"(not used: {', '.join(report['unused'][:6]) or 'none'}{' ...' if len(report['unused']) > 6 else ''})",
+          file=sys.stderr)
+    return {"model": fmt, "state_dict": mapped, "pretrained": report}
 
 
 class DetectionTask(TrainTask):
@@ -204,6 +232,10 @@ class DetectionTask(TrainTask):
             model.head_spec["scale_x_y"] = [2.0] * len(model.head_spec["strides"])
         if ck is not None:  # another model sharing layers (e.g. the backbone): transfer what fits
             n = load_fitting(model, ck["state_dict"])
+            if n == 0 and ck.get("pretrained"):
+                raise EdgekitError(f"--weights {opts.weights} ({ck['model']}) fits no layer of '{opts.model}': its "
+                                   "channel counts differ; use the model of the same width (e.g. mobilenetv2-yolo "
+                                   "--width 1.0 for torchvision's mobilenet_v2)")
             if n == 0:
                 raise EdgekitError(f"--weights {opts.weights} ('{ck['model']}') shares no layer with '{opts.model}': "
                                    f"start from scratch, or use a checkpoint of a model with the same backbone")
