@@ -132,7 +132,7 @@ async def bench_host(spec: HostSpec, artifacts: list[Path], opts: RemoteOptions)
         files = [f for a in artifacts for f in artifact_files(a)]
         async with conn.start_sftp_client() as sftp:
             await sftp.put([str(f) for f in files], tmp)
-        names = " ".join(shlex.quote(a.name) for a in artifacts)
+        names = " ".join(shlex.quote(f"{tmp}/{a.name}") for a in artifacts)  # rows record where they ran on the board
         args = " ".join(shlex.quote(a) for a in opts.bench_args)
         res = await _run(conn, spec, f"cd {shlex.quote(tmp)} && {edgekit} bench {names} --json {args}")
         if res.exit_status != 0:

@@ -56,10 +56,10 @@ def test_darknet_cfg_at_its_own_input_size(capsys):
     assert "3.49 GMACs" in row["method"] and "fp16 arithmetic" in row["method"]
 
 
-def test_artifacts_bring_their_runtime_and_precision(capsys, fast_exports):
-    row = run_json(capsys, "estimate", fast_exports["onnx"], "--board", "rpi4")
+def test_artifacts_bring_their_runtime_and_precision(capsys, tiny_onnx_tflite):
+    row = run_json(capsys, "estimate", tiny_onnx_tflite["onnx"], "--board", "rpi4")
     assert row["runtime"] == "onnxruntime" and row["precision"] == "fp32"
-    row = run_json(capsys, "estimate", fast_exports["tflite-int8"], "--board", "rpi4")
+    row = run_json(capsys, "estimate", tiny_onnx_tflite["tflite-int8"], "--board", "rpi4")
     assert row["runtime"] == "litert" and row["precision"] == "int8"
 
 
@@ -84,9 +84,9 @@ def test_pipeline_field_is_checked():
         profile_from_dict(data, "x.yaml", "x")
 
 
-def test_fit_from_a_real_bench_json_calibrates_the_board(capsys, fast_exports, tmp_path, monkeypatch):
+def test_fit_from_a_real_bench_json_calibrates_the_board(capsys, tiny_onnx_tflite, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_CONFIG_DIR", str(tmp_path / "config"))
-    onnx = fast_exports["onnx"]
+    onnx = tiny_onnx_tflite["onnx"]
     bench = run_json(capsys, "bench", onnx, "--threads", "1", "--frames", "20", "--warmup", "2")
     bench_file = tmp_path / "bench.json"
     bench_file.write_text(json.dumps(bench))
@@ -111,9 +111,9 @@ def test_fit_from_a_real_bench_json_calibrates_the_board(capsys, fast_exports, t
     assert "published timings" in other["calibrated_on"]  # only rpi4 was calibrated
 
 
-def test_fit_on_a_merged_remote_report_takes_the_named_boards_rows(capsys, fast_exports, tmp_path, monkeypatch):
+def test_fit_on_a_merged_remote_report_takes_the_named_boards_rows(capsys, tiny_onnx_tflite, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_CONFIG_DIR", str(tmp_path / "config"))
-    bench = run_json(capsys, "bench", fast_exports["onnx"], "--threads", "1", "--frames", "10", "--warmup", "1")
+    bench = run_json(capsys, "bench", tiny_onnx_tflite["onnx"], "--threads", "1", "--frames", "10", "--warmup", "1")
     local = bench["results"][0]
     # what `edgekit bench --host` merges: a row that came back from a board, labelled with it
     remote = {**local, "infer_ms": 3 * local["infer_ms"], "remote": {"host": "pi@b", "board": "rpi5", "board_title": "x"}}

@@ -47,6 +47,8 @@ class LoopbackSSHD:
         require_sshd()
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.port, self.user = root, free_port(), getpass.getuser()
+        self.tmp = root / "tmp"
+        self.tmp.mkdir()
         self.host_key = keygen(root / "host_key")
         (root / "authorized_keys").write_text(client_pub.read_text())
         os.chmod(root / "authorized_keys", 0o600)
@@ -56,7 +58,9 @@ class LoopbackSSHD:
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.host_key}", f"PidFile {root / 'sshd.pid'}",
             f"AuthorizedKeysFile {root / 'authorized_keys'}", "PubkeyAuthentication yes", "PasswordAuthentication no",
             "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
-            f"SetEnv PATH={venv_bin}:/usr/local/bin:/usr/bin:/bin", "Subsystem sftp internal-sftp", "LogLevel VERBOSE",
+            # the board's temporary folders land in this test's folder (mktemp honours TMPDIR)
+            f"SetEnv PATH={venv_bin}:/usr/local/bin:/usr/bin:/bin TMPDIR={self.tmp}", "Subsystem sftp internal-sftp",
+            "LogLevel VERBOSE",
             ""]))
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory

@@ -27,13 +27,13 @@ def _remote_args(client_key, known_hosts, *servers):
     return [*hosts, "--identity", client_key, "--known-hosts", known_hosts]
 
 
-def test_remote_rows_join_the_report_with_local_and_estimated_rows(fast_exports, sshd_factory, client_key, home, tmp_path):
+def test_remote_rows_join_the_report_with_local_and_estimated_rows(tiny_onnx_tflite, sshd_factory, client_key, home, tmp_path):
     from edgekit.runtime.bench import host_info
 
     board = sshd_factory()
     kh = tmp_path / "known_hosts"
     kh.write_text(board.known_hosts_line())
-    onnx = fast_exports["onnx"]
+    onnx = tiny_onnx_tflite["onnx"]
     rep = parse_json(edgekit("bench", onnx, *FAST, *_remote_args(client_key, kh, board), "--estimate", "rpi4",
                              "--report", tmp_path / "report", "--json", env=_env(home)))
     local = [r for r in rep["results"] if not r.get("remote")]
@@ -51,19 +51,19 @@ def test_remote_rows_join_the_report_with_local_and_estimated_rows(fast_exports,
     for page in (md, html):  # each row says where it comes from
         assert "this host" in page and f"({board.spec})" in page and "ESTIMATE for rpi4" in page
     assert "Estimates (not measured)" in md and "Remote boards" in md
-    # nothing left behind on the board: the temporary folder is removed
-    left = subprocess.run(["bash", "-c", "ls -d /tmp/edgekit-bench.* 2>/dev/null | wc -l"], capture_output=True, text=True)
-    assert left.stdout.strip() == "0"
+    # the artifact was benched from a temporary folder on the board, removed afterwards
+    assert remote[0]["path"].startswith(str(board.tmp / "edgekit-bench."))
+    assert not list(board.tmp.glob("edgekit-bench.*"))
 
 
-def test_changed_host_key_is_refused_even_with_accept_new(fast_exports, sshd_factory, client_key, home, tmp_path):
+def test_changed_host_key_is_refused_even_with_accept_new(tiny_onnx_tflite, sshd_factory, client_key, home, tmp_path):
     board = sshd_factory()
     other = keygen(tmp_path / "another_host_key")
     kh = tmp_path / "known_hosts"
     kh.write_text(board.known_hosts_line(other.with_suffix(".pub")))
     before = kh.read_text()
     for extra in ([], ["--accept-new"]):
-        res = edgekit("bench", fast_exports["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board), *extra,
+        res = edgekit("bench", tiny_onnx_tflite["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board), *extra,
                       env=_env(home))
         assert res.returncode == 1 and "Traceback" not in res.stderr
         assert "REFUSED" in res.stderr and "does not match" in res.stderr and "ssh-keygen -R" in res.stderr
@@ -71,24 +71,24 @@ def test_changed_host_key_is_refused_even_with_accept_new(fast_exports, sshd_fac
     assert not board.running_bench()
 
 
-def test_unknown_host_refused_then_recorded_with_accept_new(fast_exports, sshd_factory, client_key, home, tmp_path):
+def test_unknown_host_refused_then_recorded_with_accept_new(tiny_onnx_tflite, sshd_factory, client_key, home, tmp_path):
     board = sshd_factory()
     kh = tmp_path / "known_hosts"  # absent: first contact
-    res = edgekit("bench", fast_exports["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board), env=_env(home))
+    res = edgekit("bench", tiny_onnx_tflite["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board), env=_env(home))
     assert res.returncode == 1 and "host key not in" in res.stderr and "--accept-new" in res.stderr
     assert not kh.exists()
-    rep = parse_json(edgekit("bench", fast_exports["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board),
+    rep = parse_json(edgekit("bench", tiny_onnx_tflite["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board),
                              "--accept-new", "--json", env=_env(home)))
     assert [r["remote"]["host"] for r in rep["results"]] == [board.spec]
     server_key = board.host_key.with_suffix(".pub").read_text().split()[:2]
     assert kh.read_text().split() == [f"[127.0.0.1]:{board.port}", *server_key]
 
 
-def test_a_host_dropping_mid_run_loses_only_its_own_rows(fast_exports, sshd_factory, client_key, home, tmp_path):
+def test_a_host_dropping_mid_run_loses_only_its_own_rows(tiny_onnx_tflite, sshd_factory, client_key, home, tmp_path):
     good, bad = sshd_factory("good"), sshd_factory("bad")
     kh = tmp_path / "known_hosts"
     kh.write_text(good.known_hosts_line() + bad.known_hosts_line())
-    cmd = [sys.executable, "-m", "edgekit", "bench", str(fast_exports["onnx"]), "--frames", "200", "--warmup", "1",
+    cmd = [sys.executable, "-m", "edgekit", "bench", str(tiny_onnx_tflite["onnx"]), "--frames", "200", "--warmup", "1",
            "--threads", "1", "--no-local", *map(str, _remote_args(client_key, kh, good, bad)), "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(home))
     killed = threading.Event()
@@ -116,18 +116,18 @@ def test_a_host_dropping_mid_run_loses_only_its_own_rows(fast_exports, sshd_fact
     assert f"remote {bad.spec}: failed" in err
 
 
-def test_missing_edgekit_on_the_board_names_the_install_line(fast_exports, sshd_factory, client_key, home, tmp_path):
+def test_missing_edgekit_on_the_board_names_the_install_line(tiny_onnx_tflite, sshd_factory, client_key, home, tmp_path):
     board = sshd_factory()
     kh = tmp_path / "known_hosts"
     kh.write_text(board.known_hosts_line())
-    res = edgekit("bench", fast_exports["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board),
+    res = edgekit("bench", tiny_onnx_tflite["onnx"], *FAST, "--no-local", *_remote_args(client_key, kh, board),
                   "--remote-edgekit", "/nonexistent/venv/bin/edgekit", env=_env(home))
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "edgekit is not installed there" in res.stderr and "pip install 'edgekit[onnx]'" in res.stderr
 
 
-def test_host_options_without_host_are_refused(fast_exports, home):
-    res = edgekit("bench", fast_exports["onnx"], "--identity", "/tmp/key", env=_env(home))
+def test_host_options_without_host_are_refused(tiny_onnx_tflite, home):
+    res = edgekit("bench", tiny_onnx_tflite["onnx"], "--identity", "/tmp/key", env=_env(home))
     assert res.returncode == 1 and "--identity goes with --host" in res.stderr
-    res = edgekit("bench", fast_exports["onnx"], "--no-local", env=_env(home))
+    res = edgekit("bench", tiny_onnx_tflite["onnx"], "--no-local", env=_env(home))
     assert res.returncode == 1 and "--no-local needs --host" in res.stderr
