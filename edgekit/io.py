@@ -107,13 +107,15 @@ def writing(path: str | os.PathLike):
         raise EdgekitError(write_error_line(exc, path)) from None
 
 
-def check_output_not_input(out: str | os.PathLike, inputs, option: str = "--out", contains_ok: bool = False) -> None:
+def check_output_not_input(out: str | os.PathLike, inputs, option: str = "--out", contains_ok: bool = False,
+                           inside_ok: bool = False) -> None:
     """Refuse an output that is, contains, or lies inside one of ``inputs``: writing there could destroy them.
 
     Paths are compared after resolving symlinks, so a link to the source counts as the source.
     Every command that writes a file or a folder from inputs calls it before any work.
     ``contains_ok``: the output is a folder the command only adds new, distinct names to (export's
     artifacts, a run's ``weights/``), so holding an input is fine; being one, or lying inside one, is not.
+    ``inside_ok``: only being one is refused (the folders of single input files: a sub-folder is fine).
 
     Example:
         >>> check_output_not_input("/data/coco", ["/data/fish/data.yaml"])  # a sibling: fine
@@ -130,7 +132,7 @@ def check_output_not_input(out: str | os.PathLike, inputs, option: str = "--out"
             how = "is"
         elif o in p.parents and not contains_ok:
             how = "contains"
-        elif p in o.parents:
+        elif p in o.parents and not inside_ok:
             how = "lies inside"
         else:
             continue

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.io import check_output_not_input, staging_dir
+from edgekit.io import check_output_not_input, staging_dir, writing
 from edgekit.export.capture import captured, step, tail
 from edgekit.export.report import ExportReport, TargetResult
 from edgekit.export.targets import ConvertJob, resolve_targets
@@ -123,7 +123,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
                           f"{cpu['model']} ({cpu['cores']} cores)", versions())
     staging = staging_dir(out)  # .staging-<pid>-*: a later run removes it if this one is killed
     try:
-        onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
+        with writing(out):  # a full disk or a vanished folder while the first ONNX is written: one line naming --out
+            onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
         for target in chosen:
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})

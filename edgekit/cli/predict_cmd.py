@@ -101,8 +101,9 @@ def run(args) -> int:
         from edgekit.io import check_output_not_input
 
         # copies keep the images' names: never in an image's own folder; beside it (contains_ok) is fine
-        check_output_not_input(args.save, [*args.images, *dict.fromkeys(p.parent for p in images), args.model,
-                                           args.spec], "--save", contains_ok=True)
+        check_output_not_input(args.save, [*args.images, *images, args.model, args.spec], "--save", contains_ok=True)
+        check_output_not_input(args.save, dict.fromkeys(p.parent for p in images), "--save", contains_ok=True,
+                               inside_ok=True)
         from edgekit.io import writing
 
         with writing(args.save):  # a file in the way, a read-only disk: said before any image is run

@@ -14,7 +14,7 @@ class what                                                  here    elsewhere (p
 2     resume contradicting the checkpoint                   4       tests/hardening/test_resume.py (6)
 3     image bombs, pixel limit                              10      -
 4     manifests disagreeing with the model                  5       tests/runtime/test_manifest_contract.py (25+3)
-5     write failures (full disk, read-only, file in way)    9       -
+5     write failures (full disk, read-only, file in way)    10      -
 6     numeric options out of range                          10      tests/edgekit/test_cli_ranges.py (30+)
 7     checkpoints: right tag, wrong contents                11      -
 8     signals and pipes                                     2       tests/hardening/test_interruption.py
@@ -400,6 +400,13 @@ def c5_export_out_file_in_the_way(e):
     f = e.file_in_the_way()
     ck = e.ckpt()
     return Case(["export", str(ck), "--target", "onnx", "--out", str(f / "x")], "cannot write", [ck, f])
+
+
+def c5_export_into_full_disk(e):
+    ck = e.ckpt()
+    full = _mount(e, "full", "size=200k")
+    return Case(["export", str(ck), "--target", "onnx", "--out", str(full / "x")], "no space left", [ck],
+                [full / "x" / "yolo-lite-onnx.onnx"])
 
 
 def c5_train_out_file_in_the_way(e):
