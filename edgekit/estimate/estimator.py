@@ -55,7 +55,12 @@ def estimate_board(graph: Graph, profile: BoardProfile, runtime: str | None = No
         rows.append(_row(profile.name, runtime, precision, threads, f"no estimate: the {profile.name} profile has no core "
                          "count or clock (a generic host); bench it instead (edgekit bench)", None))
     else:
-        rows.append(_cpu_row(graph, profile, runtime, precision, threads, fitted, user))
+        try:
+            rows.append(_cpu_row(graph, profile, runtime, precision, threads, fitted, user))
+        except EdgekitError as exc:  # a profile without a figure the model needs (memory bandwidth): say so
+            if "unknown runtime" in str(exc) or "unknown precision" in str(exc):
+                raise
+            rows.append(_row(profile.name, runtime, precision, threads, f"no estimate: {exc}", None))
     for acc in profile.accelerators:
         if not acc.delegate:
             continue  # a display GPU or an audio DSP that no edgekit runtime uses
