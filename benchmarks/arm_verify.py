@@ -96,7 +96,7 @@ def main() -> int:
                               f"max_abs={res['max_abs_err']:.3g} cos={res['cosine']:.6f}", file=sys.stderr)
                         write_results(model, rows, args.images, note)
                         native = res.get("native_precision")
-                        if precision is None and (not native or native == res["precision"]):
+                        if precision is None and (not native or native == "fp32" or native in res["precision"]):
                             break  # the runtime's own choice is what ran: nothing more to pin
     return 0
 
