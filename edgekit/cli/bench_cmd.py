@@ -27,6 +27,7 @@ import functools
 import sys
 from pathlib import Path
 
+from edgekit.cli.bench_boards import add_estimates, bench_remote, remote_specs
 from edgekit.cli.ranges import whole
 from edgekit.runtime.deploy import FINAL_BAND, FINALISTS, TIE  # standard library only: cheap for every `edgekit` call
 
@@ -225,7 +226,7 @@ def run(args) -> int:
                                contains_ok=True)  # bench.json/.md/.html beside the inputs, never over them
     if args.compare:
         _one_model(artifacts)
-    specs = _remote_specs(args)
+    specs = remote_specs(args)
     if args.no_local and not specs:
         raise EdgekitError("--no-local needs --host: with neither, nothing would be benched")
     host = host_info()
@@ -244,9 +245,9 @@ def run(args) -> int:
         if not specs and not any(not r.get("error") for r in report["results"]):
             raise EdgekitError(f"no setting ran: {report['results'][0]['error']}")
     if specs:
-        _bench_remote(args, specs, artifacts, report)
+        bench_remote(args, specs, artifacts, report)
     if args.estimate:
-        _add_estimates(args, artifacts, report)
+        add_estimates(args, artifacts, report, parse_threads(args.threads, [None]) if args.threads else [None])
     models = sorted({str(r.get("model")) for r in report["results"] if r.get("model")})
     report["model"] = ", ".join(models) or None
     out_dir = args.report or (f"runs/bench/{models[0]}" if args.compare and models else None)
@@ -266,69 +267,6 @@ def run(args) -> int:
         for line in auto_lines(report["auto"]) if args.auto else []:
             print(line)
     return 0
-
-
-def _remote_specs(args) -> list:
-    from edgekit.errors import EdgekitError
-
-    if not args.host:
-        for flag in ("port", "identity", "known_hosts"):
-            if getattr(args, flag):
-                raise EdgekitError(f"--{flag.replace('_', '-')} goes with --host: add --host USER@BOARD, or drop it")
-        return []
-    if args.auto:
-        raise EdgekitError("--auto writes deploy.json for this board: run it on the board itself, not with --host")
-    from edgekit.remote import parse_host
-
-    return [parse_host(h, args.port) for h in args.host]
-
-
-def _bench_remote(args, specs, artifacts: list[Path], report: dict) -> None:
-    """Bench on every --host concurrently, merge their rows; one host's failure is reported, not fatal."""
-    from edgekit.errors import EdgekitError
-    from edgekit.remote import bench_fleet
-    from edgekit.remote.known_hosts import default_known_hosts
-    from edgekit.remote.merge import merge_remote
-    from edgekit.remote.session import RemoteOptions
-
-    forward = [f"--{k} {getattr(args, k)}" for k in ("frames", "warmup", "threads", "backend", "delegate", "device",
-                                                       "precision") if getattr(args, k) is not None]
-    forward += ["--fallback"] if args.fallback else []
-    opts = RemoteOptions(known_hosts=Path(args.known_hosts or default_known_hosts()).expanduser(),
-                         identity=args.identity, accept_new=args.accept_new, edgekit=args.remote_edgekit,
-                         bench_args=tuple(a for f in forward for a in f.split(" ", 1)))
-    print(f"remote: {', '.join(map(str, specs))} ...", file=sys.stderr)
-    outcomes = bench_fleet(specs, artifacts, opts)
-    for out in outcomes:
-        if out.ok:
-            info = out.report["remote"]
-            print(f"remote {out.host}: {len(out.report.get('results') or [])} rows from board "
-                  f"{info.get('board') or 'unknown'} in {info['seconds']:.1f} s", file=sys.stderr)
-        else:
-            print(f"remote {out.host}: failed: {out.error}", file=sys.stderr)
-    merge_remote(report, outcomes)
-    if not any(not r.get("error") for r in report["results"]):
-        raise EdgekitError("nothing ran: " + "; ".join(o.error for o in outcomes if not o.ok))
-
-
-def _add_estimates(args, artifacts: list[Path], report: dict) -> None:
-    """``report["estimates"]``: per artifact and board, edgekit estimate's row (or why there is none)."""
-    from edgekit.errors import EdgekitError
-    from edgekit.estimate import estimate, load_graph
-
-    boards = [b.strip() for b in args.estimate.split(",") if b.strip()]
-    runtime = args.backend if args.backend in ("ncnn", "litert", "onnxruntime", "openvino") else None
-    threads = parse_threads(args.threads, [None]) if args.threads else [None]  # None: the board's big cores
-    report["estimates"] = []
-    for a in dict.fromkeys(artifacts):
-        try:
-            graph = load_graph(str(a))
-            rows = [r for t in threads for r in estimate(graph, boards, runtime, threads=t)]
-        except EdgekitError as exc:
-            print(f"estimate {a.name}: {exc}", file=sys.stderr)
-            report["estimates"].append({"artifact": a.name, "error": str(exc)})
-            continue
-        report["estimates"] += [{"artifact": a.name, "source": graph.source, **r} for r in rows]
 
 
 def _one_model(artifacts: list[Path]) -> None:
