@@ -2,7 +2,7 @@
 
 :func:`fit_params` minimises the squared log error of :func:`~edgekit.estimate.roofline.predict_ms`
 over the rows (scipy's ``least_squares``, parameters in log space so they stay positive), with a
-weak ridge toward :data:`~edgekit.estimate.roofline.PRIORS`: 11 parameters against 20 rows need it
+weak ridge toward :data:`~edgekit.estimate.roofline.PRIORS`: 12 parameters against 22 rows need it
 to stay physical where the rows say little. :func:`leave_one_out` refits without each row in turn
 and predicts it: those errors are the estimator's stated error, and their 5th-95th percentiles
 give every estimate its interval. ``benchmarks/estimate_fit.py`` runs both and writes
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -31,7 +32,7 @@ def load_anchors() -> dict:
 
     Example:
         >>> len(load_anchors()["rows"])
-        20
+        22
     """
     return json.loads(resources.files("edgekit.estimate").joinpath("anchors.json").read_text(encoding="utf-8"))
 
@@ -64,8 +65,16 @@ def reference_arrays(rows: list[dict]) -> dict:
     return out
 
 
+def at_clock(profile, clock_ghz: float | None):
+    """``profile`` with every core at ``clock_ghz`` (a source measured an older or slower board), or as it is."""
+    if clock_ghz is None:
+        return profile
+    return replace(profile, cores=tuple(replace(c, clock_ghz=clock_ghz) for c in profile.cores))
+
+
 def _settings(rows: list[dict]) -> list[Setting]:
-    return [Setting.resolve(load_profile(r["board"]), r["runtime"], r["precision"], r["threads"]) for r in rows]
+    return [Setting.resolve(at_clock(load_profile(r["board"]), r.get("clock_ghz")), r["runtime"], r["precision"],
+                            r["threads"]) for r in rows]
 
 
 def fit_params(rows: list[dict], arrays: dict, priors: dict | None = None, ridge: float = RIDGE) -> dict:
@@ -81,17 +90,18 @@ def fit_params(rows: list[dict], arrays: dict, priors: dict | None = None, ridge
 
     priors = dict(priors or PRIORS)
     runtimes = {r["runtime"] for r in rows}
-    names = [k for k in priors if not k.startswith("eff.") or k[4:] in runtimes]
+    names = [k for k in priors if not k.startswith(("eff.", "winograd.")) or k.split(".", 1)[1] in runtimes]
     x0 = np.log([priors[k][0] for k in names])
     spread = np.log([priors[k][1] for k in names])
     settings = _settings(rows)
     measured = np.log([r["latency_ms"] for r in rows])
+    weight = np.sqrt([r.get("weight", 1.0) for r in rows])  # approximate figures count less
     nets = [arrays[(r["model"], r["imgsz"])] for r in rows]
 
     def residuals(x):
         params = dict(zip(names, np.exp(x)))
         pred = np.log([predict_ms(a, s, params) for a, s in zip(nets, settings)])
-        return np.concatenate([pred - measured, ridge * (x - x0) / spread / np.sqrt(len(rows))])
+        return np.concatenate([weight * (pred - measured), ridge * (x - x0) / spread / np.sqrt(len(rows))])
 
     res = least_squares(residuals, x0, method="trf", x_scale=1.0, max_nfev=4000)
     return {k: float(v) for k, v in zip(names, np.exp(res.x))}

@@ -10,7 +10,9 @@ for latency; batch norm is left out because every runtime folds it into the conv
   extra layers conv14-17, 1x1 loc/conf heads on conv11, conv13 and conv14_2-conv17_2, 21 VOC classes;
 - ``nanodet_m``: RangiLyu/nanodet ``nanodet-m.yml``: ShuffleNetV2 1.0x (stages 2-4), PAN with
   96-channel 1x1 laterals and resize-add paths, NanoDetHead with two depthwise-separable 96-channel
-  convs per level and a shared cls+reg 1x1 output (80 + 4 x 8 channels), strides 8/16/32.
+  convs per level and a shared cls+reg 1x1 output (80 + 4 x 8 channels), strides 8/16/32;
+- ``yolov2_voc``: Darknet's YOLOv2 at 416, the only calibration network with dense 3x3 stride-1
+  convolutions (the seed deck's approximate "full YOLO" figures).
 
 Two more are *not* calibration rows but checks of the estimator on models outside the set: SSDLite
 with MobileNetV2 and MobileNetV1 at 320 (MobileNetV2 paper Table 6: 0.8 B and 1.3 B MAdds, 200 ms
@@ -237,7 +239,33 @@ class SSDLiteMobileNetV1(nn.Module):
         return [torch.cat([h(t).flatten(1) for h, t in zip(heads, taps)], 1) for heads in (self.loc, self.conf)]
 
 
-REFERENCE_NETS = {"mobilenet_v1": MobileNetV1, "mobilenet_ssd": MobileNetSSD, "nanodet_m": NanoDetM,
+class YOLOv2VOC(nn.Module):
+    """YOLOv2 at 416 (pjreddie.com/darknet/yolov2, ``yolov2-voc.cfg``: Darknet-19, the 26x26 passthrough
+    reorganised to 13x13, 5 anchors x 25 outputs): 29.4 BFLOPs = 14.7 G MACs, leaky ReLU after every
+    conv (batch norm folded). The seed deck's "full YOLO at 416x416" (ANCHORS.md)."""
+
+    def __init__(self):
+        super().__init__()
+        pool = nn.MaxPool2d(2, 2)
+        c = lambda i, o, k: _conv(i, o, k, act="leaky")  # noqa: E731
+        self.to26 = nn.Sequential(c(3, 32, 3), pool, c(32, 64, 3), pool, c(64, 128, 3), c(128, 64, 1), c(64, 128, 3),
+                                  pool, c(128, 256, 3), c(256, 128, 1), c(128, 256, 3), pool, c(256, 512, 3),
+                                  c(512, 256, 1), c(256, 512, 3), c(512, 256, 1), c(256, 512, 3))
+        self.to13 = nn.Sequential(pool, c(512, 1024, 3), c(1024, 512, 1), c(512, 1024, 3), c(1024, 512, 1),
+                                  c(512, 1024, 3), c(1024, 1024, 3), c(1024, 1024, 3))
+        self.passthrough = c(512, 64, 1)
+        self.head = nn.Sequential(c(1280, 1024, 3), nn.Conv2d(1024, 125, 1))
+
+    def forward(self, x):
+        a = self.to26(x)
+        b = self.to13(a)
+        r = self.passthrough(a)
+        n, ch, h, w = r.shape  # Darknet's reorg: 2x2 space-to-depth
+        r = r.view(n, ch, h // 2, 2, w // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n, ch * 4, h // 2, w // 2)
+        return self.head(torch.cat([r, b], 1))
+
+
+REFERENCE_NETS = {"mobilenet_v1": MobileNetV1, "mobilenet_ssd": MobileNetSSD, "nanodet_m": NanoDetM, "yolov2_voc": YOLOv2VOC,
                   # not in the calibration set: published timings the estimator is checked on (tests/estimate)
                   "ssdlite_mobilenet_v2": SSDLiteMobileNetV2, "ssdlite_mobilenet_v1": SSDLiteMobileNetV1}
 

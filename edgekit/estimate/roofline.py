@@ -6,8 +6,8 @@ takes ``max(compute, memory) + overhead`` and the network takes the sum:
 - compute = MACs / (rate of one core x efficiency x thread speed-up), where the core's rate is its
   clock x multiply-accumulates per cycle at the arithmetic precision (board profile:
   ``fp32_flops_per_cycle``, ``fp16_flops_per_cycle``, ``int8_ops_per_cycle``); the efficiency is
-  ``eff[runtime] x prec[precision] x kind[op kind] x (inorder if the core is in-order)`` (x :data:`WINOGRAD`
-  for dense 3x3 stride-1 convolutions on runtimes that use it); T threads
+  ``eff[runtime] x prec[precision] x kind[op kind] x (inorder if the core is in-order)`` (x ``winograd[runtime]``
+  for dense 3x3 stride-1 convolutions on runtimes that use Winograd); T threads
   run ``1 + (T - 1) x thread_gain`` times faster;
 - memory = (weights + input + output elements) x bytes per element / (board bandwidth x ``bw_frac``
   x ``(T / cores) ** bw_exp``): one core cannot draw the whole bus, four share it;
@@ -45,12 +45,11 @@ PRIORS = {
     "inorder": (0.7, 2.0), "thread_gain": (0.8, 2.0),
     "bw_frac": (0.5, 4.0), "bw_exp": (0.5, 3.0),
     "layer_cycles": (2e4, 10.0),
+    # ncnn runs dense 3x3 stride-1 convolutions as Winograd F(6x6,3x3)/F(4x4,3x3) (conv3x3s1_winograd63/43,
+    # fp32, fp16 and int8): 4-5x fewer multiplies than MACs, about half of that left after the transforms.
+    # Only the two approximate YOLOv2 rows of the calibration set have such layers.
+    "winograd.ncnn": (2.0, 2.0),
 }
-# Runtimes that run dense 3x3 stride-1 convolutions as Winograd F(6x6,3x3)/F(4x4,3x3) (ncnn's
-# conv3x3s1_winograd63/43 for fp32, fp16 and int8): 4-5x fewer multiplies than MACs, about half of that
-# left after the input/output transforms. A fixed prior, NOT fitted: the calibration networks have no
-# such layer (their 3x3 convs are depthwise or stride 2), so no published row constrains it.
-WINOGRAD = {"ncnn": 2.0}
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def predict_ms(arrays: LayerArrays, s: Setting, params: dict) -> float:
     if s.core.pipeline == "in-order":
         eff *= p["inorder"]
     per_kind = {k: p.get(f"kind.{k}", 1.0) for k in KINDS}
-    per_kind["conv3x3s1"] = per_kind["conv"] * WINOGRAD.get(s.runtime, 1.0)
+    per_kind["conv3x3s1"] = per_kind["conv"] * p.get(f"winograd.{s.runtime}", 1.0)
     kind_f = np.array([per_kind[k] for k in KINDS])[arrays.kind]
     speedup = 1.0 + (s.cores_used - 1) * p["thread_gain"]
     compute = arrays.macs / (s.macs_per_s * eff * kind_f * speedup)

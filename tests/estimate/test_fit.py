@@ -39,7 +39,11 @@ def test_leave_one_out_meets_the_goal_and_matches_the_stored_fit(calibration):
 
 def test_calibration_rows_are_published_figures_with_sources():
     rows = load_anchors()["rows"]
-    assert len(rows) == 20 and all(r["source"].startswith("https://") for r in rows)
+    exact = [r for r in rows if "weight" not in r]
+    assert len(rows) == 22 and len(exact) == 20 and all(r["source"].startswith("https://") for r in exact)
+    # the seed deck's "about 2 FPS" rows are approximate: they count half, at the clock the deck states
+    assert all(r["weight"] == 0.5 and r["clock_ghz"] in (1.2, 1.5) and "approximate" in r["note"]
+               for r in rows if "weight" in r)
     by_key = {(r["model"], r["board"], r["precision"], r["threads"]): r["latency_ms"] for r in rows}
     assert by_key[("mobilenet_ssd", "rpi4", "fp32", 4)] == 121.5 and by_key[("nanodet_m", "rpi5", "fp16", 1)] == 19.7
 

@@ -14,7 +14,8 @@ from edgekit.models import count_macs
 
 
 @pytest.mark.parametrize("name, size, macs_m", [("mobilenet_v1", 224, 569), ("mobilenet_ssd", 300, 1148),
-                                                ("nanodet_m", 320, 342), ("ssdlite_mobilenet_v2", 320, 804)])
+                                                ("nanodet_m", 320, 342), ("ssdlite_mobilenet_v2", 320, 804),
+                                                ("yolov2_voc", 416, 14680)])
 def test_reference_nets_have_their_published_size(name, size, macs_m):
     net = reference_net(name)
     layers = torch_layers(net, size)
