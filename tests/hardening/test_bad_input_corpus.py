@@ -565,12 +565,13 @@ def c9_load_dataset_missing(e):
     return Case(lambda: load_dataset(e.tmp / "nothing.yaml"), "does not exist")
 
 
-def c9_train_out_holds_the_data(e):
+def c9_train_out_inside_the_images(e):
     from edgekit.train import TrainOptions, train
 
     d = e.data()
-    return Case(lambda: train(TrainOptions("yolo-lite", str(d), imgsz=64, epochs=1, out=str(d.parent), progress=False)),
-                "contains the input", [d.parent])
+    out = d.parent / "valid" / "images" / "run"
+    return Case(lambda: train(TrainOptions("yolo-lite", str(d), imgsz=64, epochs=1, out=str(out), progress=False,
+                                           anchors="default")), "lies inside the input", [d.parent], [out])
 
 
 def c9_checkpoint_api_bad_contents(e):
