@@ -1,0 +1,101 @@
+"""INT8 plain vs ``--keep-float auto`` vs float, per target: mAP@0.5 and host latency in one run.
+
+Writes ``benchmarks/results/quant-<name>.json`` in the schema of issue 17::
+
+    {"model", "targets": [{"target", "map50_fp32", "map50_int8_plain", "map50_int8_best", "kept_float": [...],
+                           "calib_method", "latency_fp32_ms", "latency_int8_plain_ms", "latency_int8_best_ms"}]}
+
+``best`` is ``edgekit export --keep-float auto --max-map-drop DROP``: plain INT8 when it already
+passes, else the fewest worst layers (by ``edgekit quant-report``'s ranking) left in float
+that pass. Latencies are measured at the end, the three artifacts interleaved round by round
+on one thread (this host is shared and noisy: compare them as ratios within the run).
+
+    python benchmarks/quant_seed.py edgekit/assets/weights/mobilenetv2_050-yolo-p3-fish4knowledge-320.pt \\
+        --data ../shared/data/fish4knowledge/data.yaml --max-map-drop 0.004
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOAT_OF = {"onnx-int8": "onnx"}
+
+
+def interleaved_latency(paths: dict[str, Path], image: np.ndarray, rounds: int = 7, runs: int = 20) -> dict:
+    """Median ms per inference of each artifact, measured round-robin so drift hits all alike."""
+    from edgekit.runtime.runner import ArtifactRunner
+
+    runners = {k: ArtifactRunner(p, threads=1) for k, p in paths.items()}
+    inputs = {k: r.prepare(image)[0] for k, r in runners.items()}
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(rounds):
+        for k, r in runners.items():
+            for _ in range(3):
+                r.backend.run([inputs[k]])
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                r.backend.run([inputs[k]])
+            times[k].append((time.perf_counter() - t0) / runs * 1000)
+    return {k: round(float(np.median(v)), 3) for k, v in times.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--target", action="append", default=None, help="INT8 target(s) (default onnx-int8)")
+    ap.add_argument("--max-map-drop", type=float, default=0.01, help="the gate --keep-float auto must pass")
+    ap.add_argument("--name", help="results file name part (default: the model's)")
+    a = ap.parse_args(argv)
+
+    import cv2
+
+    from edgekit.export import export
+    from edgekit.export.verify import labelled_records
+
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="quant-seed-") as tmp:
+        tmp = Path(tmp)
+        for target in a.target or ["onnx-int8"]:
+            flt = FLOAT_OF[target]
+            plain = export(a.model, [flt, target], data=a.data, out=tmp / "plain", max_map_drop=1.0, log=log)
+            fp32_row, int8_row = plain.results
+            best = export(a.model, [target], data=a.data, out=tmp / "best", max_map_drop=a.max_map_drop,
+                          keep_float="auto", log=log)
+            (best_row,) = best.results
+            paths = {"fp32": tmp / "plain" / fp32_row.file, "plain": tmp / "plain" / int8_row.file}
+            if best_row.ok:
+                paths["best"] = tmp / "best" / best_row.file
+            records, _, _ = labelled_records(a.data, None)
+            lat = interleaved_latency(paths, cv2.imread(str(records[0].path)))
+            rows.append({"target": target, "map50_fp32": fp32_row.map["source_map50"],
+                         "map50_int8_plain": int8_row.map["map50"],
+                         "map50_int8_best": best_row.map["map50"] if best_row.ok else None,
+                         "kept_float": best_row.kept_float["nodes"] if best_row.kept_float else [],
+                         "kept_float_tries": best_row.kept_float["tries"] if best_row.kept_float else None,
+                         "best_status": best_row.status, "best_reason": best_row.reason,
+                         "max_map_drop": a.max_map_drop, "calib_method": "minmax",
+                         "calib_images": plain.calibration["images"],
+                         "latency_fp32_ms": lat["fp32"], "latency_int8_plain_ms": lat["plain"],
+                         "latency_int8_best_ms": lat.get("best"), "latency": "median of 7 interleaved rounds x 20 "
+                         "inferences, 1 thread, this host", "images": int8_row.map["images"]})
+    name = a.name or plain.to_dict()["model"]
+    out = ROOT / "benchmarks" / "results" / f"quant-{name}.json"
+    doc = {"model": name, "data": a.data, "command": "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]),
+           "targets": rows}
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps(doc, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
