@@ -1,7 +1,7 @@
 """The target registry: a target is format + precision, with its needs and its converter.
 
 One table, like Ultralytics' formats table, but every converter lives in its family's file
-(``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``) and is imported only when used.
+(``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``, ``mnn.py``) and is imported only when used.
 A family (:class:`Family`) names the runtime backend of its files (whose registry entry gives
 the suffix and companion files) and its manifest writer. Adding a target in an existing family
 is one row below; a new format is a family file, one :func:`register_family` row and a backend.
@@ -216,6 +216,20 @@ def _ncnn(fp16: bool) -> Callable[[ConvertJob], dict]:
     return convert
 
 
+def _ncnn_int8(job: ConvertJob) -> dict:
+    from edgekit.export.ncnn_int8 import torch2ncnn_int8
+
+    return torch2ncnn_int8(job.source.module, job.source.imgsz, job.out, job.calib)
+
+
+def _mnn(int8: bool) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.mnn import onnx2mnn, onnx2mnn_int8
+
+        return onnx2mnn_int8(job.onnx_fp32, job.out, job.calib) if int8 else onnx2mnn(job.onnx_fp32, job.out)
+    return convert
+
+
 def _embed(module: str, function: str) -> Callable[[Path, dict], None]:
     def embed(path: Path, manifest: dict) -> None:
         import importlib
@@ -229,6 +243,7 @@ for _f in (
     Family("tflite", "litert", _embed("tflite", "embed_metadata")),
     Family("openvino", "openvino", _embed("openvino", "embed_manifest")),
     Family("ncnn", "ncnn"),  # the .param has no place for metadata: the sidecar JSON carries it
+    Family("mnn", "mnn"),  # no metadata slot the converter fills later: the sidecar JSON carries it
 ):
     register_family(_f)
 
@@ -236,6 +251,7 @@ _ONNX = ("torch", "onnx", "onnxruntime")
 _TFL = ("torch", "litert_torch", "ai_edge_litert")
 _OV = ("onnx", "openvino")
 _NCNN = ("torch", "pnnx", "ncnn")
+_MNN = ("onnx", "MNN")
 _SLIM = ("onnxslim",)  # simplifies the fp32 ONNX the ONNX-based targets start from
 for _t in (
     Target("onnx", "onnx", "fp32", _ONNX, True, _onnx,
@@ -253,5 +269,11 @@ for _t in (
            description="OpenVINO IR INT8 (NNCF post-training quantization)", optional=_SLIM),
     Target("ncnn", "ncnn", "fp32", _NCNN, False, _ncnn(False), description="ncnn fp32 via pnnx"),
     Target("ncnn-fp16", "ncnn", "fp16", _NCNN, False, _ncnn(True), description="ncnn fp16 weights via pnnx"),
+    Target("ncnn-int8", "ncnn", "int8", _NCNN, False, _ncnn_int8,
+           description="ncnn INT8 (ncnn2table ACIQ table + ncnn2int8 per-channel weights, in Python)"),
+    Target("mnn", "mnn", "fp32", _MNN, True, _mnn(False), description="MNN fp32 (MNNConvert from the ONNX)",
+           optional=_SLIM),
+    Target("mnn-int8", "mnn", "int8", _MNN, True, _mnn(True), optional=_SLIM,
+           description="MNN full INT8 (mnnquant: EMA activation ranges, per-channel weights)"),
 ):
     register_target(_t)

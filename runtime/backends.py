@@ -19,7 +19,7 @@ name or suffix is not a built-in one, so running a ``.tflite`` never imports hos
 
 Example:
     >>> [b.name for b in list_backends(builtin_only=True)]
-    ['onnxruntime', 'litert', 'openvino', 'ncnn']
+    ['onnxruntime', 'litert', 'openvino', 'ncnn', 'mnn']
     >>> backend_for("model.tflite").name
     'litert'
     >>> [b.name for b in readers(".onnx", builtin_only=True)]
@@ -40,7 +40,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 
 # the device-side backends, one module each (imported on first use: numpy only at their module level)
-BUILTIN = ("onnxruntime_backend", "litert_backend", "openvino_backend", "ncnn_backend")
+BUILTIN = ("onnxruntime_backend", "litert_backend", "openvino_backend", "ncnn_backend", "mnn_backend")
 ENTRY_POINT_GROUP = "edgekit.backends"
 _REGISTRY: dict[str, type[Backend]] = {}
 _loaded = {"builtin": False, "plugins": False}
@@ -255,7 +255,7 @@ def artifact_suffixes() -> tuple[str, ...]:
 
     Example:
         >>> artifact_suffixes()
-        ('.onnx', '.tflite', '.xml', '.param')
+        ('.onnx', '.tflite', '.xml', '.param', '.mnn')
     """
     return tuple(s for b in list_backends() if not b.host_only for s in b.suffixes)
 
