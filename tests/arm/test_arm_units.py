@@ -60,3 +60,26 @@ def test_precision_and_tolerance_rules():
     assert clipped["max_abs_err"] == 0.0  # beyond the int8 detector's output clip both decode the same
     with pytest.raises(EdgekitError, match="shape"):
         compare(a, [[np.zeros((1, 2), np.float32)]])
+
+
+def test_recorded_result_shows_in_the_bench_report(fast_exports, tmp_path):
+    """verify --arm's manifest record reaches the bench report as outputs, never as a speed."""
+    import json
+    import shutil
+
+    from edgekit.arm.verify import record_in_manifest
+    from edgekit.bench_report import arm_lines, to_markdown
+    from edgekit.runtime.runner import read_manifest
+
+    art = tmp_path / fast_exports["onnx"].name
+    shutil.copy(fast_exports["onnx"], art)
+    shutil.copy(str(fast_exports["onnx"]) + ".json", str(art) + ".json")
+    result = {"core": "cortex-a72", "runtime": "onnxruntime", "runtime_version": "1.31.1", "precision": "fp32",
+              "match": True, "max_abs_err": 2.2e-07, "cosine": 1.0, "tolerance": {"max_abs": 1e-3}, "images": 2}
+    record_in_manifest(art, read_manifest(art), result)
+    assert json.loads((tmp_path / (art.name + ".json")).read_text())["arm"]["cortex-a72"]["match"] is True
+    lines = arm_lines({"results": [{"target": "onnx", "path": str(art)}]})
+    assert lines == ["onnx: emulated on cortex-a72: outputs match the x86 run (max abs 2.2e-07, cosine 1.000000; "
+                     "fp32, onnxruntime 1.31.1)"]
+    assert "Emulated aarch64" in to_markdown({"results": [{"target": "onnx", "path": str(art)}]})
+    assert " ms" not in lines[0]
