@@ -22,7 +22,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ar
 MAX_GROWTH = 1.10
 
 
-def test_tiny_onnx_instructions_on_a72_do_not_grow(fast_exports, arm_cache):
+def test_tiny_onnx_instructions_on_a72_do_not_grow(arm_cache, fast_exports):
     ref = json.loads(REFERENCE.read_text())["counts"]["onnx"]["cortex-a72"]
     got = verify_arm(fast_exports["onnx"], "cortex-a72", images=1, count=True, record=False)
     n = got["instructions"]

@@ -26,7 +26,7 @@ print(json.dumps({"machine": platform.machine(), "host": host, "loaded": sorted(
 
 
 @pytest.mark.parametrize("target,extra", [("onnx", "onnx"), ("tflite-int8", "tflite")])
-def test_lean_aarch64_install_predicts(fast_exports, arm_cache, sample_yaml, target, extra):
+def test_lean_aarch64_install_predicts(arm_cache, fast_exports, sample_yaml, target, extra):
     image = next((sample_yaml.parent / "test" / "images").iterdir())
     r = run_guest(arm_cache, "cortex-a72", extra, ["-c", PROBE, str(fast_exports[target]), str(image)])
     got = json.loads(r.stdout)

@@ -17,7 +17,7 @@ SCHEMA = {"core", "runtime", "runtime_version", "precision", "match", "max_abs_e
 
 
 @pytest.mark.parametrize("core", ["cortex-a72", "cortex-a76"])
-def test_onnx_fp32_matches_x86(fast_exports, arm_cache, core):
+def test_onnx_fp32_matches_x86(arm_cache, fast_exports, core):
     r = verify_arm(fast_exports["onnx"], core, images=2, record=False)
     assert SCHEMA <= set(r)
     assert r["match"], r
@@ -27,7 +27,7 @@ def test_onnx_fp32_matches_x86(fast_exports, arm_cache, core):
     assert "host_only_importable" not in r  # the board install has no torch, onnx, ...
 
 
-def test_int8_on_a76_counts_dot_products_and_records(fast_exports, arm_cache, tmp_path, capsys):
+def test_int8_on_a76_counts_dot_products_and_records(arm_cache, fast_exports, tmp_path, capsys):
     """The CLI's JSON has the schema keys, the A76 int8 run executes SDOT/UDOT, the manifest gets an ``arm`` section."""
     src = fast_exports["tflite-int8"]
     art = tmp_path / src.name
