@@ -1,4 +1,4 @@
-"""Every docstring example of the device side and the metrics runs: one test per module.
+"""Every docstring example of the device side, the metrics and the host packages runs: one test per module.
 
 The modules are imported by their package names (``edgekit.runtime.decode``), walked with
 :func:`pkgutil.walk_packages`, never by file path: ``pytest --doctest-modules runtime/`` would
@@ -14,7 +14,8 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("edgekit.runtime", "edgekit.boards", "edgekit.metrics")
+PACKAGES = ("edgekit.runtime", "edgekit.boards", "edgekit.metrics", "edgekit.export", "edgekit.estimate", "edgekit.remote",
+            "edgekit.arm", "edgekit.prune")
 
 
 def _modules() -> list[str]:
