@@ -270,7 +270,7 @@ for _t in (
     Target("ncnn", "ncnn", "fp32", _NCNN, False, _ncnn(False), description="ncnn fp32 via pnnx"),
     Target("ncnn-fp16", "ncnn", "fp16", _NCNN, False, _ncnn(True), description="ncnn fp16 weights via pnnx"),
     Target("ncnn-int8", "ncnn", "int8", _NCNN, False, _ncnn_int8,
-           description="ncnn INT8 (ncnn2table ACIQ table + ncnn2int8 per-channel weights, in Python)"),
+           description="ncnn INT8 (ncnn2table-format table, ncnn2int8 per-channel weights, in Python)"),
     Target("mnn", "mnn", "fp32", _MNN, True, _mnn(False), description="MNN fp32 (MNNConvert from the ONNX)",
            optional=_SLIM),
     Target("mnn-int8", "mnn", "int8", _MNN, True, _mnn(True), optional=_SLIM,

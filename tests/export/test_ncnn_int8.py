@@ -47,7 +47,7 @@ def test_table_is_ncnns_text_format(fast_exports, sample_yaml):
     param = fast_exports["ncnn"]
     reader = CalibrationReader.from_source(sample_yaml, imgsz=64, images=4)
     quant = [layer for layer in read_param(param.read_text()) if layer["type"] in QUANTIZED]
-    for method in ("aciq", "kl"):
+    for method in ("absmax", "aciq", "kl"):
         weights, blobs = read_table(make_table(param, reader, method=method))
         assert set(weights) == set(blobs) == {layer["name"] for layer in quant}
         assert all(np.isfinite(s).all() and (s > 0).all() for s in weights.values())
