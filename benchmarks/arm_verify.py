@@ -60,11 +60,16 @@ def main() -> int:
     ap.add_argument("--calib", default=str(shared) if shared.is_dir() else None,
                     help="INT8 calibration images (default ../shared fish4knowledge train, else edgekit's sample)")
     ap.add_argument("--calib-images", type=int, default=100)
+    ap.add_argument("--append", action="store_true",
+                    help="keep the other targets' results already in arm-verify-<model>.json (a sweep in parts)")
     args = ap.parse_args()
     models = ([Path(m) for m in args.models.split(",")] if args.models
               else sorted((ROOT / "edgekit" / "assets" / "weights").glob("*-yolo-*.pt")))
     for model in models:
         rows = []
+        previous = RESULTS / f"arm-verify-{model.stem}.json"
+        if args.append and previous.is_file():  # this run's targets replace theirs; the others are kept
+            rows = [r for r in json.loads(previous.read_text())["results"] if r.get("target") not in args.targets.split(",")]
         with tempfile.TemporaryDirectory() as tmp:
             print(f"exporting {model.name}", file=sys.stderr)
             calib = args.calib
