@@ -47,7 +47,7 @@ def main() -> int:
 
     t0 = time.time()
     data = sample_data_yaml()
-    total = 7
+    total = 10
     step(1, total, f"check the embedded Fish4Knowledge sample ({data})")
     report = check_dataset(data)
     print(report.to_text())
@@ -108,6 +108,28 @@ def main() -> int:
             print(f"  summary: {json.dumps(s.summary())}")
             for e in events[:3]:
                 print(f"  event: {json.dumps(e)}")
+        step(8, total, "which layers INT8 hurts (edgekit quant-report): per-layer SQNR on held-out test images")
+        from edgekit.export.quant_report import quant_report, to_text
+
+        qr = quant_report(summary["best"], "onnx-int8", data=str(data), images=4, calib_images=32,
+                          log=lambda m: print(f"  {m}", flush=True))
+        print("\n".join("  " + ln for ln in to_text(qr, top=5).splitlines()))
+        step(9, total, "prune 10% of its channels (Torch-Pruning DepGraph), fine-tune 1 epoch, compare")
+        from edgekit.prune import PruneOptions, prune
+
+        pr = prune(PruneOptions(summary["best"], str(data), ratio=0.1, steps=1, finetune_epochs=1, workers=0,
+                                out=str(Path(tmp) / "prune"), measure=False), log=lambda m: print(f"  {m}", flush=True))
+        b, a = pr["before"], pr["after"]
+        print(f"  MACs {b['macs'] / 1e6:.0f} M -> {a['macs'] / 1e6:.0f} M, params {b['params']:,} -> {a['params']:,}; "
+              f"val mAP50 after 1 epoch: {pr['steps'][-1]['map50']:.3f} (a real run fine-tunes longer)")
+        step(10, total, "how fast would it run on a Raspberry Pi 4 or 5? (edgekit estimate: a roofline fitted on "
+                        "published timings, not a measurement)")
+        from edgekit.estimate import estimate, load_graph
+
+        for row in estimate(load_graph(summary["best"]), ["rpi3bplus", "rpi4", "rpi5"]):
+            lat = f"{row['latency_ms']:.0f} ms ({row['low_ms']:.0f}-{row['high_ms']:.0f})" if row["latency_ms"] else "-"
+            print(f"  {row['board']:10s} {row['runtime']:7s} {row['precision']:5s} {row['threads']} threads: {lat}, "
+                  f"estimated by {row['method'].split(' on ')[0]}")
     print(f"\ndemo finished in {time.time() - t0:.1f} s")
     return 0
 
