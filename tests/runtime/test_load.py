@@ -159,7 +159,7 @@ def test_bad_paths_give_one_line_errors(tmp_path, fast_exports):
     with pytest.raises(EdgekitError, match="does not exist"):
         det.predict(tmp_path / "nope.jpg")
     (tmp_path / "x.jpg").write_text("not an image")
-    with pytest.raises(EdgekitError, match="not an image"):
+    with pytest.raises(EdgekitError, match="not a readable image"):
         det.predict(tmp_path / "x.jpg")
 
 
