@@ -121,7 +121,8 @@ def main() -> int:
                                 out=str(Path(tmp) / "prune"), measure=False), log=lambda m: print(f"  {m}", flush=True))
         b, a = pr["before"], pr["after"]
         print(f"  MACs {b['macs'] / 1e6:.0f} M -> {a['macs'] / 1e6:.0f} M, params {b['params']:,} -> {a['params']:,}; "
-              f"val mAP50 after 1 epoch: {pr['steps'][-1]['map50']:.3f} (a real run fine-tunes longer)")
+              f"val mAP50 after one epoch on the 120 sample images: {pr['steps'][-1]['map50']:.3f} (one short epoch "
+              "does not recover a pruned detector; benchmarks/prune_seed.py runs the real schedule, README: Pruning)")
         step(10, total, "how fast would it run on a Raspberry Pi 4 or 5? (edgekit estimate: a roofline fitted on "
                         "published timings, not a measurement)")
         from edgekit.estimate import estimate, load_graph

@@ -62,10 +62,13 @@ def onnx_sensitivity(float_onnx: Path, qdq_onnx: Path, feeds: list[dict]) -> lis
         return min(float(qld.compute_signal_to_quantization_noice_ratio(float_acts[name], got)), MAX_DB)
 
     producer = {o: n for n in graph.node for o in n.output}
+    graph_inputs = {i.name for i in graph.input}
 
     def upstream(tensor: str, seen: list) -> float:
         """SQNR where the tensor is measured; else (fused away in the INT8 graph, as Conv into its Clip)
         the best of its producer's inputs, collecting the fused producers in ``seen``."""
+        if tensor in graph_inputs:  # measured exact when both runs are fed the same floats: charge 8-bit input
+            return INPUT_DB
         db = sqnr(tensor)
         if db is not None:
             return db
