@@ -123,8 +123,10 @@ def split_pool(paths: list[Path], n: int, exclude=(), hold_out: int = 0) -> tupl
     """
     excluded = 0
     if exclude:
+        # equal content means equal size: only pool files of a verification image's size are read and hashed
+        sizes = {Path(p).stat().st_size for p in exclude}
         banned = {content_digest(p) for p in exclude}
-        kept = [p for p in paths if content_digest(p) not in banned]
+        kept = [p for p in paths if p.stat().st_size not in sizes or content_digest(p) not in banned]
         excluded, paths = len(paths) - len(kept), kept
     # a small pool gives up at most a quarter (at least one image) so that most of it still calibrates
     held = select_evenly(paths, min(hold_out, max(1, len(paths) // 4))) if hold_out and len(paths) > 1 else []

@@ -62,6 +62,7 @@ def onnx_sensitivity(float_onnx: Path, qdq_onnx: Path, feeds: list[dict]) -> lis
         return min(float(qld.compute_signal_to_quantization_noice_ratio(float_acts[name], got)), MAX_DB)
 
     producer = {o: n for n in graph.node for o in n.output}
+    by_name = {n.name: n for n in graph.node}
     graph_inputs = {i.name for i in graph.input}
 
     def upstream(tensor: str, seen: list) -> float:
@@ -90,13 +91,13 @@ def onnx_sensitivity(float_onnx: Path, qdq_onnx: Path, feeds: list[dict]) -> lis
         fused: list[str] = []
         ins = [upstream(i, fused) for i in node.input if i and i not in inits]
         lost = (max(ins) if ins else INPUT_DB) - db
-        wnode = next((graph_node for graph_node in graph.node if graph_node.name in fused and graph_node.op_type in
-                      ("Conv", "ConvTranspose", "Gemm", "MatMul")), node)
+        wnode = next((by_name[n] for n in fused if by_name[n].op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul")),
+                     node)
         acts = np.concatenate([a.ravel() for a in float_acts[out]])
         p999 = float(np.percentile(np.abs(acts), 99.9))
         lo, hi = float(acts.min()), float(acts.max())
         wname = next((i for i in wnode.input[1:2] if i in inits), None)
-        rows.append({"name": node.name, "op": "+".join([*(producer_op(graph, n) for n in reversed(fused)), node.op_type]),
+        rows.append({"name": node.name, "op": "+".join([*(by_name[n].op_type for n in reversed(fused)), node.op_type]),
                      "nodes": [*reversed(fused), node.name], "output": out,
                      "sqnr_db": _round(db), "lost_db": _round(lost),
                      "weight_sqnr_db": _round(weights.get(wname)) if wname else None,
@@ -113,10 +114,6 @@ def keep_float_nodes(rows: list[dict], n: int) -> list[str]:
         ['c', 'r']
     """
     return [name for r in rows[:n] for name in r["nodes"]]
-
-
-def producer_op(graph, name: str) -> str:
-    return next(n.op_type for n in graph.node if n.name == name)
 
 
 def rank(rows: list[dict]) -> list[dict]:
