@@ -104,14 +104,11 @@ class Top1Gate:
 
     def _hits(self, logits_of) -> np.ndarray:
         """Per image: is the top-1 class right?"""
-        import cv2
+        from edgekit.runtime.model import read_image
 
         hits = np.zeros(len(self.items), bool)
         for k, (path, label) in enumerate(self.items):
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise EdgekitError(f"cannot decode {path}: remove or replace the file")
-            hits[k] = int(np.argmax(logits_of(img).reshape(-1))) == label
+            hits[k] = int(np.argmax(logits_of(read_image(path)).reshape(-1))) == label
         return hits
 
     def check(self, runner, precision: str, log, resamples: int = 200) -> dict:

@@ -98,7 +98,7 @@ def parity_images(verification: list | None, calib, n: int) -> tuple[list[np.nda
     them), else the
     images the calibration source held out, else the embedded sample's test split.
     """
-    import cv2
+    from edgekit.runtime.model import read_image
 
     if verification:
         paths, where = list(verification[:n]), "the verification split (not calibrated on)"
@@ -109,19 +109,17 @@ def parity_images(verification: list | None, calib, n: int) -> tuple[list[np.nda
         from edgekit.data.sample import sample_data_yaml
 
         paths, where = [r.path for r in load_dataset(sample_data_yaml()).split("test")[:n]], "edgekit's sample test split"
-    return [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths], where
+    return [read_image(p) for p in paths], where
 
 
 def predict_detections(infer, records, head_spec: dict, conf: float = 0.001, iou: float = 0.6) -> list[dict]:
     """Detections of any model on records; ``infer(bgr image) -> (float maps, letterbox)``."""
-    import cv2
-
+    from edgekit.runtime.model import read_image
     from edgekit.runtime.postprocess import postprocess_detections
 
     preds = []
     for rec in records:
-        img = cv2.imread(str(rec.path), cv2.IMREAD_COLOR)
-        maps, lb = infer(img)
+        maps, lb = infer(read_image(rec.path))
         preds.append(postprocess_detections(maps, head_spec, lb, conf, iou))
     return preds
 
