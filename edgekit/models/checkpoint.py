@@ -45,14 +45,23 @@ def read_checkpoint(path: str | os.PathLike, resume: bool = False) -> dict:
         Traceback (most recent call last):
         edgekit.errors.EdgekitError: missing.pt does not exist: ...
     """
+    return checked_checkpoint(load_file(path), path, resume)
+
+
+def load_file(path: str | os.PathLike):
+    """What a ``.pt`` file holds, loaded with ``weights_only=True``; one-line errors for a missing or unloadable file."""
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"{path} does not exist: give the path to a checkpoint such as runs/train/<run>/weights/best.pt")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusals, truncation and zip errors all land here
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise EdgekitError(f"{path} is not a loadable checkpoint ({reason}): it may be truncated or not an edgekit checkpoint") from None
+
+
+def checked_checkpoint(ckpt, path: str | os.PathLike, resume: bool = False) -> dict:
+    """``ckpt`` (loaded from ``path``) when it is an edgekit checkpoint with sound contents; else one-line error."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise EdgekitError(f"{path} is not an edgekit checkpoint: train one with `edgekit train`, or export a Darknet .cfg directly")
     problem = checkpoint_problem(ckpt, resume)

@@ -106,31 +106,24 @@ def read_weights(path: str) -> dict:
         >>> read_weights("runs/train/yolo-lite/weights/best.pt")["model"]  # doctest: +SKIP
         'yolo-lite'
     """
-    from edgekit.models.checkpoint import FORMAT, read_checkpoint
+    from edgekit.models.checkpoint import FORMAT, checked_checkpoint, load_file
 
-    ck = _pretrained_backbone(path, FORMAT)
+    obj = load_file(path)  # once: a downloaded state dict and an edgekit checkpoint are told apart after loading
+    ck = _pretrained_backbone(obj, path, FORMAT)
     if ck is not None:
         return ck
-    ck = read_checkpoint(path)
+    ck = checked_checkpoint(obj, path)
     if ck.get("task", "detect") != "detect":
         raise EdgekitError(f"--weights {path} holds a {ck.get('task')} model, not a detector: "
                            f"start from scratch, or give a detector checkpoint")
     return ck
 
 
-def _pretrained_backbone(path: str, edgekit_format: str) -> dict | None:
+def _pretrained_backbone(obj, path: str, edgekit_format: str) -> dict | None:
     """A downloaded torchvision/timm MobileNetV2 state dict as a ``--weights`` source (keys mapped onto
     edgekit's backbone, :mod:`edgekit.models.pretrained`), or None for anything else (an edgekit checkpoint)."""
-    from pathlib import Path
-
     from edgekit.models.pretrained import map_state_dict, unwrap_state_dict
 
-    if not Path(path).is_file():
-        return None  # read_checkpoint names the missing file
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # read_checkpoint gives the one-line reason
     if isinstance(obj, dict) and obj.get("format") == edgekit_format:
         return None
     sd = unwrap_state_dict(obj)
