@@ -1,8 +1,8 @@
-"""``edgekit data check|convert|crops``: inspect and convert datasets, cut boxes into classification sets."""
+"""``edgekit data check|convert|crops|split``: inspect, convert and split datasets, cut boxes into classification sets."""
 
 from __future__ import annotations
 
-from edgekit.cli.ranges import number
+from edgekit.cli.ranges import fraction, number, whole
 
 
 def add_parser(sub):
@@ -33,6 +33,16 @@ def add_parser(sub):
     k.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     k.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     k.set_defaults(func=run_crops)
+
+    s = dsub.add_parser("split", help="write train/val/test split lists and a data.yaml (all images pooled, shuffled by --seed)")
+    s.add_argument("data", help="source: a YOLO or VOC data.yaml, or a VOC folder (any folder-name case)")
+    s.add_argument("--val", type=fraction(), default=0.15, help="fraction of images for val (default 0.15)")
+    s.add_argument("--test", type=fraction(), default=0.15, help="fraction of images for test (default 0.15)")
+    s.add_argument("--seed", type=whole(0), default=0, help="shuffle seed (default 0)")
+    s.add_argument("--out", help="folder for data.yaml and splits/ (default: the dataset's folder; nothing there is changed)")
+    s.add_argument("--overwrite", action="store_true", help="replace data.yaml/splits written by an earlier split")
+    s.add_argument("--json", action="store_true", help="print one JSON object (data.yaml path, counts per split)")
+    s.set_defaults(func=run_split)
 
 
 def run_check(args) -> int:
@@ -79,4 +89,20 @@ def run_crops(args) -> int:
     else:
         print(crops_to_text(report))
         print(f"wrote crops: {out}  (train with: edgekit train --task classify --model mobilenetv2-cls --data {out})")
+    return 0
+
+
+def run_split(args) -> int:
+    import json
+
+    from edgekit.data.split import split_dataset
+
+    result = split_dataset(args.data, val=args.val, test=args.test, seed=args.seed, out=args.out,
+                           overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for split, c in result["counts"].items():
+        print(f"{split:5s} {c['images']:6d} images {c['boxes']:7d} boxes")
+    print(f"wrote {result['data']} (seed {result['seed']})")
     return 0

@@ -101,7 +101,8 @@ class DetectionDataset:
         name = {"valid": "val", "validation": "val"}.get(name, name)
         if name not in self.splits:
             have = ", ".join(self.splits) or "none"
-            raise DatasetError(f"{self.source or 'dataset'} has no '{name}' split (it has: {have}): add it to the data.yaml")
+            raise DatasetError(f"{self.source or 'dataset'} has no '{name}' split (it has: {have}): add it to the data.yaml, "
+                               f"or make train/val/test lists with `edgekit data split {self.source or 'DATA'}`")
         return self.splits[name]
 
     def input_paths(self) -> list[Path]:

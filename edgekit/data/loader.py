@@ -23,17 +23,17 @@ def load_dataset(source: str | os.PathLike) -> DetectionDataset:
         ('yolo', 40)
     """
     from edgekit.data.coco import read_coco
-    from edgekit.data.voc import read_voc
+    from edgekit.data.voc import read_voc, voc_layout
     from edgekit.data.yolo import load_yaml, read_yolo
 
     src = Path(source)
     if src.is_dir():
         if (src / "data.yaml").is_file():
             src = src / "data.yaml"
-        elif (src / "Annotations").is_dir():
+        elif voc_layout(src):
             return read_voc(src)
         else:
-            raise DatasetError(f"{src} has no data.yaml and no VOC Annotations/ folder: give the data.yaml path")
+            raise DatasetError(f"{src} has no data.yaml and no VOC annotations folder of .xml files: give the data.yaml path")
     if not src.exists():
         raise DatasetError(f"{src} does not exist: give the path to a data.yaml, a COCO .json or a VOC folder")
     if src.suffix.lower() == ".json":

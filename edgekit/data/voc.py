@@ -3,7 +3,9 @@
 In a data.yaml: ``format: voc``, ``path`` (the VOC root), each split an id-list file
 (``train: ImageSets/Main/train.txt``) and optionally ``images``/``annotations`` folders
 (defaults ``JPEGImages``/``Annotations``) and ``names`` (default: every object name seen,
-sorted). A folder with ``Annotations/`` may also be given directly.
+sorted). A folder with ``Annotations/`` may also be given directly, whatever the case of its
+folder names (``annotations/``, ``annots/``, ``images/``, ``imagesets/main/``: :func:`voc_layout`);
+``edgekit data split`` writes split lists and a data.yaml for a folder that has none.
 
 XML is untrusted input: it is parsed with ``defusedxml``, which refuses entity
 declarations (the "billion laughs" bomb) and external references. VOC ``difficult``
@@ -21,6 +23,45 @@ import numpy as np
 from edgekit.data.dataset import DetectionDataset, ImageRecord, Issue, normalize_names, read_size
 from edgekit.errors import DatasetError
 from edgekit.runtime.model import IMAGE_SUFFIXES
+
+
+# Folder names users' VOC sets come with (compared case-insensitively), in order of preference.
+ANNOTATION_DIRS = ("annotations", "annots", "annotation", "xml", "xmls")
+IMAGE_DIRS = ("jpegimages", "images", "imgs", "jpeg", "img")
+
+
+def _child(root: Path, names: tuple[str, ...]) -> Path | None:
+    """The first sub-folder of ``root`` whose lower-cased name is in ``names`` (by the order of ``names``)."""
+    try:
+        found = {p.name.lower(): p for p in sorted(root.iterdir()) if p.is_dir()}
+    except OSError:
+        return None
+    return next((found[n] for n in names if n in found), None)
+
+
+def voc_layout(root: str | os.PathLike) -> dict | None:
+    """The VOC folders of ``root`` whatever their case, or None when it has no annotation folder.
+
+    Returns ``{"annotations", "images", "sets"}`` (``sets``: the ``ImageSets/Main`` folder or None),
+    names relative to ``root`` as a data.yaml writes them.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> (root / "annots").mkdir(); (root / "images").mkdir()
+        >>> _ = (root / "annots" / "a.xml").write_text("<annotation/>")
+        >>> voc_layout(root)
+        {'annotations': 'annots', 'images': 'images', 'sets': None}
+    """
+    root = Path(root)
+    ann = _child(root, ANNOTATION_DIRS)
+    if ann is None or not any(ann.glob("*.xml")) and not any(ann.glob("*.XML")):
+        return None
+    img = _child(root, IMAGE_DIRS)
+    image_sets = _child(root, ("imagesets",))
+    main = _child(image_sets, ("main",)) if image_sets else None
+    return {"annotations": ann.name, "images": img.name if img else "JPEGImages",
+            "sets": main.relative_to(root).as_posix() if main else None}
 
 
 def parse_voc_xml(path: Path) -> dict:
@@ -143,10 +184,12 @@ def read_voc(source: str | os.PathLike, cfg: dict | None = None) -> DetectionDat
     source = Path(source)
     if cfg is None:
         root = source.resolve()
-        sets = root / "ImageSets" / "Main"
-        cfg = {s: f"ImageSets/Main/{s}.txt" for s in ("train", "val", "test") if (sets / f"{s}.txt").exists()}
-        if not cfg:  # no split lists: every annotation is one 'train' split
+        layout = voc_layout(root) or {"annotations": "Annotations", "images": "JPEGImages", "sets": None}
+        sets = layout["sets"]
+        cfg = {s: f"{sets}/{s}.txt" for s in ("train", "val", "test") if sets and (root / sets / f"{s}.txt").exists()}
+        if not cfg:  # no split lists: every annotation is one 'train' split (`edgekit data split` makes val/test)
             cfg = {"train": None}
+        cfg.update(annotations=layout["annotations"], images=layout["images"])
     else:
         root = dataset_root(cfg, source)
     ann_dir = resolve(root, str(cfg.get("annotations", "Annotations")))

@@ -665,7 +665,7 @@ def fmt_voc_entity_expansion(e):
 def fmt_voc_no_annotations(e):
     v = e.tmp / "voc"
     (v / "JPEGImages").mkdir(parents=True)
-    return Case(["data", "check", str(v)], "no data.yaml and no VOC Annotations", [v])
+    return Case(["data", "check", str(v)], "no data.yaml and no VOC annotations folder", [v])
 
 
 def fmt_darknet_cfg_garbage(e):
