@@ -4,8 +4,9 @@ The built module returns the raw maps that feed each ``[yolo]``/``[region]`` lay
 carries the same ``head_spec`` as the registered detectors, so decoding, validation and
 export are shared. Layers: convolutional (groups, batch_normalize, activations), maxpool
 (Darknet's padding, stride 1 included), route (several layers, negative or absolute,
-``groups``/``group_id``), shortcut, upsample, avgpool (global), dropout (identity), yolo,
-region. Anything else is refused with the line it is on.
+``groups``/``group_id``), shortcut, upsample, reorg (YOLOv2's passthrough, Darknet's own element
+order), avgpool (global), dropout (identity), yolo, region. Anything else is refused with the line
+it is on.
 """
 
 from __future__ import annotations
@@ -49,6 +50,30 @@ class Shortcut(nn.Module):
         for j in self.sources:
             x = x + cache[j]
         return self.act(x)
+
+
+class Reorg(nn.Module):
+    """Darknet's ``[reorg]`` (space-to-depth of YOLOv2's passthrough) with Darknet's element order.
+
+    Darknet's ``reorg_cpu(..., forward=0)`` is not a plain space-to-depth: it reads the input
+    buffer as ``(C/s², H·s, W·s)``, gathers each ``s x s`` phase into a channel block of an
+    ``(C, H, W)`` buffer, and that buffer is the ``(C·s², H/s, W/s)`` output. Pretrained YOLOv2
+    weights expect exactly this order (OpenCV DNN reproduces it), so it is copied as is.
+
+    Example:
+        >>> Reorg(2)(torch.zeros(1, 64, 26, 26)).shape
+        torch.Size([1, 256, 13, 13])
+    """
+
+    def __init__(self, stride: int = 2):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        s = self.stride
+        y = x.reshape(b, c // (s * s), h, s, w, s).permute(0, 3, 5, 1, 2, 4)  # [b, dy, dx, c2, j, i]
+        return y.reshape(b, c * s * s, h // s, w // s)
 
 
 class HeadOutput(nn.Identity):
@@ -162,6 +187,15 @@ def build_darknet(sections: list[Section]) -> DarknetModel:
                 raise sec.error("only upsampling by a positive integer stride with scale=1 is supported")
             layers.append(nn.Upsample(scale_factor=s, mode="nearest"))
             h, w = h * s, w * s
+        elif kind == "reorg":
+            s = sec.get_int("stride", 2)
+            if s < 1 or sec.get_int("reverse", 0) or sec.get_int("flatten", 0) or sec.get_int("extra", 0):
+                raise sec.error("only reorg with a positive stride (no reverse, flatten or extra) is supported")
+            if h % s or w % s or c % (s * s):
+                raise sec.error(f"reorg stride={s} needs a size divisible by {s} and channels by {s * s}, "
+                                f"got {c}x{h}x{w}")
+            layers.append(Reorg(s))
+            c, h, w = c * s * s, h // s, w // s
         elif kind == "route":
             src = _sources(sec, "layers", i, head_idx)
             groups, gid = sec.get_int("groups", 1), sec.get_int("group_id", 0)

@@ -139,7 +139,7 @@ def test_weights_size_mismatch_is_one_clear_line(tmp_path):
     (cfg("[convolutional]\nfilters=four\n"), "'filters=four' is not a number"),
     (cfg("[route]\nlayers=3\n"), "layers=3 points to layer 3"),
     (cfg("[convolutional]\nfilters=17\nsize=1\n" + HEAD), "needs? 18.*set filters=18"),
-    (cfg("[reorg]\nstride=2\n"), "\\[reorg\\] is not supported"),
+    (cfg("[local]\nsize=3\n"), "\\[local\\] is not supported"),
     (cfg("[convolutional]\nfilters=4\nactivation=sparkle\n"), "unsupported activation 'sparkle'"),
     (cfg("[convolutional]\nfilters=4\nsize=1\n"), "no \\[yolo\\] or \\[region\\] layer"),
     (cfg("[convolutional]\nfilters=4\nsize=3\nstride=2\n" * 6 + HEAD), "too small"),
@@ -266,3 +266,77 @@ def test_yolo_fastest_matches_opencv_dnn():
     order = nms(r_boxes[keep], r_scores[keep], r_ids[keep], 0.45)
     assert [names[i] for i in r_ids[keep][order]] == found
     np.testing.assert_allclose(r_boxes[keep][order], boxes, atol=320 * 1e-3)
+
+
+def darknet_reorg_reference(x: np.ndarray, s: int) -> np.ndarray:
+    """Darknet's reorg_cpu(x, w, h, c, batch, stride, forward=0, out) line by line (src/blas.c)."""
+    b, c, h, w = x.shape
+    flat, out = x.reshape(-1), np.zeros(x.size, x.dtype)
+    out_c = c // (s * s)
+    for k in range(c):
+        for j in range(h):
+            for i in range(w):
+                c2, offset = k % out_c, k // out_c
+                w2, h2 = i * s + offset % s, j * s + offset // s
+                out[i + w * (j + h * k)] = flat[w2 + w * s * (h2 + h * s * c2)]
+    return out.reshape(b, c * s * s, h // s, w // s)
+
+
+@pytest.mark.parametrize("shape, s", [((1, 8, 4, 6), 2), ((1, 18, 6, 3), 3)])
+def test_reorg_is_darknets_element_order(shape, s):
+    from edgekit.models.darknet import Reorg
+
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    got = Reorg(s)(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(got, darknet_reorg_reference(x, s))
+    plain = torch.nn.functional.pixel_unshuffle(torch.from_numpy(x), s).numpy()
+    assert not np.array_equal(got, plain)  # Darknet's order is not a plain space-to-depth
+
+
+REORG_NET = """[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky
+[maxpool]\nsize=2\nstride=2
+[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky
+[maxpool]\nsize=2\nstride=2
+[convolutional]\nbatch_normalize=1\nfilters=16\nsize=3\nstride=1\npad=1\nactivation=leaky
+[route]\nlayers=-3
+[reorg]\nstride=2
+[route]\nlayers=-1,-3
+[convolutional]\nfilters=30\nsize=1\nstride=1\npad=1\nactivation=linear
+[region]\nanchors=1,1, 2,2, 3,3, 4,4, 5,5\nclasses=1\ncoords=4\nnum=5\nsoftmax=1
+"""
+
+
+def test_reorg_net_matches_opencv(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    c = write(tmp_path, cfg(REORG_NET))
+    m = load_darknet(c).eval()
+    _randomise_bn(m)
+    w = save_darknet_weights(m, tmp_path / "r.weights")
+    net = cv2.dnn.readNetFromDarknet(str(c), str(w))
+    blob = np.random.default_rng(0).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    net.setInput(blob)
+    ref = np.concatenate(net.forward(net.getUnconnectedOutLayersNames()), 0)
+    with torch.no_grad():
+        rows = decode_dense([o.numpy() for o in m(torch.from_numpy(blob))], m.head_spec)[0]
+    rows[:, :4] /= 32
+    np.testing.assert_allclose(rows[:, :5], ref[:, :5], atol=1e-4)
+
+
+def test_full_yolov2_builds_with_darknets_flops():
+    from edgekit.models.complexity import count_flops
+
+    text = reference_cfg("yolov2-voc.cfg").read_text()
+    m = build_darknet(parse_cfg_text(text))
+    assert m.head_spec["strides"] == [32] and m.head_spec["num_classes"] == 20
+    assert count_flops(m, 416) == pytest.approx(29.36e9, rel=1e-3)
+    # the first release (yolo-voc.2.0.cfg): reorg straight on the 512-channel layer; 34.90 Bn published
+    passthrough = "[route]\nlayers=-9\n\n[convolutional]\nbatch_normalize=1\nfilters=64\nsize=1\nstride=1\npad=1\n" \
+                  "activation=leaky\n\n[reorg]\nstride=2\n\n[route]\nlayers=-1,-4\n"
+    assert passthrough in text
+    v2_0 = text.replace(passthrough, "[route]\nlayers=-9\n\n[reorg]\nstride=2\n\n[route]\nlayers=-1,-3\n")
+    assert count_flops(build_darknet(parse_cfg_text(v2_0)), 416) == pytest.approx(34.90e9, rel=1e-3)
+
+
+def test_bad_reorg_is_one_clear_line(tmp_path):
+    with pytest.raises(EdgekitError, match=r"line \d+ \[reorg\]: reorg stride=3 needs"):
+        load_darknet(write(tmp_path, cfg("[convolutional]\nfilters=8\nsize=1\n[reorg]\nstride=3\n" + HEAD)))
