@@ -230,6 +230,15 @@ def _mnn(int8: bool) -> Callable[[ConvertJob], dict]:
     return convert
 
 
+def _executorch(precision: str) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.executorch import torch2executorch
+
+        return torch2executorch(job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
+                                output_clip=_output_clip(job) if precision == "int8" else None)
+    return convert
+
+
 def _embed(module: str, function: str) -> Callable[[Path, dict], None]:
     def embed(path: Path, manifest: dict) -> None:
         import importlib
@@ -244,6 +253,7 @@ for _f in (
     Family("openvino", "openvino", _embed("openvino", "embed_manifest")),
     Family("ncnn", "ncnn"),  # the .param has no place for metadata: the sidecar JSON carries it
     Family("mnn", "mnn"),  # no metadata slot the converter fills later: the sidecar JSON carries it
+    Family("executorch", "executorch"),  # the .pte has no free metadata slot: the sidecar JSON carries it
 ):
     register_family(_f)
 
@@ -252,6 +262,7 @@ _TFL = ("torch", "litert_torch", "ai_edge_litert")
 _OV = ("onnx", "openvino")
 _NCNN = ("torch", "pnnx", "ncnn")
 _MNN = ("onnx", "MNN")
+_ET = ("torch", "executorch")  # torchao (PT2E) comes with executorch
 _SLIM = ("onnxslim",)  # simplifies the fp32 ONNX the ONNX-based targets start from
 for _t in (
     Target("onnx", "onnx", "fp32", _ONNX, True, _onnx,
@@ -275,5 +286,9 @@ for _t in (
            optional=_SLIM),
     Target("mnn-int8", "mnn", "int8", _MNN, True, _mnn(True), optional=_SLIM,
            description="MNN full INT8 (mnnquant: EMA activation ranges, per-channel weights)"),
+    Target("executorch", "executorch", "fp32", _ET, False, _executorch("fp32"),
+           description="ExecuTorch .pte fp32, XNNPACK-delegated (the runtime needs torch: its bindings link libtorch)"),
+    Target("executorch-int8", "executorch", "int8", _ET, False, _executorch("int8"),
+           description="ExecuTorch .pte INT8 (PT2E + XNNPACKQuantizer: per-channel weights), XNNPACK-delegated"),
 ):
     register_target(_t)

@@ -19,7 +19,7 @@ name or suffix is not a built-in one, so running a ``.tflite`` never imports hos
 
 Example:
     >>> [b.name for b in list_backends(builtin_only=True)]
-    ['onnxruntime', 'litert', 'openvino', 'ncnn', 'mnn']
+    ['onnxruntime', 'litert', 'openvino', 'ncnn', 'mnn', 'executorch']
     >>> backend_for("model.tflite").name
     'litert'
     >>> [b.name for b in readers(".onnx", builtin_only=True)]
@@ -40,7 +40,8 @@ import numpy as np
 from edgekit.errors import EdgekitError
 
 # the device-side backends, one module each (imported on first use: numpy only at their module level)
-BUILTIN = ("onnxruntime_backend", "litert_backend", "openvino_backend", "ncnn_backend", "mnn_backend")
+BUILTIN = ("onnxruntime_backend", "litert_backend", "openvino_backend", "ncnn_backend", "mnn_backend",
+           "executorch_backend")
 ENTRY_POINT_GROUP = "edgekit.backends"
 _REGISTRY: dict[str, type[Backend]] = {}
 _loaded = {"builtin": False, "plugins": False}
@@ -101,6 +102,8 @@ class Backend:
     precisions: ClassVar[tuple[str, ...]] = ()
     #: host-only backends (the torch reference) run sources, not board artifacts
     host_only: ClassVar[bool] = False
+    #: host packages (edgekit.runtime.lean.HOST_PACKAGES) its interpreter itself imports: ExecuTorch's torch
+    host_imports: ClassVar[tuple[str, ...]] = ()
 
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
@@ -255,7 +258,7 @@ def artifact_suffixes() -> tuple[str, ...]:
 
     Example:
         >>> artifact_suffixes()
-        ('.onnx', '.tflite', '.xml', '.param', '.mnn')
+        ('.onnx', '.tflite', '.xml', '.param', '.mnn', '.pte')
     """
     return tuple(s for b in list_backends() if not b.host_only for s in b.suffixes)
 

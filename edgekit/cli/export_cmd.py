@@ -49,11 +49,12 @@ def list_targets(as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'target':14s} {'file':8s} {'here':5s} {'from onnx':9s} what")
+    width = max(len(r["target"]) for r in rows)  # executorch-int8 is 15 characters
+    print(f"{'target':{width}s} {'file':8s} {'here':5s} {'from onnx':9s} what")
     for r in rows:
         here = "yes" if r["available"] else "no"
         need = "" if r["available"] else f"  [needs {', '.join(r['missing'])}: pip install \"edgekit[{r['extra']}]\"]"
-        print(f"{r['target']:14s} {r['file']:8s} {here:5s} {'yes' if r['from_onnx'] else 'no':9s} {r['description']}{need}")
+        print(f"{r['target']:{width}s} {r['file']:8s} {here:5s} {'yes' if r['from_onnx'] else 'no':9s} {r['description']}{need}")
     return 0
 
 
