@@ -30,20 +30,28 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from arm_counts import CORES, RESULTS, SEED_TARGETS, counts_document  # noqa: E402
 
 
-def write_results(model: Path, rows: list[dict], images: int, calib_note: str) -> None:
-    """Both result files, rewritten after every run: an interrupted sweep keeps what it measured."""
+def command_line() -> str:
+    """This run's command, as the results record it (paths relative to the checkout)."""
+    return " ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def write_results(model: Path, rows: list[dict], images: int, calib_note: str, commands: list[str]) -> None:
+    """Both result files, rewritten after every run: an interrupted sweep keeps what it measured.
+
+    ``commands``: every command that made the rows (a sweep in parts with ``--append`` has several).
+    """
     from edgekit import __version__
     from edgekit.io import atomic_write_text
 
-    doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "images": images,
-           "calibration": calib_note,
+    doc = {"model": model.stem, "edgekit": __version__, "host": platform.machine(), "commands": commands,
+           "images": images, "calibration": calib_note,
            "note": "outputs of the aarch64 board install under QEMU vs the x86 run of the same artifact; "
                    "pinned=native: the precision the runtime picks by itself on that core; wall_s is emulation "
                    "time, not a speed", "results": rows}
     atomic_write_text(RESULTS / f"arm-verify-{model.stem}.json", json.dumps(doc, indent=1) + "\n")
     counted = [r for r in rows if "instructions" in r and r.get("pinned") is None]
     atomic_write_text(RESULTS / f"arm-counts-{model.stem}.json",
-                      json.dumps(counts_document(model.stem, counted), indent=1) + "\n")
+                      json.dumps({**counts_document(model.stem, counted), "commands": commands}, indent=1) + "\n")
 
 
 def main() -> int:
@@ -66,10 +74,12 @@ def main() -> int:
     models = ([Path(m) for m in args.models.split(",")] if args.models
               else sorted((ROOT / "edgekit" / "assets" / "weights").glob("*-yolo-*.pt")))
     for model in models:
-        rows = []
+        rows, commands = [], [command_line()]
         previous = RESULTS / f"arm-verify-{model.stem}.json"
         if args.append and previous.is_file():  # this run's targets replace theirs; the others are kept
-            rows = [r for r in json.loads(previous.read_text())["results"] if r.get("target") not in args.targets.split(",")]
+            before = json.loads(previous.read_text())
+            rows = [r for r in before["results"] if r.get("target") not in args.targets.split(",")]
+            commands = [c for c in before.get("commands", []) if c != commands[0]] + commands
         with tempfile.TemporaryDirectory() as tmp:
             print(f"exporting {model.name}", file=sys.stderr)
             calib = args.calib
@@ -91,7 +101,7 @@ def main() -> int:
                                              precision=precision, record=False)
                         except EdgekitError as exc:
                             rows.append({"target": r.target, "core": core, "pinned": precision, "error": str(exc)})
-                            write_results(model, rows, args.images, note)
+                            write_results(model, rows, args.images, note, commands)
                             break
                         res.update({"pinned": precision, "wall_s": round(time.time() - t0, 1)})
                         res["artifact"] = Path(res["artifact"]).name
@@ -99,7 +109,7 @@ def main() -> int:
                             rows.append(res)
                         print(f"{model.stem} {r.target} {core} {res['precision']}: match={res['match']} "
                               f"max_abs={res['max_abs_err']:.3g} cos={res['cosine']:.6f}", file=sys.stderr)
-                        write_results(model, rows, args.images, note)
+                        write_results(model, rows, args.images, note, commands)
                         native = res.get("native_precision")
                         if precision is None and (not native or native == "fp32" or native in res["precision"]):
                             break  # the runtime's own choice is what ran: nothing more to pin

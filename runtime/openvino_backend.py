@@ -7,11 +7,22 @@ bf16), with the LATENCY performance hint (one stream: one image at a time, as on
 
 A device that is not present is an error naming the ones that are, unless ``fallback=True``,
 which runs on CPU and says so in ``warnings`` (and ``describe()``).
+
+INT8 IRs on ARM: the aarch64 CPU plugin's low-precision path (LPT: FakeQuantize folded into
+int8 convolutions) cannot compile edgekit's NNCF INT8 detectors on an ARMv8.0 core without the
+dot product (Cortex-A53/A72: oneDNN answers "object is not initialized" for the requantized
+convolution), and on the A76 at f32 it executes ~100x the instructions of the fp32 IR. OpenVINO
+documents ARM int8 as limited: quantized models run there in fp16 where the core has fp16
+arithmetic. So on aarch64, an INT8 IR compiled at f32 runs with LPT off: the FakeQuantize ops
+execute as written, in fp32 (the int8 rounding is reproduced, not int8 kernels), and
+``describe()`` says so (``int8_kernels: False``). ``precision="f16"`` (the A76's own choice)
+keeps OpenVINO's fp16 path.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +32,8 @@ from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
 PRECISIONS = {"f32": "f32", "fp32": "f32", "f16": "f16", "fp16": "f16", "bf16": "bf16"}
 VIRTUAL_DEVICES = ("AUTO", "MULTI", "HETERO", "BATCH")  # they pick real devices themselves
+# the CPU plugin's switch for its low-precision transformations (an internal property it accepts in config)
+LP_TRANSFORMS_MODE = "LP_TRANSFORMS_MODE"
 
 
 def read_ir_manifest(xml_path: str | Path) -> dict | None:
@@ -48,6 +61,32 @@ def read_ir_manifest(xml_path: str | Path) -> dict | None:
         return json.loads(node.get("value"))
     except json.JSONDecodeError as exc:
         raise EdgekitError(f"{xml_path}: the edgekit manifest in rt_info is not valid JSON ({exc}): re-export") from None
+
+
+def openvino_reason(exc: BaseException, limit: int = 300) -> str:
+    """The meaningful line of an OpenVINO exception: its message without the ``Exception from
+    src/...cpp:N:`` location lines that wrap every C++ error (the first line is only a location).
+
+    Example:
+        >>> openvino_reason(RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\\n"
+        ...     "Exception from src/inference/src/dev/plugin.cpp:54:\\nobject is not initialized\\n"))
+        'object is not initialized'
+    """
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not (ln.startswith("Exception from ") and ln.endswith(":"))]
+    text = "; ".join(meaningful or lines) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_arm() -> bool:
+    return platform.machine().lower() in ("aarch64", "arm64")
+
+
+def _arm_hint(int8_kernels) -> str:
+    if int8_kernels is None or not _is_arm():
+        return ""
+    return ("; OpenVINO's int8 support on ARM CPUs is limited: run this model's tflite-int8 or onnx-int8 export on "
+            "this board, or the fp32 openvino one")
 
 
 def _dims(partial_shape) -> tuple[int, ...]:
@@ -132,12 +171,20 @@ class OpenVinoBackend(Backend):
         config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": hint.upper()}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.int8_kernels = None  # None: not an INT8 IR
         try:
             model = core.read_model(str(self.path))
+            if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+                self.int8_kernels = not (_is_arm() and self.device == "CPU" and self.precision == "f32")
+                if not self.int8_kernels:  # see the module docstring: LPT off, FakeQuantize in fp32
+                    config[LP_TRANSFORMS_MODE] = False
             self.compiled = core.compile_model(model, self.device, config)
+            if self.int8_kernels is False:
+                self.warnings.append("INT8 IR on an ARM CPU at f32: OpenVINO's int8 kernels are off here, its "
+                                     "FakeQuantize ops run in fp32 (same rounding, not int8 speed)")
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
-            raise EdgekitError(f"{self.path}: OpenVINO cannot load it on {self.device} "
-                               f"({str(exc).strip().splitlines()[0][:200]})") from None
+            raise EdgekitError(f"{self.path}: OpenVINO cannot load it on {self.device} ({openvino_reason(exc)})"
+                               + _arm_hint(self.int8_kernels)) from None
         self.request = self.compiled.create_infer_request()
         self.inputs = [self._info(p) for p in self.compiled.inputs]
         self.outputs = [self._info(p) for p in self.compiled.outputs]
@@ -170,4 +217,5 @@ class OpenVinoBackend(Backend):
         return {"device": self.device, "execution_devices": self._property("EXECUTION_DEVICES"),
                 "precision": self._property("INFERENCE_PRECISION_HINT") or self.precision,
                 "threads": self._property("INFERENCE_NUM_THREADS") or self.threads,
-                "performance_hint": self._property("PERFORMANCE_HINT")}
+                "performance_hint": self._property("PERFORMANCE_HINT"),
+                **({} if self.int8_kernels is None else {"int8_kernels": self.int8_kernels})}

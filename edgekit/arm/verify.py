@@ -38,28 +38,35 @@ def _stderr(msg: str) -> None:
     print(f"verify --arm: {msg}", file=sys.stderr, flush=True)
 
 
-def compute_precision(artifact_precision: str, runtime_precision) -> str:
+def compute_precision(artifact_precision: str, runtime_precision, int8_kernels: bool | None = None) -> str:
     """The precision the arithmetic ran in: an int8 file stays int8 (``int8+fp16`` where the
-    runtime computes its float parts in fp16); float files compute in what the runtime reports.
+    runtime computes its float parts in fp16, ``fakequant-fp32`` where it has no int8 kernels and
+    runs the quantize/dequantize ops in fp32, as OpenVINO on ARM); float files compute in what
+    the runtime reports.
 
     Example:
         >>> compute_precision("fp16", "f32"), compute_precision("fp32", "fp16"), compute_precision("int8", "f16")
         ('fp32', 'fp16', 'int8+fp16')
+        >>> compute_precision("int8", "f32", int8_kernels=False)
+        'fakequant-fp32'
     """
     rp = _PRECISION_NAMES.get(str(runtime_precision).lower()) if runtime_precision else None
+    if artifact_precision == "int8" and int8_kernels is False:
+        return f"fakequant-{rp or 'fp32'}"
     if artifact_precision == "int8":
         return "int8" if rp in (None, "fp32") else f"int8+{rp}"
     return rp or "fp32"
 
 
 def tolerance(precision: str) -> dict:
-    """The match tolerance of a compute precision (int8+fp16 is judged as int8).
+    """The match tolerance of a compute precision (int8+fp16 and fakequant-fp32 are judged as int8:
+    the x86 side runs int8 kernels, whose rounding differs at quantization-step boundaries).
 
     Example:
-        >>> tolerance("int8+fp16")
-        {'min_cosine': 0.98}
+        >>> tolerance("int8+fp16"), tolerance("fakequant-fp32")
+        ({'min_cosine': 0.98}, {'min_cosine': 0.98})
     """
-    return ARM_TOLERANCES["int8" if precision.startswith("int8") else precision]
+    return ARM_TOLERANCES["int8" if precision.startswith(("int8", "fakequant")) else precision]
 
 
 def compare(ref: list[list[np.ndarray]], got: list[list[np.ndarray]], clip: float | None = None) -> dict:
@@ -172,7 +179,7 @@ def verify_arm(artifact, core: str, ref=None, data=None, split: str | None = Non
                "count": count_runs if count else 0}
         arm, report = _guest(cache, core, backend.extra, tmp, job, len(boxes), job["count"], log)
     described = report["describe"]
-    prec = compute_precision(manifest["precision"], described.get("precision"))
+    prec = compute_precision(manifest["precision"], described.get("precision"), described.get("int8_kernels"))
     tol = tolerance(prec)
     clip = (manifest.get("conversion") or {}).get("output_clip")
     stats = compare(x86, arm, clip)

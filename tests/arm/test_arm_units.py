@@ -50,7 +50,11 @@ def test_precision_and_tolerance_rules():
     assert compute_precision("fp32", "f16") == "fp16"       # OpenVINO / ncnn switched to fp16 arithmetic
     assert compute_precision("int8", "fp32") == "int8"
     assert compute_precision("int8", "f16") == "int8+fp16"
+    # OpenVINO on ARM at f32: no int8 kernels, the FakeQuantize ops computed in fp32
+    assert compute_precision("int8", "f32", int8_kernels=False) == "fakequant-fp32"
+    assert compute_precision("int8", "f16", int8_kernels=True) == "int8+fp16"
     assert tolerance("fp32") == {"max_abs": 1e-3} and tolerance("int8+fp16") == {"min_cosine": 0.98}
+    assert tolerance("fakequant-fp32") == tolerance("int8")
     a = [[np.linspace(-4, 4, 64, dtype=np.float32).reshape(1, 4, 4, 4)]]
     near = [[a[0][0] + 5e-4]]
     far = [[a[0][0] * -1]]
@@ -83,3 +87,31 @@ def test_recorded_result_shows_in_the_bench_report(fast_exports, tmp_path):
                      "fp32, onnxruntime 1.31.1)"]
     assert "Emulated aarch64" in to_markdown({"results": [{"target": "onnx", "path": str(art)}]})
     assert " ms" not in lines[0]
+
+
+def test_openvino_load_error_keeps_the_reason(tmp_path):
+    """OpenVINO wraps every C++ error in ``Exception from src/...cpp:N:`` lines; the one-line error
+    must carry the reason under them, not the first location line (what ARM runs used to report)."""
+    from edgekit.runtime.openvino_backend import OpenVinoBackend, openvino_reason
+
+    xml = tmp_path / "m.xml"
+    port = '<port id="{}" precision="FP32"><dim>1</dim><dim>3</dim></port>'
+    xml.write_text(
+        '<?xml version="1.0"?>\n<net name="m" version="11"><layers>'
+        '<layer id="0" name="x" type="Parameter" version="opset1"><data shape="1,3" element_type="f32"/>'
+        f'<output>{port.format(0)}</output></layer>'
+        f'<layer id="1" name="y" type="NoSuchOp" version="opset1"><input>{port.format(0)}</input>'
+        f'<output>{port.format(1)}</output></layer>'
+        f'<layer id="2" name="r" type="Result" version="opset1"><input>{port.format(0)}</input></layer></layers>'
+        '<edges><edge from-layer="0" from-port="0" to-layer="1" to-port="0"/>'
+        '<edge from-layer="1" from-port="1" to-layer="2" to-port="0"/></edges></net>\n')
+    xml.with_suffix(".bin").write_bytes(b"")
+    with pytest.raises(EdgekitError) as info:
+        OpenVinoBackend(xml, threads=1)
+    msg = str(info.value)
+    assert "\n" not in msg and "OpenVINO cannot load it" in msg
+    assert not msg.rstrip(")").endswith(":"), msg  # not cut after a location line
+    assert "doesn't contain the operation with type: NoSuchOp" in msg, msg
+    assert openvino_reason(RuntimeError("Exception from a.cpp:1:\nException from b.cpp:2:\nobject is not initialized\n")) \
+        == "object is not initialized"
+    assert openvino_reason(RuntimeError("x" * 500)).endswith("...") and len(openvino_reason(RuntimeError("x" * 500))) == 300
