@@ -5,13 +5,16 @@ Writes ``benchmarks/results/quant-<name>.json`` in the schema of issue 17::
     {"model", "targets": [{"target", "map50_fp32", "map50_int8_plain", "map50_int8_best", "kept_float": [...],
                            "calib_method", "latency_fp32_ms", "latency_int8_plain_ms", "latency_int8_best_ms"}]}
 
-``best`` is ``edgekit export --keep-float auto --max-map-drop DROP``: plain INT8 when it already
-passes, else the fewest worst layers (by ``edgekit quant-report``'s ranking) left in float
-that pass. Latencies are measured at the end, the three artifacts interleaved round by round
+``plain`` is ``edgekit export --target T`` (the quantizer's default calibration); ``best`` is
+``edgekit export --target T --calib-method auto --keep-float auto --max-map-drop DROP``: the
+calibration method with the best held-out mAP, then plain INT8 when it already passes, else the
+fewest worst layers (by ``edgekit quant-report --target T``'s ranking) left in float that pass.
+The file is rewritten after each target, so a long run keeps what it finished. Latencies are measured at the end, the three artifacts interleaved round by round
 on one thread (this host is shared and noisy: compare them as ratios within the run).
 
     python benchmarks/quant_seed.py edgekit/assets/weights/mobilenetv2_050-yolo-p3-fish4knowledge-320.pt \\
-        --data ../shared/data/fish4knowledge/data.yaml --max-map-drop 0.004
+        --data ../shared/data/fish4knowledge/data.yaml --max-map-drop 0.01 \\
+        --target onnx-int8 --target tflite-int8 --target openvino-int8
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOAT_OF = {"onnx-int8": "onnx"}
+FLOAT_OF = {"onnx-int8": "onnx", "tflite-int8": "tflite", "openvino-int8": "openvino"}
 
 
 def interleaved_latency(paths: dict[str, Path], image: np.ndarray, rounds: int = 7, runs: int = 20) -> dict:
@@ -54,11 +57,13 @@ def main(argv=None) -> int:
     ap.add_argument("--target", action="append", default=None, help="INT8 target(s) (default onnx-int8)")
     ap.add_argument("--max-map-drop", type=float, default=0.01, help="the gate --keep-float auto must pass")
     ap.add_argument("--name", help="results file name part (default: the model's)")
+    ap.add_argument("--calib-method", default="auto", help="the best try's --calib-method (default auto)")
     a = ap.parse_args(argv)
 
     import cv2
 
     from edgekit.export import export
+    from edgekit.export.calib_method import METHODS
     from edgekit.export.verify import labelled_records
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -70,7 +75,7 @@ def main(argv=None) -> int:
             plain = export(a.model, [flt, target], data=a.data, out=tmp / "plain", max_map_drop=1.0, log=log)
             fp32_row, int8_row = plain.results
             best = export(a.model, [target], data=a.data, out=tmp / "best", max_map_drop=a.max_map_drop,
-                          keep_float="auto", log=log)
+                          keep_float="auto", calib_method=a.calib_method, log=log)
             (best_row,) = best.results
             paths = {"fp32": tmp / "plain" / fp32_row.file, "plain": tmp / "plain" / int8_row.file}
             if best_row.ok:
@@ -83,16 +88,20 @@ def main(argv=None) -> int:
                          "kept_float": best_row.kept_float["nodes"] if best_row.kept_float else [],
                          "kept_float_tries": best_row.kept_float["tries"] if best_row.kept_float else None,
                          "best_status": best_row.status, "best_reason": best_row.reason,
-                         "max_map_drop": a.max_map_drop, "calib_method": "minmax",
+                         "kept_float_layers": best_row.kept_float["layers"] if best_row.kept_float else 0,
+                         "max_map_drop": a.max_map_drop,
+                         "calib_method": (best_row.calib_method or {}).get("method"),
+                         "calib_method_plain": METHODS[target][0],
+                         "calib_method_tries": (best_row.calib_method or {}).get("tries"),
                          "calib_images": plain.calibration["images"],
                          "latency_fp32_ms": lat["fp32"], "latency_int8_plain_ms": lat["plain"],
                          "latency_int8_best_ms": lat.get("best"), "latency": "median of 7 interleaved rounds x 20 "
                          "inferences, 1 thread, this host", "images": int8_row.map["images"]})
-    name = a.name or plain.to_dict()["model"]
-    out = ROOT / "benchmarks" / "results" / f"quant-{name}.json"
-    doc = {"model": name, "data": a.data, "command": "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]),
-           "targets": rows}
-    out.write_text(json.dumps(doc, indent=1) + "\n")
+            name = a.name or plain.to_dict()["model"]
+            out = ROOT / "benchmarks" / "results" / f"quant-{name}.json"
+            doc = {"model": name, "data": a.data,
+                   "command": "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]), "targets": rows}
+            out.write_text(json.dumps(doc, indent=1) + "\n")  # after each target: a long run keeps what it finished
     print(json.dumps(doc, indent=1))
     return 0
 

@@ -53,7 +53,7 @@ def _check_writable(out: Path) -> None:
 
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
-           max_top1_drop: float | None = None, keep_float: str | None = None,
+           max_top1_drop: float | None = None, keep_float: str | None = None, calib_method: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
            log: Callable[[str], None] = lambda s: None, verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
@@ -67,6 +67,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
         max_top1_drop: a classifier's top-1 gate; None = 0.01.
         keep_float: INT8 layers left in float: ``"auto"``, a count or node names (:mod:`edgekit.export.keep_float`).
+        calib_method: INT8 activation ranges: a method the targets support, or ``"auto"``
+            (:mod:`edgekit.export.calib_method`); None = each quantizer's default.
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
         log: receives edgekit's own progress, one line per stage.
@@ -92,8 +94,11 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     chosen = resolve_targets(list(targets), source.kind)
     from edgekit.export.keep_float import check_targets, parse_keep_float, run_with_plan
 
+    from edgekit.export.calib_method import check_calib_method, run_with_method
+
     plan = parse_keep_float(keep_float)
     check_targets(plan, chosen)
+    check_calib_method(calib_method, chosen)
     out = Path(out) if out else default_out(source.path)
     inputs = [source.path, data, calib, weights]
     check_output_not_input(out, inputs, contains_ok=True)  # adds artifacts beside the model, never over it
@@ -128,8 +133,12 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         for target in chosen:
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
-            result = run_with_plan(plan, target, job, images, lambda j, t=target: _one_target(
-                t, j, images, gate, out, log, verbose, parity_from), log)
+            run_one = lambda j, t=target: _one_target(t, j, images, gate, out, log, verbose, parity_from)  # noqa: E731
+            first, job = (run_with_method(calib_method, target, job, run_one, log, final=plan in (None, "auto"))
+                          if calib_method else (None, job))
+            result = run_with_plan(plan, target, job, images, run_one, log, plain=first)
+            if first is not None and result is not first:
+                result.calib_method = first.calib_method
             report.results.append(result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

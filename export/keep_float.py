@@ -8,9 +8,12 @@ is a full conversion + verification: nothing passes that the gate did not see. T
 manifest lists what stayed float (``conversion.kept_float``); the report row says how many
 tries it took and what the float layers cost in host latency against plain INT8.
 
-Built for ``onnx-int8`` (``quantize_static(nodes_to_exclude=...)``). LiteRT's and OpenVINO's
-quantizers have their own per-op switches (ai-edge-quantizer's op config, NNCF's
-``ignored_scope``); they are not wired in yet, and asking for them is an error, not a no-op.
+Built for the three quantizers with a per-layer switch: ``onnx-int8``
+(``quantize_static(nodes_to_exclude=...)``), ``tflite-int8`` (ai-edge-quantizer recipe entries
+with ``no_quantize`` for the named ops) and ``openvino-int8`` (NNCF ``ignored_scope``). The
+ranking comes from :func:`edgekit.export.layer_ranking.rank_layers`, with each target's own
+quantizer; names are each target's own (``edgekit quant-report --target T`` lists them).
+Asked for another INT8 target, ``--keep-float`` is an error, not a no-op.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 
 from edgekit.errors import EdgekitError
 
-TARGETS = ("onnx-int8",)
+TARGETS = ("onnx-int8", "tflite-int8", "openvino-int8")
 AUTO_STEPS = (1, 2, 4, 8, 16)
 
 
@@ -52,20 +55,23 @@ def check_targets(plan, chosen) -> None:
         return
     other = [t.name for t in chosen if t.quantized and t.name not in TARGETS]
     if other or not any(t.name in TARGETS for t in chosen):
-        raise EdgekitError(f"--keep-float is built for {', '.join(TARGETS)} only so far (not {', '.join(other) or 'these targets'}): "
-                           "export the other INT8 targets in a separate run without it")
+        raise EdgekitError(f"--keep-float is built for {', '.join(TARGETS)} (not {', '.join(other) or 'float targets'}): "
+                           "export the other targets in a separate run without it")
 
 
-def run_with_plan(plan, target, job, images, run_one: Callable, log):
-    """Run ``run_one(job)`` for ``target`` under the keep-float ``plan``; the result notes what stayed float."""
+def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None):
+    """Run ``run_one(job)`` for ``target`` under the keep-float ``plan``; the result notes what stayed float.
+
+    ``plain``: the plain INT8 result of this job when it was already made (``--calib-method auto``).
+    """
     if plan is None or target.name not in TARGETS:
-        return run_one(job)
+        return plain if plain is not None else run_one(job)
     if isinstance(plan, list):
         return _tagged(run_one(_keeping(job, plan)), plan, tries=1)
     if isinstance(plan, int):
         rows = ranking(target, job, images, log)
         return _tagged(run_one(_keeping(job, _nodes(rows, plan))), _nodes(rows, plan), tries=1, layers=plan)
-    plain = run_one(job)  # auto
+    plain = plain if plain is not None else run_one(job)  # auto
     if plain.ok:
         return _tagged(plain, [], tries=1, layers=0)
     rows = ranking(target, job, images, log)
@@ -73,7 +79,7 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log):
     for tries, k in enumerate((k for k in AUTO_STEPS if k <= len(rows)), start=2):
         nodes = _nodes(rows, k)
         log(f"{target.name}: --keep-float auto: trying the {k} worst layer(s) in float ...")
-        result = _tagged(run_one(_keeping(job, nodes)), nodes, tries=tries, layers=k, plain=plain)
+        result = _tagged(run_one(_keeping(job, nodes, plain)), nodes, tries=tries, layers=k, plain=plain)
         if result.ok:
             return result
     result.reason = f"{result.reason}; --keep-float auto: still rejected with the {result.kept_float['layers']} worst layers in float"
@@ -82,17 +88,12 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log):
 
 def ranking(target, job, images, log) -> list[dict]:
     """Sensitivity rows of a plain INT8 conversion of this job, on the parity images."""
-    from edgekit.export.sensitivity import onnx_sensitivity
-    from edgekit.runtime.preprocess import letterbox, to_tensor
+    from edgekit.export.capture import step
+    from edgekit.export.layer_ranking import rank_layers
 
-    plain = job.out.with_name(job.out.stem + "-plain" + job.out.suffix)
     log(f"{target.name}: ranking layers by INT8 error on {len(images)} held-out images ...")
-    target.convert(dataclasses.replace(job, out=plain, options={**job.options, "keep_float": None}))
-    feeds = [{job.calib.input_name: to_tensor(letterbox(img, job.source.imgsz)[0])} for img in images]
-    try:
-        return onnx_sensitivity(job.onnx_fp32, plain, feeds)
-    finally:
-        plain.unlink(missing_ok=True)
+    with step(f"{target.name} layer ranking"):  # the quantizers' progress bars stay off the terminal
+        return rank_layers(target, job, images)[0]
 
 
 def _nodes(rows: list[dict], n: int) -> list[str]:
@@ -101,8 +102,14 @@ def _nodes(rows: list[dict], n: int) -> list[str]:
     return keep_float_nodes(rows, n)
 
 
-def _keeping(job, nodes: list[str]):
-    return dataclasses.replace(job, options={**job.options, "keep_float": list(nodes)})
+def _keeping(job, nodes: list[str], plain=None):
+    """The job with ``nodes`` kept float; the plain INT8 try's figures go into the manifest as the cost baseline."""
+    options = {**job.options, "keep_float": list(nodes)}
+    if plain is not None:
+        options["kept_float_baseline"] = {"plain_int8_status": plain.status, "plain_int8_latency_ms": plain.latency_ms,
+                                          "plain_int8_map50": (plain.map or {}).get("map50"),
+                                          "plain_int8_top1": (plain.top1 or {}).get("top1")}
+    return dataclasses.replace(job, options=options)
 
 
 def _tagged(result, nodes: list[str], tries: int, layers: int | None = None, plain=None):

@@ -102,13 +102,19 @@ def _output_overrides(onnx_path: Path, calib, clip: float) -> dict:
     return overrides
 
 
+# --calib-method -> onnxruntime's CalibrationMethod
+CALIB_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
+
+
 def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8", output_clip: float | None = None,
-                   keep_float: list[str] | None = None) -> dict:
+                   keep_float: list[str] | None = None, calib_method: str | None = None) -> dict:
     """Static INT8 QDQ quantization of an fp32 ONNX file with real calibration images.
 
     ``output_clip`` clips the graph outputs' calibrated ranges to [-c, c] (detector logits:
     :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`). ``keep_float``: node names left in
     float (``nodes_to_exclude``), e.g. the worst layers of :mod:`edgekit.export.sensitivity`.
+    ``calib_method``: ``minmax`` (default), ``percentile`` (99.999th of |x|) or ``entropy``
+    (onnxruntime's KL-divergence thresholds).
 
     Example:
         >>> r = CalibrationReader.from_source("data.yaml", imgsz=320)  # doctest: +SKIP
@@ -119,6 +125,9 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
     ort = _require("onnxruntime", "export", "ONNX INT8 quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    method = calib_method or "minmax"
+    if method not in CALIB_METHODS:
+        raise EdgekitError(f"--calib-method {method}: onnx-int8 (onnxruntime) takes {', '.join(CALIB_METHODS)}")
     act = QuantType.QUInt8 if activation == "uint8" else QuantType.QInt8
     calib.rewind()
     root = logging.getLogger()
@@ -133,14 +142,16 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
         notes.append(f"kept in float: {', '.join(keep)}")
     try:
         quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=act, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                        activation_type=act, weight_type=QuantType.QInt8,
+                        calibrate_method=getattr(CalibrationMethod, CALIB_METHODS[method]),
                         nodes_to_exclude=keep, extra_options=extra)
     finally:
         root.level = level
         calib.rewind()
     return {"converter": f"onnxruntime {ort.__version__} quantize_static (QDQ, per-channel, "
-                         f"{'u8' if act == QuantType.QUInt8 else 's8'} activations / s8 weights, MinMax)",
-            "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes, "kept_float": keep,
+                         f"{'u8' if act == QuantType.QUInt8 else 's8'} activations / s8 weights, "
+                         f"{CALIB_METHODS[method]})",
+            "input_layout": "NCHW", "output_layout": "NCHW", "notes": notes, "kept_float": keep, "calib_method": method,
             **({"output_clip": output_clip} if output_clip is not None else {})}
 
 

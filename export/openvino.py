@@ -89,7 +89,13 @@ def _check_calibration(calib, model) -> int:
     return n
 
 
-def onnx2openvino(onnx_path: Path, out_xml: Path, precision: str = "fp16", calib=None) -> dict:
+# --calib-method -> NNCF's activation range estimator (None: NNCF's default, the mean of per-image min/max)
+RANGE_ESTIMATORS = {"mean-minmax": "MEAN_MINMAX", "minmax": "MINMAX", "percentile": "MEAN_QUANTILE",
+                    "histogram": "HISTOGRAM"}
+
+
+def onnx2openvino(onnx_path: Path, out_xml: Path, precision: str = "fp16", calib=None,
+                  keep_float: list[str] | None = None, calib_method: str | None = None) -> dict:
     """Convert an ONNX file to an OpenVINO IR (``out_xml`` plus the ``.bin`` beside it).
 
     Args:
@@ -98,6 +104,11 @@ def onnx2openvino(onnx_path: Path, out_xml: Path, precision: str = "fp16", calib
         precision: ``"fp32"``, ``"fp16"`` (fp16 weights, f32 compute) or ``"int8"`` (NNCF).
         calib: for int8, a sized iterable of float32 ``(1, 3, H, W)`` RGB [0, 1] letterboxed
             arrays, e.g. :class:`edgekit.export.calibration.CalibrationReader`; all are used.
+        keep_float: for int8, node names NNCF leaves in float (``ignored_scope``; the ``nodes``
+            of ``edgekit quant-report --target openvino-int8`` rows).
+        calib_method: for int8, the activation ranges: ``mean-minmax`` (NNCF's default, also
+            None), ``minmax`` (global), ``percentile`` (mean of per-image 0.01%/99.99% quantiles),
+            ``histogram`` (NNCF's histogram-optimal range).
 
     Returns:
         ``{"converter", "precision", "input_layout", "output_layout", "input_name",
@@ -117,6 +128,8 @@ def onnx2openvino(onnx_path: Path, out_xml: Path, precision: str = "fp16", calib
         raise EdgekitError(f"unknown OpenVINO precision '{precision}': use one of {', '.join(PRECISIONS)}")
     if precision == "int8" and calib is None:
         raise EdgekitError("OpenVINO INT8 needs calibration images: give --data DATA.yaml or --calib DIR")
+    if calib_method is not None and calib_method not in RANGE_ESTIMATORS:
+        raise EdgekitError(f"--calib-method {calib_method}: openvino-int8 (NNCF) takes {', '.join(RANGE_ESTIMATORS)}")
     if not onnx_path.is_file():
         raise EdgekitError(f"{onnx_path} does not exist: export the ONNX model first")
     if out_xml.suffix != ".xml":
@@ -138,10 +151,30 @@ def onnx2openvino(onnx_path: Path, out_xml: Path, precision: str = "fp16", calib
             calib = list(calib)
         n = _check_calibration(calib, model)
         nncf.set_log_level(logging.ERROR)  # its INFO lines would interleave with the CLI's output
-        model = nncf.quantize(model, nncf.Dataset(calib), preset=nncf.QuantizationPreset.MIXED, subset_size=n)
+        keep = list(keep_float or [])
+        extra = {}
+        if keep:
+            have = {op.get_friendly_name() for op in model.get_ordered_ops()}
+            unknown = [k for k in keep if k not in have]
+            if unknown:
+                raise EdgekitError(f"--keep-float: no node named {', '.join(unknown)} in the OpenVINO model: take the "
+                                   "names from `edgekit quant-report MODEL --target openvino-int8 --data DATA`")
+            extra["ignored_scope"] = nncf.IgnoredScope(names=keep)
+            notes.append(f"kept in float: {', '.join(keep)}")
+        if calib_method is not None:
+            from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+            from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+            extra["advanced_parameters"] = AdvancedQuantizationParameters(
+                activations_range_estimator_params=getattr(RangeEstimatorParametersSet, RANGE_ESTIMATORS[calib_method]))
+        model = nncf.quantize(model, nncf.Dataset(calib), preset=nncf.QuantizationPreset.MIXED, subset_size=n, **extra)
         converter += f" (+ nncf {_version('nncf')})"
-        info["quantization"] = {"tool": "nncf", "preset": "mixed", "subset_size": n, "fast_bias_correction": True}
-        notes.append(f"INT8 by nncf.quantize, MIXED preset (symmetric weights, asymmetric activations), {n} images")
+        method = calib_method or "mean-minmax"
+        info["quantization"] = {"tool": "nncf", "preset": "mixed", "subset_size": n, "fast_bias_correction": True,
+                                "range_estimator": RANGE_ESTIMATORS[method]}
+        info.update({"kept_float": keep, "calib_method": method})
+        notes.append(f"INT8 by nncf.quantize, MIXED preset (symmetric weights, asymmetric activations), {n} images, "
+                     f"activation ranges {method}")
     elif precision == "fp16":
         notes.append("fp16 weights, decompressed to f32 at load; compute precision is the runtime's hint")
     out_xml.parent.mkdir(parents=True, exist_ok=True)

@@ -5,10 +5,10 @@ verification images left out), then :func:`edgekit.export.sensitivity.onnx_sensi
 compares every layer's INT8 output with the float one on held-out images and ranks the
 layers by the error each introduces. The ranked names are what ``--keep-float`` takes.
 
-Analysed today for ``onnx-int8`` (onnxruntime's ``qdq_loss_debug``); the LiteRT and
-OpenVINO quantizers place their quantization differently, and their per-layer reports
-(ai-edge-quantizer's validation, NNCF's accuracy control) are not wired in yet: asked for
-another target, the command says so instead of passing the ONNX ranking off as theirs.
+The same report for ``onnx-int8`` (onnxruntime's ``qdq_loss_debug``), ``tflite-int8``
+(ai-edge-quantizer's flatbuffer against litert-torch's fp32 one in the LiteRT interpreter) and
+``openvino-int8`` (the NNCF IR against the float IR in the CPU plugin): each target's own
+quantizer, its own layer names (:mod:`edgekit.export.layer_ranking`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ from pathlib import Path
 
 from edgekit.errors import EdgekitError
 
-SUPPORTED = ("onnx-int8",)
-
-
 def quant_report(model, target: str = "onnx-int8", data=None, calib=None, images: int = 16,
                  calib_images: int | None = None, imgsz: int | None = None, top: int = 10,
-                 log: Callable[[str], None] = lambda s: None) -> dict:
+                 log: Callable[[str], None] = lambda s: None, calib_method: str | None = None) -> dict:
     """The per-layer INT8 error report of ``model`` for ``target``.
 
     Example:
@@ -32,46 +29,47 @@ def quant_report(model, target: str = "onnx-int8", data=None, calib=None, images
         >>> r["worst"][:2]  # doctest: +SKIP
         ['/inner/head/convs.1/Conv', '/inner/backbone/features.17/conv/Conv']
     """
+    from edgekit.export.calib_method import check_calib_method
     from edgekit.export.calibration import DEFAULT_IMAGES, CalibrationReader
     from edgekit.export.gates import make_gate
-    from edgekit.export.onnx import onnx2onnx_int8, torch2onnx
-    from edgekit.export.sensitivity import onnx_sensitivity
+    from edgekit.export.layer_ranking import METHOD, RANKED, rank_layers
+    from edgekit.export.onnx import torch2onnx
     from edgekit.export.source import load_source
-    from edgekit.export.calibration import DETECTION_LOGIT_CLIP
-    from edgekit.export.targets import TARGETS
+    from edgekit.export.targets import TARGETS, ConvertJob, resolve_targets
     from edgekit.export.verify import parity_images
-    from edgekit.runtime.preprocess import letterbox, to_tensor
 
     if target not in TARGETS or not TARGETS[target].quantized:
-        raise EdgekitError(f"--target {target}: quant-report analyses an INT8 target ({', '.join(SUPPORTED)})")
-    if target not in SUPPORTED:
-        raise EdgekitError(f"quant-report for {target} is not built yet (its quantizer's per-layer report is not wired "
-                           f"in): use --target onnx-int8 for a ranking of the layers under onnxruntime's quantizer")
+        raise EdgekitError(f"--target {target}: quant-report analyses an INT8 target ({', '.join(RANKED)})")
+    if target not in RANKED:
+        raise EdgekitError(f"quant-report for {target} is not built (its quantizer has no per-layer switch edgekit "
+                           f"drives): use --target {' or '.join(RANKED)}")
     if calib is None and data is None:
         raise EdgekitError("quant-report needs real images: give --data DATA.yaml (or --calib DIR)")
     source = load_source(model, imgsz)
+    (tgt,) = resolve_targets([target], source.kind)
+    check_calib_method(calib_method, [tgt])
     gate = make_gate(source, data, None)
     reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES,
                                            exclude=gate.paths if gate else (), hold_out=0 if gate else images)
     held, where = parity_images(gate.paths if gate else None, reader, images)
     log(f"calibration: {len(reader)} images; analysis on {len(held)} images from {where}")
-    feeds = [{reader.input_name: to_tensor(letterbox(img, source.imgsz)[0])} for img in held]
-    clip = DETECTION_LOGIT_CLIP if source.task == "detect" else None
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-report-") as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        fp32 = Path(tmp) / "fp32.onnx"
         if source.kind == "onnx":
             fp32 = source.onnx_path
-        else:
+        elif tgt.from_onnx:
             torch2onnx(source.module, source.imgsz, fp32)
-        log("quantizing (onnxruntime quantize_static, as onnx-int8 exports) ...")
-        info = onnx2onnx_int8(fp32, int8, reader, output_clip=clip)
-        log("comparing every layer's INT8 output with float ...")
-        rows = onnx_sensitivity(fp32, int8, feeds)
-    return {"model": source.model, "source": str(source.path), "target": target, "quantizer": info["converter"],
-            "images": len(held), "images_from": where, "calibration": reader.info(),
-            "method": "per-node SQNR of the INT8 model's output against float on held-out images "
-                      "(onnxruntime qdq_loss_debug); ranked by the SQNR a node loses against its inputs",
-            "worst": [r["name"] for r in rows[:top]], "layers": rows}
+        job = ConvertJob(source, Path(tmp) / f"int8{tgt.suffix}", fp32, reader,
+                         {"io": "int8", "output_clip": "auto", "calib_method": calib_method})
+        log(f"quantizing as {target} exports, then comparing every layer's INT8 output with float ...")
+        rows, info = rank_layers(tgt, job, held, log)
+    return {"model": source.model, "source": str(source.path), "target": target, "quantizer": info.get("converter"),
+            "calib_method": info.get("calib_method"), "images": len(held), "images_from": where,
+            "calibration": reader.info(),
+            "method": f"per-layer SQNR of the INT8 model's output against float on held-out images ({METHOD[target]}); "
+                      "ranked by the SQNR a layer loses against its inputs",
+            "worst": [r["name"] for r in rows[:top]], "keep_float_names": "the 'nodes' of a row (--keep-float NAMES)",
+            "layers": rows}
 
 
 def to_text(report: dict, top: int = 10) -> str:

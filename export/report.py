@@ -37,6 +37,7 @@ class TargetResult:
     converter: str | None = None
     top1: dict | None = None  # a classifier's gate (export.gates.Top1Gate)
     kept_float: dict | None = None  # --keep-float: nodes left in float, tries (export.keep_float)
+    calib_method: dict | None = None  # --calib-method: the method used, auto's tries (export.calib_method)
 
     @property
     def ok(self) -> bool:
@@ -53,7 +54,8 @@ class TargetResult:
                 if m.get("delta_map50_ci95") else None,
                 "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
                 "converter": self.converter, "map": self.map, **self._top1_keys(),
-                **({"kept_float": self.kept_float} if self.kept_float is not None else {})}
+                **({"kept_float": self.kept_float} if self.kept_float is not None else {}),
+                **({"calib_method": self.calib_method} if self.calib_method is not None else {})}
 
     def _top1_keys(self) -> dict:
         """A classifier's gate: ``top1``, ``top1_delta`` (artifact minus source), its interval, the record."""

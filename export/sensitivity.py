@@ -14,6 +14,10 @@ the same held-out images, and matched by name. For each quantizable node:
   INT8 scale wastes its steps.
 
 The ranked names feed ``--keep-float`` (``nodes_to_exclude`` of ``quantize_static``).
+
+The LiteRT and OpenVINO reports (:mod:`edgekit.export.sensitivity_tflite`,
+:mod:`edgekit.export.sensitivity_openvino`) compute the same columns with the helpers below
+(:class:`TensorStats`, :func:`layer_row`), so one table reads the same across formats.
 """
 
 from __future__ import annotations
@@ -104,6 +108,74 @@ def onnx_sensitivity(float_onnx: Path, qdq_onnx: Path, feeds: list[dict]) -> lis
                      "range": [round(lo, 4), round(hi, 4)], "abs_p999": round(p999, 4),
                      "outlier_ratio": round(max(abs(lo), abs(hi)) / p999, 2) if p999 > 0 else None})
     return rank(rows)
+
+
+class TensorStats:
+    """Streaming float-vs-INT8 statistics of one tensor over several images (no activation kept whole).
+
+    Accumulates the signal and noise energy (SQNR as ``qdq_loss_debug`` computes it: over all
+    images at once), the float range, and a strided sample of ``|x|`` for the 99.9th percentile.
+
+    Example:
+        >>> t = TensorStats(); t.add(np.array([1.0, -2.0]), np.array([1.0, -2.1])); round(t.sqnr_db(), 1)
+        27.0
+    """
+
+    SAMPLE = 65536  # |x| values kept per image for the percentile
+
+    def __init__(self):
+        self.signal = self.noise = 0.0
+        self.lo, self.hi = np.inf, -np.inf
+        self.samples: list[np.ndarray] = []
+
+    def add(self, ref: np.ndarray, got: np.ndarray | None) -> None:
+        ref = np.asarray(ref, np.float64).ravel()
+        self.lo, self.hi = min(self.lo, float(ref.min())), max(self.hi, float(ref.max()))
+        step = max(1, ref.size // self.SAMPLE)
+        self.samples.append(np.abs(ref[::step]).astype(np.float32))
+        if got is not None:
+            self.signal += float(np.dot(ref, ref))
+            d = ref - np.asarray(got, np.float64).ravel()
+            self.noise += float(np.dot(d, d))
+
+    def sqnr_db(self) -> float:
+        eps = np.finfo(float).eps
+        return min(float(20 * np.log10(max(self.signal ** 0.5, eps) / max(self.noise ** 0.5, eps))), MAX_DB)
+
+    def ranges(self) -> dict:
+        p999 = float(np.percentile(np.concatenate(self.samples), 99.9)) if self.samples else 0.0
+        return {"range": [round(self.lo, 4), round(self.hi, 4)], "abs_p999": round(p999, 4),
+                "outlier_ratio": round(max(abs(self.lo), abs(self.hi)) / p999, 2) if p999 > 0 else None}
+
+
+def weight_sqnr(ref: np.ndarray, got: np.ndarray) -> float:
+    """SQNR (dB) of dequantized weights against the float ones.
+
+    Example:
+        >>> round(weight_sqnr(np.array([1.0, 2.0]), np.array([1.0, 2.0])), 1)
+        99.0
+    """
+    t = TensorStats()
+    t.add(ref, got)
+    return t.sqnr_db()
+
+
+def layer_row(name: str, op: str, nodes: list[str], output: str, out: TensorStats, inputs_db: list[float],
+              weight_db: float | None) -> dict:
+    """One report row (the columns of :func:`onnx_sensitivity`) from a layer's measured statistics.
+
+    ``inputs_db``: the SQNR of the layer's activation inputs as it reads them (the graph input
+    counts as :data:`INPUT_DB`); ``lost_db`` is the best of them minus the output's SQNR.
+
+    Example:
+        >>> t = TensorStats(); t.add(np.array([1.0, -2.0]), np.array([1.0, -2.1]))
+        >>> r = layer_row("conv", "CONV_2D", ["conv"], "t", t, [INPUT_DB], 40.0); r["lost_db"], r["range"]
+        (22.91, [-2.0, 1.0])
+    """
+    db = out.sqnr_db()
+    return {"name": name, "op": op, "nodes": list(nodes), "output": output, "sqnr_db": _round(db),
+            "lost_db": _round((max(inputs_db) if inputs_db else INPUT_DB) - db),
+            "weight_sqnr_db": _round(weight_db), **out.ranges()}
 
 
 def keep_float_nodes(rows: list[dict], n: int) -> list[str]:

@@ -184,19 +184,30 @@ def _output_clip(job: ConvertJob) -> float | None:
     return DETECTION_LOGIT_CLIP if clip == "auto" else float(clip)
 
 
+def _int8_record(job: ConvertJob, info: dict) -> dict:
+    """The conversion info plus, under --keep-float auto, the plain INT8 try it is weighed against."""
+    baseline = job.options.get("kept_float_baseline")
+    return {**info, "kept_float_baseline": baseline} if baseline and info.get("kept_float") else info
+
+
 def _onnx_int8(job: ConvertJob) -> dict:
     from edgekit.export.onnx import onnx2onnx_int8
 
-    return onnx2onnx_int8(job.onnx_fp32, job.out, job.calib, output_clip=_output_clip(job),
-                          keep_float=job.options.get("keep_float"))
+    return _int8_record(job, onnx2onnx_int8(job.onnx_fp32, job.out, job.calib, output_clip=_output_clip(job),
+                                            keep_float=job.options.get("keep_float"),
+                                            calib_method=job.options.get("calib_method")))
 
 
 def _tflite(precision: str) -> Callable[[ConvertJob], dict]:
     def convert(job: ConvertJob) -> dict:
         from edgekit.export.tflite import torch2tflite
 
-        return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
-                            io=job.options.get("io", "int8"), output_clip=_output_clip(job))
+        if precision != "int8":
+            return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision)
+        return _int8_record(job, torch2tflite(
+            job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
+            io=job.options.get("io", "int8"), output_clip=_output_clip(job), keep_float=job.options.get("keep_float"),
+            calib_method=job.options.get("calib_method"), fp32_copy=job.options.get("fp32_copy")))
     return convert
 
 
@@ -204,7 +215,11 @@ def _openvino(precision: str) -> Callable[[ConvertJob], dict]:
     def convert(job: ConvertJob) -> dict:
         from edgekit.export.openvino import onnx2openvino
 
-        return onnx2openvino(job.onnx_fp32, job.out, precision=precision, calib=job.calib)
+        if precision != "int8":
+            return onnx2openvino(job.onnx_fp32, job.out, precision=precision)
+        return _int8_record(job, onnx2openvino(job.onnx_fp32, job.out, precision=precision, calib=job.calib,
+                                               keep_float=job.options.get("keep_float"),
+                                               calib_method=job.options.get("calib_method")))
     return convert
 
 

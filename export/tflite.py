@@ -54,8 +54,12 @@ def _require():
     return litert_torch
 
 
-def _recipe(precision: str, io: str) -> list[dict]:
-    """ai-edge-quantizer recipe (its JSON form) for ``fp16``, or ``int8`` with ``io`` I/O."""
+def _recipe(precision: str, io: str, keep: list[dict] | None = None) -> list[dict]:
+    """ai-edge-quantizer recipe (its JSON form) for ``fp16``, or ``int8`` with ``io`` I/O.
+
+    ``keep``: ``no_quantize`` entries for layers left in float
+    (:func:`edgekit.export.sensitivity_tflite.keep_float_recipe`); later entries win.
+    """
     if precision == "fp16":
         return [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
                  "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
@@ -71,7 +75,7 @@ def _recipe(precision: str, io: str) -> list[dict]:
         elif io == "uint8":
             recipe.append({"regex": ".*", "operation": op, "algorithm_key": "min_max_uniform_quantize",
                            "op_config": dict(body, activation_tensor_config=dict(act, dtype="UINT"))})
-    return recipe
+    return recipe + list(keep or [])
 
 
 def _op_names(model) -> list[list[str]]:
@@ -223,14 +227,19 @@ def _output_chain(buf) -> list[str]:
 
 
 def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
-              output_clip: float | None = None) -> tuple[bytes, list[str]]:
+              output_clip: float | None = None, keep_float: list[str] | None = None) -> tuple[bytes, list[str]]:
     """The fp16/int8 flatbuffer made from the fp32 file, and notes on what it holds."""
     from ai_edge_litert.tools import flatbuffer_utils
     from ai_edge_quantizer import quantizer
 
     from edgekit.export.calibration import clipped
 
-    q = quantizer.Quantizer(str(fp32), _recipe(precision, io))
+    keep = None
+    if keep_float:
+        from edgekit.export.sensitivity_tflite import keep_float_recipe, tflite_layers
+
+        keep = keep_float_recipe(tflite_layers(fp32.read_bytes()), list(keep_float))
+    q = quantizer.Quantizer(str(fp32), _recipe(precision, io, keep))
     qsv, notes = None, []
     if precision == "int8":
         data = []
@@ -255,6 +264,8 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
                     lo, hi = clipped(qsv[name]["min"], qsv[name]["max"], output_clip)
                     qsv[name] = {"min": lo, "max": hi}
             notes.append(f"output (logit) ranges clipped to +-{output_clip}")
+        if keep_float:
+            notes.append(f"kept in float: {', '.join(keep_float)}")
     with _aeq_large_weight_fix():
         buf = q.quantize(qsv, enable_progress_bar=False, enable_progress_report=False).quantized_model
     if precision == "fp16":
@@ -289,7 +300,8 @@ def _graph_io(data: bytes) -> tuple[list[str], list[tuple[int, ...]]]:
 
 
 def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp32", calib=None,
-                 io: str = "int8", output_clip: float | None = None) -> dict:
+                 io: str = "int8", output_clip: float | None = None, keep_float: list[str] | None = None,
+                 calib_method: str | None = None, fp32_copy: Path | None = None) -> dict:
     """Convert an eval-mode torch module to a ``.tflite`` file with NHWC input and NCHW outputs.
 
     Args:
@@ -301,6 +313,11 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         io: for int8, the input/output dtype: "int8", "uint8" or "float".
         output_clip: for int8, clip the outputs' calibrated ranges to [-c, c]
             (:data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP` for detector logits).
+        keep_float: for int8, layers left in float, by the names ``edgekit quant-report`` gives
+            (:mod:`edgekit.export.sensitivity_tflite`).
+        calib_method: for int8, ``minmax`` (the only one: global min/max over all images) or None.
+        fp32_copy: also write the intermediate fp32 flatbuffer here (the sensitivity analysis
+            compares the two).
 
     Returns:
         ``{"input_layout", "output_layout", "converter", "precision", "io", "input_shape",
@@ -319,6 +336,9 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         raise EdgekitError(f"unknown INT8 I/O type '{io}': choose one of {', '.join(IO_TYPES)}")
     if precision == "int8" and calib is None:
         raise EdgekitError("TFLite INT8 needs calibration images: give --data DATA.yaml or --calib DIR")
+    if calib_method not in (None, "minmax"):
+        raise EdgekitError(f"--calib-method {calib_method}: tflite-int8 calibrates with minmax only "
+                           "(ai-edge-quantizer's min/max ranges): drop the option or use onnx-int8/openvino-int8")
     litert_torch = _require()
     import importlib.metadata
 
@@ -339,10 +359,12 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
             except Exception as exc:  # the converter raises many types: name the stage and the cause
                 raise EdgekitError(f"litert-torch cannot convert the model ({type(exc).__name__}: "
                                    f"{(str(exc).splitlines() or [''])[0][:200]}): report the layer it names") from exc
+            if fp32_copy is not None:
+                Path(fp32_copy).write_bytes(fp32.read_bytes())
             if precision == "fp32":
                 data = fp32.read_bytes()
             else:
-                data, notes = _quantize(fp32, precision, calib, io, imgsz, output_clip)
+                data, notes = _quantize(fp32, precision, calib, io, imgsz, output_clip, keep_float)
                 converter += f" + ai-edge-quantizer {importlib.metadata.version('ai-edge-quantizer')}"
     finally:
         litert_torch.config.show_progress = show
@@ -351,6 +373,8 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         raise EdgekitError(f"the TFLite outputs {got} do not match torch's {want}: report this model")
     Path(out).write_bytes(data)
     clip = {"output_clip": output_clip} if precision == "int8" and output_clip is not None else {}
+    if precision == "int8":
+        clip.update({"kept_float": list(keep_float or []), "calib_method": "minmax"})
     return {"input_layout": "NHWC", "output_layout": "NCHW", "converter": converter, "precision": precision,
             "io": io if precision == "int8" else "float", "input_shape": [1, *imgsz, 3],
             "output_shapes": [list(s) for s in want], "notes": notes, **clip}

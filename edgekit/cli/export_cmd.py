@@ -30,8 +30,12 @@ def add_parser(sub):
                                                       "(default 0.02 for int8, 0.005 for float targets)")
     p.add_argument("--max-top1-drop", type=fraction(), help="a classifier's gate: fail a target whose top-1 drops "
                                                        "more than this (default 0.01)")
-    p.add_argument("--keep-float", metavar="auto|N|NAMES", help="onnx-int8: leave layers in float: 'auto' (the fewest "
-                   "worst layers that pass the gate), N worst layers, or node names from `edgekit quant-report`")
+    p.add_argument("--keep-float", metavar="auto|N|NAMES", help="onnx-int8, tflite-int8, openvino-int8: leave layers in "
+                   "float: 'auto' (the fewest worst layers that pass the gate), N worst layers, or names from "
+                   "`edgekit quant-report --target T`")
+    p.add_argument("--calib-method", metavar="METHOD", help="INT8 activation ranges: minmax|percentile|entropy (onnx-int8), "
+                   "minmax (tflite-int8), mean-minmax|minmax|percentile|histogram (openvino-int8), or auto (the best "
+                   "on the held-out metric); default: each quantizer's first")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
     p.add_argument("--weights", help="Darknet .weights when not beside the .cfg")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -70,6 +74,7 @@ def run(args) -> int:
 
     report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
                     max_map_drop=args.max_map_drop, max_top1_drop=args.max_top1_drop, keep_float=args.keep_float,
+                    calib_method=args.calib_method,
                     calib_images=args.calib_images, split=args.split, io=args.io,
                     weights=args.weights, log=log, verbose=args.verbose)
     if args.json:

@@ -1,4 +1,4 @@
-"""``edgekit quant-report MODEL --target onnx-int8 --data DATA``: which layers INT8 hurts, ranked.
+"""``edgekit quant-report MODEL --target onnx-int8|tflite-int8|openvino-int8 --data DATA``: which layers INT8 hurts, ranked.
 
 stdout carries the table (or with ``--json`` exactly one JSON document); progress goes to stderr.
 The ranked names are what ``edgekit export --keep-float`` takes.
@@ -12,7 +12,9 @@ from edgekit.cli.ranges import image_size, whole
 def add_parser(sub):
     p = sub.add_parser("quant-report", help="per-layer INT8 error of a model, ranked (what --keep-float takes)")
     p.add_argument("model", help="checkpoint .pt, Darknet .cfg or .onnx")
-    p.add_argument("--target", default="onnx-int8", help="the INT8 target to analyse (default onnx-int8)")
+    p.add_argument("--target", default="onnx-int8", help="the INT8 target to analyse: onnx-int8 (default), tflite-int8 "
+                                                         "or openvino-int8")
+    p.add_argument("--calib-method", metavar="METHOD", help="calibrate as `edgekit export --calib-method METHOD` would")
     p.add_argument("--data", help="data.yaml: calibration from its train split, analysis on its test/val images")
     p.add_argument("--calib", help="folder of calibration images (part of it is held out for the analysis "
                                    "when there is no --data)")
@@ -36,6 +38,6 @@ def run(args) -> int:
 
     with captured("quant-report", args.verbose):
         report = quant_report(args.model, args.target, args.data, args.calib, args.images, args.calib_images,
-                              args.imgsz, args.top, log)
+                              args.imgsz, args.top, log, args.calib_method)
     print(json.dumps(report, indent=1) if args.json else to_text(report, args.top))
     return 0

@@ -51,8 +51,8 @@ def test_quant_report_cli_prints_one_json_document(tiny_detector, sample_yaml, c
 def test_other_int8_targets_are_refused_not_faked(tiny_detector, sample_yaml):
     from edgekit.export.quant_report import quant_report
 
-    with pytest.raises(EdgekitError, match="quant-report for tflite-int8 is not built yet"):
-        quant_report(tiny_detector, "tflite-int8", data=sample_yaml)
+    with pytest.raises(EdgekitError, match="quant-report for ncnn-int8 is not built"):
+        quant_report(tiny_detector, "ncnn-int8", data=sample_yaml)
 
 
 def test_keep_float_names_leave_those_nodes_unquantized(tiny_detector, sample_yaml, report, tmp_path):
@@ -116,5 +116,6 @@ def test_bad_keep_float_is_one_line(tiny_detector, sample_yaml, tmp_path, spec, 
 def test_keep_float_for_an_unsupported_target_is_refused(tiny_detector, sample_yaml, tmp_path):
     from edgekit.export import export
 
-    with pytest.raises(EdgekitError, match="--keep-float is built for onnx-int8 only"):
-        export(tiny_detector, ["tflite-int8"], data=sample_yaml, out=tmp_path, keep_float="auto")
+    with pytest.raises(EdgekitError, match="--keep-float is built for onnx-int8, tflite-int8, openvino-int8 "
+                                           r"\(not ncnn-int8\)"):
+        export(tiny_detector, ["ncnn-int8"], data=sample_yaml, out=tmp_path, keep_float="auto")
