@@ -6,7 +6,9 @@ Needs ``edgekit arm setup``. Exports each shipped detector (edgekit/assets/weigh
 to the nine seed targets in a temporary folder, runs every artifact on every core from the
 aarch64 board install and compares with this host's run of the same file, counting
 instructions on the way. Where the runtime would compute in another precision by itself on a
-core (OpenVINO f16 and ncnn fp16 on the A76), that precision is run and recorded too.
+core (OpenVINO f16 and ncnn fp16 on the A76), that precision is run and recorded too. OpenVINO
+INT8 IRs run on aarch64 with the FakeQuantize ops in fp32 (``precision: fakequant-fp32``; the
+ARM CPU plugin's int8 path does not compile them on the A53/A72, see runtime/openvino_backend.py).
 
 Writes ``benchmarks/results/arm-verify-<model>.json`` (every result, with the precision each
 runtime really used) and ``arm-counts-<model>.json`` (instructions per inference). Emulation is

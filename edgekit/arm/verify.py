@@ -199,6 +199,8 @@ def verify_arm(artifact, core: str, ref=None, data=None, split: str | None = Non
     if ref is not None:
         result["ref"] = _ref_parity(ref, manifest, boxes, arm, clip)
         result["match"] = bool(result["match"] and result["ref"]["passed"])
+    if described.get("warnings"):  # what the runtime itself said on that core (OpenVINO's int8 on ARM)
+        result["runtime_warnings"] = list(described["warnings"])
     if report.get("host_only_importable"):
         result["host_only_importable"] = report["host_only_importable"]
     if record:

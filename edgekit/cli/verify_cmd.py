@@ -95,6 +95,8 @@ def run_arm(args) -> int:
     if native and native != "fp32" and native not in r["precision"]:  # fp32 is what edgekit pins anyway
         print(f"  left to itself, {r['runtime']} computes in {native} on {r['core']} "
               f"(--precision native checks that)")
+    for warning in r.get("runtime_warnings", []):
+        print(f"  {r['runtime']} on {r['core']}: {warning}")
     if "map50" in r:
         print(f"  mAP50 under emulation {r['map50']:.4f} vs x86 {r['x86_map50']:.4f} on {r['images']} labelled images")
     if "ref" in r:
