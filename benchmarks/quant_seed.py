@@ -3,7 +3,8 @@
 Writes ``benchmarks/results/quant-<name>.json`` in the schema of issue 17::
 
     {"model", "targets": [{"target", "map50_fp32", "map50_int8_plain", "map50_int8_best", "kept_float": [...],
-                           "calib_method", "latency_fp32_ms", "latency_int8_plain_ms", "latency_int8_best_ms"}]}
+                           "calib_method", "latency_fp32_ms", "latency_int8_plain_ms", "latency_int8_best_ms",
+                           "command", ...}]}
 
 ``plain`` is ``edgekit export --target T`` (the quantizer's default calibration); ``best`` is
 ``edgekit export --target T --keep-float auto --max-map-drop DROP`` (plus ``--calib-method M``
@@ -49,6 +50,29 @@ def interleaved_latency(paths: dict[str, Path], image: np.ndarray, rounds: int =
                 r.backend.run([inputs[k]])
             times[k].append((time.perf_counter() - t0) / runs * 1000)
     return {k: round(float(np.median(v)), 3) for k, v in times.items()}
+
+
+def _merge(out: Path, name: str, data: str, row: dict, command: str) -> None:
+    """Write ``row`` into the results file, replacing that target's row and keeping the others.
+
+    After each target, so a long run keeps what it finished; one run per target can go in
+    parallel (the file is locked while it is read and rewritten). Each row keeps its command.
+    """
+    import fcntl
+    import os
+
+    fd = os.open(out.parent, os.O_RDONLY)  # the folder is the lock: no lock file left behind
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        doc = json.loads(out.read_text()) if out.exists() else {}
+        rows = [r for r in doc.get("targets", []) if r["target"] != row["target"] and r.get("command")]
+        doc = {"model": name, "data": data, "targets": sorted(rows + [{**row, "command": command}],
+                                                               key=lambda r: r["target"])}
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        os.replace(tmp, out)
+    finally:
+        os.close(fd)
 
 
 def main(argv=None) -> int:
@@ -107,11 +131,9 @@ def main(argv=None) -> int:
                          "latency_int8_best_ms": lat.get("best"), "latency": "median of 7 interleaved rounds x 20 "
                          "inferences, 1 thread, this host", "images": int8_row.map["images"]})
             name = a.name or plain.to_dict()["model"]
-            out = ROOT / "benchmarks" / "results" / f"quant-{name}.json"
-            doc = {"model": name, "data": a.data,
-                   "command": "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]), "targets": rows}
-            out.write_text(json.dumps(doc, indent=1) + "\n")  # after each target: a long run keeps what it finished
-    print(json.dumps(doc, indent=1))
+            _merge(ROOT / "benchmarks" / "results" / f"quant-{name}.json", name, a.data, rows[-1],
+                   "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]))
+    print(json.dumps(rows, indent=1))
     return 0
 
 
