@@ -115,5 +115,7 @@ def _keeping(job, nodes: list[str], plain=None):
 def _tagged(result, nodes: list[str], tries: int, layers: int | None = None, plain=None):
     result.kept_float = {"nodes": list(nodes), "layers": layers if layers is not None else len(nodes), "tries": tries,
                          "plain_int8": None if plain is None else {"status": plain.status, "reason": plain.reason,
-                                                                   "latency_ms": plain.latency_ms}}
+                                                                   "latency_ms": plain.latency_ms,
+                                                                   "map50": (plain.map or {}).get("map50"),
+                                                                   "top1": (plain.top1 or {}).get("top1")}}
     return result
