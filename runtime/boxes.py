@@ -7,6 +7,8 @@ All functions take ``(..., 4)`` arrays and return new arrays of the same leading
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 
@@ -63,17 +65,18 @@ def box_area(b: np.ndarray) -> np.ndarray:
         [6]
     """
     b = np.asarray(b)
-    return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+    # np.maximum(v, 0) is np.clip(v, 0, None)'s values (NaN stays NaN) without clip's per-call cost
+    return np.maximum(b[..., 2] - b[..., 0], 0) * np.maximum(b[..., 3] - b[..., 1], 0)
 
 
 def box_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pairwise intersection areas of xyxy boxes ``a`` (N, 4) and ``b`` (M, 4) -> (N, M)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    return wh[..., 0] * wh[..., 1]
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    # coordinate by coordinate: numpy's inner loops then run along the M boxes, not along 2 values
+    w = np.minimum(a[:, 2, None], b[:, 2]) - np.maximum(a[:, 0, None], b[:, 0])
+    h = np.minimum(a[:, 3, None], b[:, 3]) - np.maximum(a[:, 1, None], b[:, 1])
+    return np.maximum(w, 0) * np.maximum(h, 0)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray, eps: float = 1e-12) -> np.ndarray:
@@ -131,10 +134,79 @@ def nms(
         cls = np.asarray(classes).reshape(-1)[order].astype(np.float64)
         offset = (np.abs(b).max() + 1.0) * 2.0
         b = b + (cls * offset)[:, None]
+    # one contiguous array per coordinate: numpy's inner loops then run along the boxes, not along 2 values
+    x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b.T)
     areas = box_area(b)
-    alive = np.ones(len(b), dtype=bool)
+    if len(b) <= _MATRIX_NMS:
+        keep = _greedy_on_matrix(x1, y1, x2, y2, areas, iou_threshold, max_det)
+    else:
+        keep = _greedy_per_kept_box(x1, y1, x2, y2, areas, iou_threshold, max_det)
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+# up to this many candidates the IoUs of all pairs are computed at once (a dozen numpy calls on n x n values, 2 MB
+# at 512) and the greedy pass runs on bit masks; above, the IoUs of each kept box with the boxes still alive (a
+# dozen numpy calls per kept box): a crowded video frame has a few hundred candidates and dozens of kept boxes,
+# where the calls per kept box cost more than the whole matrix; validation at conf 0.001 has thousands
+_MATRIX_NMS = 512
+
+
+def _pair_iou(x1, y1, x2, y2, areas, i, rest) -> np.ndarray:
+    """IoU of boxes ``i`` with boxes ``rest`` (broadcasting indices or slices): one formula for both NMS paths,
+    so both give the same floats, bit for bit."""
+    w = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
+    h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
+    inter = np.maximum(w, 0.0) * np.maximum(h, 0.0)
+    return inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
+
+
+_WORK = threading.local()  # per thread: the n x n scratch of the matrix path, reused frame after frame
+_WORK_KEEP = _MATRIX_NMS  # scratch kept between calls: up to 3 x 2 MB, touched only as far as the largest frame needs
+
+
+def _scratch(n: int) -> list[np.ndarray]:
+    """Three n x n float64 arrays; fresh pages cost a page fault each, so a video loop reuses them."""
+    if n > _WORK_KEEP:
+        return [np.empty((n, n)) for _ in range(3)]
+    flat = getattr(_WORK, "flat", None)
+    if flat is None:
+        flat = _WORK.flat = np.empty(3 * _WORK_KEEP * _WORK_KEEP)
+    return [flat[k * n * n:(k + 1) * n * n].reshape(n, n) for k in range(3)]
+
+
+def _matrix_over(x1, y1, x2, y2, areas, iou_threshold: float) -> np.ndarray:
+    """(n, n) bool: IoU of box i with box j above the threshold; :func:`_pair_iou`'s operations, in place."""
+    w, h, t = _scratch(len(x1))
+    col = (slice(None), None)
+    np.minimum(x2[col], x2, out=w)
+    np.subtract(w, np.maximum(x1[col], x1, out=t), out=w)
+    np.minimum(y2[col], y2, out=h)
+    np.subtract(h, np.maximum(y1[col], y1, out=t), out=h)
+    inter = np.multiply(np.maximum(w, 0.0, out=w), np.maximum(h, 0.0, out=h), out=w)
+    union = np.maximum(np.subtract(np.add(areas[col], areas, out=t), inter, out=t), 1e-12, out=t)
+    return np.divide(inter, union, out=w) > iou_threshold
+
+
+def _greedy_on_matrix(x1, y1, x2, y2, areas, iou_threshold: float, max_det: int) -> list[int]:
+    n = len(x1)
+    over = _matrix_over(x1, y1, x2, y2, areas, iou_threshold)
+    # row i as a Python int whose bit j says "i suppresses j": the greedy pass is then a few integer
+    # operations per kept box (lowest alive bit, clear what it suppresses), no numpy call per box
+    rows = np.packbits(over, axis=1, bitorder="little").tobytes()
+    width = (n + 7) // 8
+    alive = (1 << n) - 1
     keep = []
-    for i in range(len(b)):
+    while alive and len(keep) < max_det:
+        i = (alive & -alive).bit_length() - 1  # the best box not yet kept or suppressed
+        keep.append(i)
+        alive &= ~(int.from_bytes(rows[i * width:(i + 1) * width], "little") | (1 << i))
+    return keep
+
+
+def _greedy_per_kept_box(x1, y1, x2, y2, areas, iou_threshold: float, max_det: int) -> list[int]:
+    alive = np.ones(len(x1), dtype=bool)
+    keep = []
+    for i in range(len(x1)):
         if not alive[i]:
             continue
         keep.append(i)
@@ -143,10 +215,5 @@ def nms(
         rest = np.nonzero(alive[i + 1:])[0] + i + 1
         if rest.size == 0:
             break
-        lt = np.maximum(b[i, :2], b[rest, :2])
-        rb = np.minimum(b[i, 2:], b[rest, 2:])
-        wh = np.clip(rb - lt, 0, None)
-        inter = wh[:, 0] * wh[:, 1]
-        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-        alive[rest[iou > iou_threshold]] = False
-    return order[np.asarray(keep, dtype=np.int64)]
+        alive[rest[_pair_iou(x1, y1, x2, y2, areas, i, rest) > iou_threshold]] = False
+    return keep

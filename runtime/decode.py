@@ -18,6 +18,7 @@ order). Coordinates are in input pixels; undoing a letterbox is the caller's ste
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,13 +104,33 @@ def _decode_cells(p: np.ndarray, gx, gy, anchors, head_spec: dict, k: int, grid_
     return rows
 
 
-def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: float, imgsz=None) -> np.ndarray:
+def dequantize(arr: np.ndarray, quant) -> np.ndarray:
+    """An integer tensor as float32: ``(q - zero_point) * scale``, computed in float32 (None: as it is).
+
+    Example:
+        >>> dequantize(np.array([-128, 0, 127], np.int8), (0.5, -128)).tolist()
+        [0.0, 64.0, 127.5]
+    """
+    arr = np.asarray(arr)
+    if quant is not None and arr.dtype.kind in "iu":
+        scale, zero = quant
+        arr = (arr.astype(np.float32) - zero) * scale
+    return arr.astype(np.float32, copy=False)
+
+
+def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: float, imgsz=None,
+                      quant: Sequence | None = None) -> np.ndarray:
     """The decoded rows of one image whose objectness may pass ``conf``, as :func:`decode_dense` gives them.
 
     Most cells of a detector's maps are empty: thresholding the raw objectness first (sigmoid is
     monotonic, so ``sigmoid(t) > conf`` is ``t > logit(conf)``; a small margin keeps the borderline
     cells for :func:`select`'s exact test) decodes a few dozen rows instead of thousands. Same
     formulas, same row order as the dense decode, so :func:`select` keeps the same detections.
+
+    ``quant``: one ``(scale, zero_point)`` or None per output, for integer maps as an INT8 artifact
+    returns them: the objectness is thresholded in the integer domain and only the cells that pass are
+    dequantized (``(q - zero_point) * scale`` in float32, as :func:`dequantize` does to a whole map),
+    so the rows are those of dequantizing everything first, without converting thousands of values.
 
     Example:
         >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]],
@@ -118,21 +139,148 @@ def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: floa
         >>> decode_candidates([out], spec, conf=0.25).astype(np.float64).round(2).tolist()
         [[16.0, 48.0, 10.0, 20.0, 0.99, 0.99]]
     """
-    if len(outputs) != len(head_spec["anchors"]):
-        raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(head_spec['anchors'])}")
-    in_hw = _input_size(outputs, head_spec, imgsz)
-    nc = head_spec["num_classes"]
-    direct = head_spec["type"] == "yolo" and bool(head_spec.get("new_coords", 0))  # objectness is already a probability
-    cut = conf - 1e-6 if direct else float(np.log(conf / (1.0 - conf))) - 1e-4
-    parts = []
-    for k, out in enumerate(outputs):
-        anchors = np.asarray(head_spec["anchors"][k], dtype=np.float32).reshape(-1, 2)
-        p = _cells(out, len(anchors), nc)[0]  # (H, W, A, 5+C)
-        iy, ix, ia = np.nonzero(p[..., 4] > cut)
-        cells = np.ascontiguousarray(p[iy, ix, ia])
-        parts.append(_decode_cells(cells, ix.astype(np.float32), iy.astype(np.float32), anchors[ia], head_spec, k,
-                                   p.shape[:2], in_hw))
-    return np.concatenate(parts, axis=0) if parts else np.zeros((0, 5 + nc), np.float32)
+    return candidate_decoder(head_spec, imgsz)(outputs, conf, quant)
+
+
+class _Plan(NamedTuple):
+    key: tuple
+    table: np.ndarray  # per cell: CandidateDecoder's columns
+    qcut: np.ndarray  # per cell: the objectness threshold in the map's own units
+    cut: float  # the threshold on the dequantized objectness
+    in_hw: tuple
+
+
+_DECODERS: dict = {}  # (head spec, imgsz) -> CandidateDecoder, for callers that pass a spec each call
+
+
+def candidate_decoder(head_spec: dict, imgsz=None) -> CandidateDecoder:
+    """The :class:`CandidateDecoder` of a head spec, made once (a few models at most are alive at a time).
+
+    Example:
+        >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]]}
+        >>> candidate_decoder(spec) is candidate_decoder(dict(spec))
+        True
+    """
+    key = (repr(head_spec), repr(imgsz))
+    dec = _DECODERS.get(key)
+    if dec is None:
+        if len(_DECODERS) >= 16:
+            _DECODERS.clear()
+        dec = _DECODERS[key] = CandidateDecoder(head_spec, imgsz)
+    return dec
+
+
+class CandidateDecoder:
+    """:func:`decode_candidates` for one model, its per-cell constants built once: what the video loop runs per frame.
+
+    All maps' cells go into one table (one row a cell, in the dense decode's order); each cell's grid
+    column and row, anchor, ``scale_x_y``, grid size and quantization sit in a second table built on the
+    first call (and again when the maps' shapes, dtypes or quantization change). A frame is then a
+    threshold on the objectness column, one gather of the few rows that pass, and the decoding formulas
+    of :func:`decode_output` on those rows only: a few dozen numpy calls whatever the number of outputs.
+    The values are those of decoding the dequantized maps output by output (same float32 operations in
+    the same order; the scalars of the per-output path are float32 columns here, as numpy casts them).
+
+    Example:
+        >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]],
+        ...         "anchor_units": "pixels", "scale_x_y": [1.0], "new_coords": 0}
+        >>> out = np.full((1, 6, 2, 2), -5.0, np.float32); out[0, :4, 1, 0] = 0; out[0, 4:, 1, 0] = 5
+        >>> CandidateDecoder(spec)([out], conf=0.25).astype(np.float64).round(2).tolist()
+        [[16.0, 48.0, 10.0, 20.0, 0.99, 0.99]]
+    """
+
+    # columns of the per-cell table
+    GX, GY, AW, AH, S, S_OFF, GW, GH, ZERO, SCALE, QCUT = range(11)
+
+    def __init__(self, head_spec: dict, imgsz=None):
+        kind = head_spec["type"]
+        if kind not in ("yolo", "region"):
+            raise ValueError(f"unknown head type {kind!r}: expected 'region' or 'yolo'")
+        self.spec, self.imgsz = head_spec, imgsz
+        self.kind, self.nc = kind, int(head_spec["num_classes"])
+        self.new = kind == "yolo" and bool(head_spec.get("new_coords", 0))  # maps already through a sigmoid
+        self.anchors = [np.asarray(a, dtype=np.float32).reshape(-1, 2) for a in head_spec["anchors"]]
+        self._plan: _Plan | None = None
+
+    def _cut(self, conf: float) -> float:
+        # sigmoid is monotonic: sigmoid(t) > conf is t > logit(conf); the margin keeps borderline cells for
+        # select()'s exact test
+        return conf - 1e-6 if self.new else float(np.log(conf / (1.0 - conf))) - 1e-4
+
+    def _build(self, outputs, conf: float, quant, key) -> _Plan:
+        in_h, in_w = _input_size(outputs, self.spec, self.imgsz)
+        cut = self._cut(conf)
+        cols = []
+        for k, out in enumerate(outputs):
+            a = self.anchors[k]
+            if out.ndim != 4 or out.shape[0] != 1 or out.shape[1] != len(a) * (5 + self.nc):
+                raise ValueError(f"head map of shape {out.shape} does not hold {len(a)} anchors x (5 + {self.nc})")
+            gh, gw = out.shape[2:]
+            gy, gx, ia = (v.ravel() for v in np.meshgrid(np.arange(gh), np.arange(gw), np.arange(len(a)), indexing="ij"))
+            s = float(self.spec.get("scale_x_y", [1.0] * (k + 1))[k]) if self.kind == "yolo" else 1.0
+            q = quant[k] if quant is not None and out.dtype.kind in "iu" else None
+            scale, zero = (float(q[0]), float(q[1])) if q is not None else (1.0, 0.0)
+            if q is None:
+                qcut = cut
+            elif scale > 0:  # every integer whose dequantized value can pass, with a step of margin for rounding
+                qcut = float(np.floor(cut / scale + zero) - 1)
+            else:
+                qcut = -np.inf
+            t = np.empty((len(gx), 11), np.float64)
+            t[:, self.GX], t[:, self.GY], t[:, self.AW], t[:, self.AH] = gx, gy, a[ia, 0], a[ia, 1]
+            t[:, self.S], t[:, self.S_OFF] = s, 0.5 * (s - 1)
+            t[:, self.GW], t[:, self.GH] = gw, gh
+            t[:, self.ZERO], t[:, self.SCALE], t[:, self.QCUT] = zero, scale, qcut
+            cols.append(t)
+        # float32, as numpy casts each Python scalar of the per-output formulas against a float32 map
+        table = np.concatenate(cols).astype(np.float32)
+        return _Plan(key, table, np.ascontiguousarray(table[:, self.QCUT]), cut, (in_h, in_w))
+
+    def __call__(self, outputs: Sequence[np.ndarray], conf: float, quant: Sequence | None = None) -> np.ndarray:
+        """Decoded rows (cx, cy, w, h, obj, class probs) of the cells of one image that may pass ``conf``."""
+        if len(outputs) != len(self.anchors):
+            raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(self.anchors)}")
+        outputs = [np.asarray(o) for o in outputs]
+        key = (tuple((o.shape, o.dtype.str) for o in outputs), conf, None if quant is None else tuple(quant))
+        plan = self._plan
+        if plan is None or plan.key != key:  # a new plan object, never one changed in place: threads may share it
+            plan = self._plan = self._build(outputs, conf, quant, key)
+        width = 5 + self.nc
+        # every cell as a row (H, W, A order: the dense decode's), all maps in one float32 table
+        cells = np.concatenate([o.reshape(len(a), width, -1).transpose(2, 0, 1).reshape(-1, width)
+                                for o, a in zip(outputs, self.anchors)], dtype=np.float32)
+        pick = np.flatnonzero(cells[:, 4] > plan.qcut)
+        t = plan.table[pick]
+        p = (cells[pick] - t[:, self.ZERO, None]) * t[:, self.SCALE, None]  # dequantized as dequantize() does
+        sure = p[:, 4] > plan.cut  # the float path's own test, on the few rows the integer test kept
+        if not sure.all():
+            p, t = p[sure], t[sure]
+        return self._decode(p, t, plan.in_hw)
+
+    def _decode(self, p: np.ndarray, t: np.ndarray, in_hw) -> np.ndarray:
+        # decode_output's formulas (see _decode_cells), with each scalar a column of t
+        in_h, in_w = in_hw
+        rows = np.empty_like(p)
+        gw, gh = t[:, self.GW], t[:, self.GH]
+        anchors = t[:, self.AW:self.AH + 1]
+        if self.kind == "region":
+            sig = _sigmoid(p)
+            sx, sy = sig[:, 0], sig[:, 1]
+            scale_wh = np.stack([(in_w / gw.astype(np.float64)), (in_h / gh.astype(np.float64))], 1).astype(np.float32)
+            wh = np.exp(p[:, 2:4]) * anchors * scale_wh
+            rows[:, 4] = sig[:, 4]
+            rows[:, 5:] = _softmax(p[:, 5:])
+        else:
+            sig = p if self.new else _sigmoid(p)
+            s, off = t[:, self.S], t[:, self.S_OFF]
+            sx, sy = sig[:, 0] * s - off, sig[:, 1] * s - off
+            twh = p[:, 2:4]
+            wh = (4.0 * twh * twh if self.new else np.exp(twh)) * anchors
+            rows[:, 4:] = sig[:, 4:]
+        rows[:, 0] = (t[:, self.GX] + sx) / gw * in_w
+        rows[:, 1] = (t[:, self.GY] + sy) / gh * in_h
+        rows[:, 2:4] = wh
+        return rows
 
 
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:
@@ -180,9 +328,11 @@ def select(rows: np.ndarray, conf: float = 0.25, iou: float | None = 0.45, max_d
         boxes, scores, cls = rows[i, :4], scores_all[i, j], j
     else:
         cls = scores_all.argmax(1) if len(rows) else np.zeros(0, np.int64)
-        scores = scores_all[np.arange(len(rows)), cls]
+        scores = scores_all.max(1) if len(rows) else np.zeros(0, rows.dtype)  # the value at argmax
         keep = scores > conf
         boxes, scores, cls = rows[keep, :4], scores[keep], cls[keep]
+    if not len(boxes):  # most frames of a video have nothing to suppress
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     boxes = cxcywh_to_xyxy(boxes).astype(np.float32)
     order = nms(boxes, scores, cls, iou, max_det) if iou is not None else np.argsort(-scores, kind="stable")[:max_det]
     return boxes[order], scores[order].astype(np.float32), cls[order].astype(np.int64)
@@ -190,7 +340,8 @@ def select(rows: np.ndarray, conf: float = 0.25, iou: float | None = 0.45, max_d
 
 def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: float = 0.25,
                         iou: float | None = 0.45, imgsz=None, max_det: int = 300,
-                        multi_label: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        multi_label: bool = False, quant: Sequence | None = None,
+                        decoder: CandidateDecoder | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detections of one image from its raw head maps: decode, threshold, class-aware NMS.
 
     Args:
@@ -204,6 +355,10 @@ def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: fl
         max_det: most detections.
         multi_label: one detection per class above ``conf`` (Darknet's way) instead of
             the best class only.
+        quant: one ``(scale, zero_point)`` or None per output when the maps are the integers an
+            INT8 artifact returns: only the cells that may pass are dequantized (same detections).
+        decoder: the :class:`CandidateDecoder` of ``head_spec`` (a video loop keeps its own; by default
+            the one :func:`candidate_decoder` keeps).
 
     Returns:
         boxes (K, 4) xyxy in input pixels (float32), scores (K,) float32, class_ids (K,)
@@ -221,7 +376,10 @@ def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: fl
     if outputs and outputs[0].shape[0] != 1:
         raise ValueError(f"decode_yolo_outputs takes one image, got a batch of {outputs[0].shape[0]}: use decode_batch")
     if 0 < conf < 1 and outputs:  # sparse: only the cells that may pass (same result as the dense decode)
-        return select(decode_candidates(outputs, head_spec, conf, imgsz), conf, iou, max_det, multi_label)
+        rows = (decoder or candidate_decoder(head_spec, imgsz))(outputs, conf, quant)
+        return select(rows, conf, iou, max_det, multi_label)
+    if quant is not None:
+        outputs = [dequantize(o, q) for o, q in zip(outputs, quant)]
     return decode_batch(outputs, head_spec, conf, iou, imgsz, max_det, multi_label)[0]
 
 

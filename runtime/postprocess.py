@@ -16,10 +16,12 @@ from edgekit.runtime.preprocess import Letterbox, boxes_from_letterbox
 
 
 def postprocess_detections(outputs: list[np.ndarray], head_spec: dict, lb: Letterbox | None, conf: float = 0.25,
-                           iou: float = 0.45, max_det: int = 300) -> dict:
+                           iou: float = 0.45, max_det: int = 300, quant=None, decoder=None) -> dict:
     """Raw head maps of one image -> ``{"boxes": (n, 4) xyxy, "scores": (n,), "classes": (n,)}``.
 
-    Boxes are in original-image pixels when ``lb`` is given, else in input pixels.
+    Boxes are in original-image pixels when ``lb`` is given, else in input pixels. ``quant``: the
+    maps are an INT8 artifact's integers, one ``(scale, zero_point)`` (or None) per map. ``decoder``:
+    the model's :class:`~edgekit.runtime.decode.CandidateDecoder`, kept by a caller that runs it per frame.
 
     Example:
         >>> spec = {"type": "yolo", "num_classes": 1, "imgsz": [64, 64], "strides": [32],
@@ -30,10 +32,12 @@ def postprocess_detections(outputs: list[np.ndarray], head_spec: dict, lb: Lette
         ([[8.0, 8.0, 24.0, 24.0]], [0])
     """
     check_thresholds(conf, iou, max_det)
-    boxes, scores, classes = decode_yolo_outputs(outputs, head_spec, conf=conf, iou=iou, max_det=max_det)
+    boxes, scores, classes = decode_yolo_outputs(outputs, head_spec, conf=conf, iou=iou, max_det=max_det, quant=quant,
+                                                 decoder=decoder)
     if lb is not None:
         boxes = boxes_from_letterbox(boxes, lb)
-    return {"boxes": boxes.astype(np.float32), "scores": scores.astype(np.float32), "classes": classes.astype(np.int64)}
+    return {"boxes": boxes.astype(np.float32, copy=False), "scores": scores.astype(np.float32, copy=False),
+            "classes": classes.astype(np.int64, copy=False)}
 
 
 def check_thresholds(conf: float, iou: float, max_det: int) -> None:

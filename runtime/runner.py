@@ -16,6 +16,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import open_backend, read_embedded_manifest
 from edgekit.runtime.contract import check_against_model, check_manifest
+from edgekit.runtime.decode import dequantize
 from edgekit.runtime.fastprep import FramePrep
 from edgekit.runtime.preprocess import Letterbox, to_tensor
 
@@ -111,15 +112,19 @@ class ArtifactRunner:
 
     def run_tensor(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one prepared input; float32 outputs in decoder order (dequantized)."""
+        raw, quant = self.run_raw(x)
+        return [dequantize(arr, q) for arr, q in zip(raw, quant)]
+
+    def run_raw(self, x: np.ndarray) -> tuple[list[np.ndarray], list]:
+        """Run one prepared input; (outputs as the backend gives them, their ``(scale, zero_point)`` or None),
+        both in decoder order: the video loop's decoder dequantizes only the cells it reads."""
         raw = self.backend.run([x])
         outs: list = [None] * len(raw)
+        quant: list = [None] * len(raw)
         for k, (arr, info) in enumerate(zip(raw, self.backend.outputs)):
-            arr = np.asarray(arr)
-            if info.quant is not None and arr.dtype.kind in "iu":
-                scale, zero = info.quant
-                arr = (arr.astype(np.float32) - zero) * scale
-            outs[self.order[k]] = arr.astype(np.float32, copy=False)
-        return outs
+            outs[self.order[k]] = np.asarray(arr)
+            quant[self.order[k]] = info.quant
+        return outs, quant
 
     def infer(self, image: np.ndarray) -> tuple[list[np.ndarray], Letterbox]:
         """Letterbox + run: (float head maps in decoder order, letterbox to undo)."""

@@ -10,8 +10,11 @@ flushed line by line, so whatever happened before a crash is on disk.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
+import queue
 import signal
 import sys
 import threading
@@ -121,11 +124,15 @@ def run_stream(stream, save=None, jsonl=None, show: bool = False, on_result=None
         >>> run_stream(stream("det.onnx", "clip.mp4", line="0,200,640,200"), save="out.mp4")  # doctest: +SKIP
         {'frames': 300, 'dropped': 0, 'fps_mean': 41.3, 'fps_p90': 37.9, 'counts': {...}, 'tracks': 12}
     """
-    window = video = log = previous = None
+    window = video = writer = log = previous = None
     try:
         window = Window() if show else None
         fps = (stream.source.fps or 10.0) / (1 if stream.source.live else stream.source.stride)
         video = VideoSink(save, stream.max_fps or fps) if save else None
+        # drawing and encoding run in a thread of their own (OpenCV lets go of the GIL in both), overlapping
+        # the next frame's inference; with a window the frame is drawn here, since the GUI wants this thread
+        if video is not None:
+            writer = Worker(video.write if window is not None else (lambda r: video.write(r.annotate())))
         log = JsonlSink(jsonl) if jsonl else None
         if handle_signals and threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: stream.stop())
@@ -134,12 +141,14 @@ def run_stream(stream, save=None, jsonl=None, show: bool = False, on_result=None
                 if log is not None:
                     for e in r.events:
                         log.write(e)
-                if video is not None or window is not None:
+                if window is not None:
                     img = r.annotate()
-                    if video is not None:
-                        video.write(img)
-                    if window is not None and not window.show(img):
+                    if writer is not None:
+                        writer.put(img)
+                    if not window.show(img):
                         stream.stop()
+                elif writer is not None:
+                    writer.put(frozen(r))
                 if on_result is not None:
                     on_result(r)
         except KeyboardInterrupt:
@@ -147,8 +156,70 @@ def run_stream(stream, save=None, jsonl=None, show: bool = False, on_result=None
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        failed = writer.close() if writer is not None else None  # every queued frame written, then the file
         for sink in (video, log, window):
             if sink is not None:
                 sink.close()
         stream.close()  # the capture thread must end before the interpreter does
+    if failed is not None:
+        raise failed
     return stream.summary()
+
+
+def frozen(result):
+    """A copy of a :class:`~edgekit.runtime.pipeline.FrameResult` that the loop's next frames leave alone
+    (the tracker updates its Track objects in place; their copies here keep this frame's boxes and scores).
+
+    Example:
+        >>> from edgekit.runtime.pipeline import FrameResult  # doctest: +SKIP
+        >>> frozen(r).tracks[0] is not r.tracks[0]  # doctest: +SKIP
+        True
+    """
+    return dataclasses.replace(result, tracks=[copy.copy(tr) for tr in result.tracks])
+
+
+class Worker:
+    """Calls ``fn(item)`` on each :meth:`put` item in a thread of its own, in order.
+
+    The queue is short (``size`` items): a slow encoder slows the loop down rather than piling frames up
+    in memory. An error in ``fn`` stops the work; the next :meth:`put` raises it, and :meth:`close`
+    returns it.
+
+    Example:
+        >>> out = []
+        >>> w = Worker(out.append)
+        >>> for k in range(3): w.put(k)
+        >>> w.close() is None, out
+        (True, [0, 1, 2])
+    """
+
+    _STOP = object()
+
+    def __init__(self, fn, size: int = 4, name: str = "edgekit-writer"):
+        self.fn, self.error = fn, None
+        self.queue: queue.Queue = queue.Queue(maxsize=size)
+        self.thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is self._STOP:
+                return
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except Exception as exc:  # noqa: BLE001 - handed to the loop's thread, raised there
+                    self.error = exc
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def close(self) -> Exception | None:
+        """Finish the queued items and end the thread; the error that stopped the work, if any."""
+        if self.thread.is_alive():
+            self.queue.put(self._STOP)
+            self.thread.join()
+        return self.error

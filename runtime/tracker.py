@@ -27,65 +27,75 @@ import numpy as np
 from edgekit.runtime.boxes import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 
 
-class _Kalman:
-    """Constant-velocity Kalman filter on (cx, cy, w, h) with velocities: SORT's model, 8 states."""
+_Q_SCALE = np.array([1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25])
+_DIAG = np.arange(8)
 
-    _F = np.eye(8)
-    _F[:4, 4:] = np.eye(4)
-    _H = np.eye(4, 8)
 
-    def __init__(self, box: np.ndarray):
-        self.x = np.zeros(8)
-        self.x[:4] = xyxy_to_cxcywh(np.asarray(box, np.float64))
-        size = max(self.x[2], self.x[3], 1.0)
-        # position known to a few pixels, velocity unknown: large initial velocity variance
-        self.P = np.diag([size / 10] * 4 + [size] * 4) ** 2
-        self.q = size / 20
+class KalmanBank:
+    """SORT's constant-velocity Kalman filters on (cx, cy, w, h) and their velocities, one row a track.
+
+    The states of all tracks sit in stacked arrays (``x`` (n, 8), ``P`` (n, 8, 8), ``q`` (n,)), so a
+    frame's predict and update are a few numpy calls for all tracks, not a few per track.
+
+    Example:
+        >>> k = KalmanBank()
+        >>> k.add(np.array([[0, 0, 10, 10]]))
+        >>> k.predict().tolist()
+        [[0.0, 0.0, 10.0, 10.0]]
+    """
+
+    def __init__(self):
+        self.x, self.P, self.q = np.zeros((0, 8)), np.zeros((0, 8, 8)), np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def add(self, boxes: np.ndarray) -> None:
+        """New filters at xyxy ``boxes``: position known to a few pixels, velocity unknown (large variance)."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        x = np.zeros((len(boxes), 8))
+        x[:, :4] = xyxy_to_cxcywh(boxes)
+        size = np.maximum(np.maximum(x[:, 2], x[:, 3]), 1.0)
+        P = np.zeros((len(boxes), 8, 8))
+        P[:, _DIAG[:4], _DIAG[:4]] = (size[:, None] / 10) ** 2
+        P[:, _DIAG[4:], _DIAG[4:]] = size[:, None] ** 2
+        self.x, self.P = np.concatenate([self.x, x]), np.concatenate([self.P, P])
+        self.q = np.concatenate([self.q, size / 20])
+
+    def keep(self, rows) -> None:
+        """Keep only ``rows``, in that order (the tracks still alive, in the tracker's order)."""
+        rows = np.asarray(rows, np.intp)
+        self.x, self.P, self.q = self.x[rows], self.P[rows], self.q[rows]
 
     def predict(self) -> np.ndarray:
-        predict_all([self])
-        return self.box()
+        """One predict step of every filter; returns the predicted xyxy boxes ``(n, 4)`` float32."""
+        # F = [[I, I], [0, I]] written out by blocks: x @ F.T and F @ P @ F.T are these sums of two terms, the
+        # same floats as the matrix products (a product by 1 or 0 is exact), without (n, 8, 8) matmuls
+        p, v = self.x[:, :4], self.x[:, 4:]
+        x = np.concatenate([p + v, v], axis=1)
+        x[:, 2:4] = np.maximum(x[:, 2:4], 1.0)
+        A, B, C, D = self.P[:, :4, :4], self.P[:, :4, 4:], self.P[:, 4:, :4], self.P[:, 4:, 4:]
+        P = np.empty_like(self.P)
+        P[:, :4, :4] = (A + C) + (B + D)
+        P[:, :4, 4:] = B + D
+        P[:, 4:, :4] = C + D
+        P[:, 4:, 4:] = D
+        P[:, _DIAG, _DIAG] += (self.q[:, None] * _Q_SCALE) ** 2
+        self.x, self.P = x, P
+        return cxcywh_to_xyxy(x[:, :4]).astype(np.float32)
 
-    def update(self, box: np.ndarray) -> None:
-        update_all([self], np.asarray(box, np.float64).reshape(1, 4))
-
-    def box(self) -> np.ndarray:
-        return cxcywh_to_xyxy(self.x[:4]).astype(np.float32)
-
-
-_Q_SCALE = np.array([1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25])
-
-
-def predict_all(filters: list[_Kalman]) -> np.ndarray:
-    """One predict step of many filters at once (stacked: one numpy call for all tracks, not one each);
-    returns the predicted xyxy boxes ``(n, 4)``."""
-    if not filters:
-        return np.zeros((0, 4), np.float32)
-    F = _Kalman._F
-    x = np.stack([k.x for k in filters]) @ F.T
-    x[:, 2:4] = np.maximum(x[:, 2:4], 1.0)
-    q = (np.array([k.q for k in filters])[:, None] * _Q_SCALE) ** 2
-    P = F @ np.stack([k.P for k in filters]) @ F.T
-    P[:, np.arange(8), np.arange(8)] += q
-    for k, xi, Pi in zip(filters, x, P):
-        k.x, k.P = xi, Pi
-    return cxcywh_to_xyxy(x[:, :4]).astype(np.float32)
-
-
-def update_all(filters: list[_Kalman], boxes: np.ndarray) -> None:
-    """The measurement update of many filters at once, each with its xyxy box (H = [I 0]: the first 4 states)."""
-    if not filters:
-        return
-    z = xyxy_to_cxcywh(np.asarray(boxes, np.float64))
-    x = np.stack([k.x for k in filters])
-    P = np.stack([k.P for k in filters])
-    r = (np.maximum(np.maximum(x[:, 2], x[:, 3]), 1.0) / 10) ** 2
-    S = P[:, :4, :4] + r[:, None, None] * np.eye(4)
-    K = P[:, :, :4] @ np.linalg.inv(S)  # (n, 8, 4)
-    x = x + (K @ (z - x[:, :4])[:, :, None])[:, :, 0]
-    P = P - K @ P[:, :4, :]
-    for k, xi, Pi in zip(filters, x, P):
-        k.x, k.P = xi, Pi
+    def update(self, rows, boxes: np.ndarray) -> None:
+        """The measurement update of filters ``rows``, each with its xyxy box (H = [I 0]: the first 4 states)."""
+        if not len(rows):
+            return
+        rows = np.asarray(rows, np.intp)
+        z = xyxy_to_cxcywh(np.asarray(boxes, np.float64))
+        x, P = self.x[rows], self.P[rows]
+        r = (np.maximum(np.maximum(x[:, 2], x[:, 3]), 1.0) / 10) ** 2
+        S = P[:, :4, :4] + r[:, None, None] * np.eye(4)
+        K = P[:, :, :4] @ np.linalg.inv(S)  # (n, 8, 4)
+        self.x[rows] = x + (K @ (z - x[:, :4])[:, :, None])[:, :, 0]
+        self.P[rows] = P - K @ P[:, :4, :]
 
 
 @dataclass
@@ -98,7 +108,7 @@ class Track:
         seen_box: the box of the latest matched detection (what a "lost" event reports).
         score: detector confidence of the latest match.
         hits: frames matched so far; ``misses``: frames since the latest match.
-        votes: class id -> summed detector score over the track's frames.
+        votes: class id -> summed detector score over the track's frames (grown by :meth:`vote`).
         frames: class id -> number of frames the detector gave that class.
     """
 
@@ -109,22 +119,22 @@ class Track:
     misses: int = 0
     votes: dict = field(default_factory=dict)
     frames: dict = field(default_factory=dict)
-    kalman: _Kalman | None = None
     seen_box: np.ndarray | None = None
 
     def __post_init__(self):
         if self.seen_box is None:
             self.seen_box = self.box.copy()
+        self._best = min(self.votes, key=lambda k: (-self.votes[k], k)) if self.votes else -1
 
     @property
     def cls(self) -> int:
         """The class decided so far: the largest summed score (ties: the lower class id)."""
-        return min(self.votes, key=lambda k: (-self.votes[k], k)) if self.votes else -1
+        return self._best
 
     @property
     def label_confidence(self) -> float:
         """Mean detector score of the frames that voted for :attr:`cls`."""
-        k = self.cls
+        k = self._best
         return float(self.votes[k] / self.frames[k]) if k in self.frames else 0.0
 
     @property
@@ -132,8 +142,19 @@ class Track:
         return (self.box[:2] + self.box[2:]) / 2
 
     def vote(self, k: int, score: float) -> None:
-        self.votes[k] = self.votes.get(k, 0.0) + float(score)
+        score = float(score)
+        self.votes[k] = self.votes.get(k, 0.0) + score
         self.frames[k] = self.frames.get(k, 0) + 1
+        # the decision kept up to date here (the video loop reads it for every track every frame): only
+        # votes[k] changed, so the best is k, or stays what it was (unless a negative score lowered the best)
+        best = self._best
+        if best == -1 or best not in self.votes:
+            self._best = min(self.votes, key=lambda c: (-self.votes[c], c))
+        elif k == best:
+            if score < 0:
+                self._best = min(self.votes, key=lambda c: (-self.votes[c], c))
+        elif self.votes[k] > self.votes[best] or (self.votes[k] == self.votes[best] and k < best):
+            self._best = k
 
 
 class Tracker:
@@ -167,6 +188,7 @@ class Tracker:
         self.removed: list[Track] = []  # dropped by the latest update (for "lost" events and forgetting state)
         self._next_id = 1
         self._pending: list[Track] = []  # not yet confirmed (hits < min_hits); id 0 until confirmed
+        self._bank = KalmanBank()  # row k: the filter of (tracks + pending)[k]
 
     @property
     def next_id(self) -> int:
@@ -179,37 +201,40 @@ class Tracker:
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> list[Track]:
         """Advance one frame; returns the confirmed tracks matched in this frame, in id order."""
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        boxes = np.array(boxes, np.float32).reshape(-1, 4)  # a copy: the tracks keep rows of it
         scores = np.asarray(scores, np.float32).reshape(-1)
         classes = np.asarray(classes, np.int64).reshape(-1)
-        live = self.tracks + self._pending
-        pred = np.array([tr.box for tr in live], np.float32).reshape(-1, 4)
-        kal = [i for i, tr in enumerate(live) if tr.kalman]
-        if kal:
-            pred[kal] = predict_all([live[i].kalman for i in kal])
+        live = self.tracks + self._pending  # the Kalman bank's rows are in this order
+        if self.kalman and live:
+            pred = self._bank.predict()
+        else:
+            pred = np.array([tr.box for tr in live], np.float32).reshape(-1, 4)
         for tr, b in zip(live, pred):
             tr.box = b
         pairs = self._match(live, pred, boxes, classes)
-        matched_t, matched_d = set(), set()
+        matched_t = np.zeros(len(live), bool)
+        matched_d = np.zeros(len(boxes), bool)
         for ti, di in pairs:
             tr = live[ti]
-            tr.box, tr.score = boxes[di].copy(), float(scores[di])
-            tr.seen_box = tr.box.copy()
+            tr.box = tr.seen_box = boxes[di]
+            tr.score = float(scores[di])
             tr.hits += 1
             tr.misses = 0
             tr.vote(int(classes[di]), scores[di])
-            matched_t.add(ti)
-            matched_d.add(di)
-        fed = [(live[ti].kalman, di) for ti, di in pairs if live[ti].kalman]
-        update_all([k for k, _ in fed], boxes[[di for _, di in fed]])
-        for ti, tr in enumerate(live):
-            if ti not in matched_t:
-                tr.misses += 1
-        for di in range(len(boxes)):
-            if di not in matched_d:
-                tr = Track(0, boxes[di].copy(), float(scores[di]), kalman=_Kalman(boxes[di]) if self.kalman else None)
-                tr.vote(int(classes[di]), scores[di])
-                self._pending.append(tr)
+            matched_t[ti] = matched_d[di] = True
+        if self.kalman and pairs:
+            self._bank.update([ti for ti, _ in pairs], boxes[[di for _, di in pairs]])
+        for ti in np.flatnonzero(~matched_t).tolist():
+            live[ti].misses += 1
+        rows = {id(tr): k for k, tr in enumerate(live)}  # bank row of each live track
+        new = np.flatnonzero(~matched_d).tolist()
+        if self.kalman and new:
+            self._bank.add(boxes[new])
+        for k, di in enumerate(new):
+            tr = Track(0, boxes[di], float(scores[di]))
+            tr.vote(int(classes[di]), scores[di])
+            rows[id(tr)] = len(live) + k
+            self._pending.append(tr)
         # pending tracks: confirmed after min_hits matches, forgotten at their first miss
         still = []
         for tr in self._pending:
@@ -221,21 +246,29 @@ class Tracker:
         self._pending = still
         self.removed = [tr for tr in self.tracks if tr.misses > self.max_missed]
         self.tracks = [tr for tr in self.tracks if tr.misses <= self.max_missed]
+        if self.kalman:
+            self._bank.keep([rows[id(tr)] for tr in self.tracks + self._pending])
         return sorted((tr for tr in self.tracks if tr.misses == 0), key=lambda tr: tr.id)
 
     def _match(self, live, pred, boxes, classes) -> list[tuple[int, int]]:
         if not len(live) or not len(boxes):
             return []
-        allowed = np.ones((len(live), len(boxes)), bool)
+        allowed = None
         if self.per_class:
             allowed = np.array([tr.cls for tr in live])[:, None] == classes[None, :]
-        pairs = _greedy(np.where(allowed, box_iou(pred, boxes), 0.0), self.iou, set(), set())
+        iou = box_iou(pred, boxes)
+        pairs = _greedy(iou if allowed is None else np.where(allowed, iou, 0.0), self.iou, set(), set())
         if self.max_distance > 0 and len(pairs) < min(len(live), len(boxes)):
             cp, cd = (pred[:, :2] + pred[:, 2:]) / 2, (boxes[:, :2] + boxes[:, 2:]) / 2
-            size = np.sqrt(np.prod(np.maximum(pred[:, 2:] - pred[:, :2], 1.0), axis=1))
-            dist = np.linalg.norm(cp[:, None] - cd[None], axis=2) / size[:, None]
+            wh = np.maximum(pred[:, 2:] - pred[:, :2], 1.0)
+            size = np.sqrt(wh[:, 0] * wh[:, 1])
+            # the Euclidean norm written out (what np.linalg.norm computes along an axis of 2)
+            dx, dy = cp[:, 0, None] - cd[:, 0], cp[:, 1, None] - cd[:, 1]
+            dist = np.sqrt(dx * dx + dy * dy) / size[:, None]
             # closeness in (0, 1]: 1 at the same centre, 1 / (1 + max_distance) at the limit
-            close = np.where(allowed, 1.0 / (1.0 + dist), 0.0)
+            close = 1.0 / (1.0 + dist)
+            if allowed is not None:
+                close = np.where(allowed, close, 0.0)
             pairs += _greedy(close, 1.0 / (1.0 + self.max_distance), {t for t, _ in pairs}, {d for _, d in pairs})
         return pairs
 
@@ -245,12 +278,11 @@ def _greedy(m: np.ndarray, floor: float, used_t: set, used_d: set) -> list[tuple
 
     Ties go by (row, column) index, so the result is deterministic.
     """
-    order = np.lexsort((np.arange(m.size), -m.ravel()))
+    flat = np.flatnonzero(m >= floor)  # only these can pair: sort a handful, not the whole matrix
+    order = flat[np.lexsort((flat, -m.ravel()[flat]))].tolist()
     pairs = []
-    for flat in order:
-        if m.flat[flat] < floor:
-            break
-        ti, di = divmod(int(flat), m.shape[1])
+    for f in order:
+        ti, di = divmod(f, m.shape[1])
         if ti in used_t or di in used_d:
             continue
         pairs.append((ti, di))
