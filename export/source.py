@@ -121,7 +121,10 @@ def _from_checkpoint(path: Path) -> Source:
     task = ckpt.get("task", "detect")
     size = int(ckpt["imgsz"])
     spec = {**ckpt["head_spec"], "imgsz": [size, size]} if task == "detect" else None
-    return Source("checkpoint", path, ckpt["model"], task, list(ckpt["names"]), (size, size), spec, file_hash(path),
+    name = ckpt["model"]
+    if name == "darknet":  # trained from a .cfg: artifacts are named after the file (yolov4-tiny-onnx.onnx)
+        name = Path(str(ckpt.get("model_kwargs", {}).get("cfg_name") or "darknet")).stem or name
+    return Source("checkpoint", path, name, task, list(ckpt["names"]), (size, size), spec, file_hash(path),
                   module=module)
 
 

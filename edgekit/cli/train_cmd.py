@@ -12,7 +12,8 @@ def add_parser(sub):
     p.add_argument("--task", choices=["detect", "classify"], default="detect",
                    help="detect (default): --data is a data.yaml; classify: --data is an image-folder root "
                         "(root/train/<class>/*.jpg, e.g. from `edgekit data crops`)")
-    p.add_argument("--model", required=True, help="registered model name, e.g. mobilenetv2-yolo or mobilenetv2-cls")
+    p.add_argument("--model", required=True, help="registered model name, e.g. mobilenetv2-yolo or mobilenetv2-cls, or a "
+                   "Darknet .cfg (its heads fitted to the data's classes; the cfg's text is kept in the checkpoint)")
     p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
                                                  "with --task classify an image-folder root")
     p.add_argument("--imgsz", type=image_size, help="square input size in pixels (default 320; 64 with --task classify)")
@@ -24,7 +25,8 @@ def add_parser(sub):
                    "trained: an option that contradicts its checkpoint (--model, --imgsz, --lr, other data...) is refused; "
                    "--epochs may grow it; --device/--workers/--threads are this machine's")
     p.add_argument("--weights", help="start from a checkpoint: the same model fine-tunes (its anchors kept unless --anchors); another "
-                   "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only)")
+                   "model sharing layers (e.g. the backbone) takes the tensors that fit (detect only); with a .cfg --model, "
+                   "Darknet .weights or a `darknet partial` backbone (e.g. yolov4-tiny.conv.29)")
     p.add_argument("--workers", type=whole(0), default=1, help="data-loader processes (default 1)")
     p.add_argument("--threads", type=whole(1), help="torch threads (default: torch's choice); keep threads + workers <= cores")
     p.add_argument("--lr", type=number(0.0, 1.0, above=True), default=0.002, help="peak AdamW learning rate")
@@ -45,11 +47,26 @@ def run(args) -> int:
     from edgekit.models import list_models, model_task
     from edgekit.train import ClassifyOptions, TrainOptions, train
 
+    cfg_kwargs = {}
+    if args.model.lower().endswith(".cfg"):  # a Darknet file: the registry's "darknet" family with its text
+        from pathlib import Path
+
+        from edgekit.models.darknet_cfg import read_cfg
+
+        read_cfg(args.model)  # one-line errors for a missing or malformed file, before any data is read
+        cfg_kwargs = {"cfg": Path(args.model).read_text(encoding="utf-8"), "cfg_name": Path(args.model).name}
+        args.out = args.out or _cfg_run(Path(args.model).stem, args.resume)
+        args.model = "darknet"
+    elif args.weights and args.task == "detect":
+        from edgekit.models.darknet_model import is_darknet_weights
+
+        if is_darknet_weights(args.weights):
+            raise EdgekitError(f"--weights {args.weights} is Darknet weights: give the .cfg they belong to as --model")
     if model_task(args.model) != args.task:
         others = ", ".join(list_models(task=args.task))
         raise EdgekitError(f"model '{args.model}' is a {model_task(args.model)} model: pass --task "
                            f"{model_task(args.model)}, or pick a {args.task} model ({others})")
-    kwargs = {"width": args.width} if args.width else {}
+    kwargs = {**({"width": args.width} if args.width else {}), **cfg_kwargs}
     imgsz = args.imgsz or DEFAULTS[args.task]["imgsz"]
     batch = args.batch or DEFAULTS[args.task]["batch"]
     common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
@@ -69,3 +86,20 @@ def run(args) -> int:
     else:
         print(f"best weights: {summary['best']}")
     return 0
+
+
+def _cfg_run(stem: str, resume: bool) -> str:
+    """runs/train/<cfg stem>[-N] (with ``resume``: the newest such run): a cfg's runs are named after the
+    file, not after the "darknet" family."""
+    import os
+    from pathlib import Path
+
+    from edgekit.errors import EdgekitError
+    from edgekit.train.runs import next_run_dir
+
+    if resume:
+        runs = sorted(Path("runs/train").glob(f"{stem}*/weights/last.pt"), key=os.path.getmtime)
+        if not runs:
+            raise EdgekitError(f"no run of {stem} to resume under runs/train: give --out")
+        return str(runs[-1].parents[1])
+    return str(next_run_dir(Path("runs") / "train" / stem))

@@ -18,6 +18,7 @@ from edgekit.models.darknet import load_darknet
 
 # model families: one import line each registers them
 from edgekit.models import tiny_yolov2, tiny_yolov3, yolo_lite, mobilenetv2_yolo, mobilenetv2_cls  # noqa: F401
+from edgekit.models import darknet_model  # noqa: F401  ("darknet": any .cfg, its text stored in the checkpoint)
 
 __all__ = ["create_model", "list_models", "model_task", "register_model", "get_model_factory", "kmeans_anchors",
            "split_anchors", "anchor_fitness", "count_macs", "count_params", "load_darknet"]

@@ -306,17 +306,19 @@ def darknet_weight_count(model: DarknetModel) -> int:
     return total
 
 
-def load_weights(model: DarknetModel, path: str | Path) -> dict:
-    """Fill ``model`` from a Darknet ``.weights`` file; returns its header.
+def load_weights(model: DarknetModel, path: str | Path, partial: bool = False) -> dict:
+    """Fill ``model`` from a Darknet ``.weights`` file; returns its header (and ``layers``: conv layers filled).
 
     Layout: int32 major, minor, revision; ``seen`` as int64 when major*10+minor >= 2 (else
     int32); then per conv layer in order: with BN, beta (bias), gamma, running mean, running
     variance; without, the bias; then the conv weights. The file size must match the cfg
-    exactly: a truncated or longer file means the two do not belong together.
+    exactly: a truncated or longer file means the two do not belong together. ``partial``
+    accepts a file holding only the first conv layers (``darknet partial`` writes
+    ``yolov4-tiny.conv.29`` so), as long as it ends on a layer boundary.
 
     Example:
         >>> load_weights(model, "yolo-fastest-1.1.weights")  # doctest: +SKIP
-        {'major': 0, 'minor': 2, 'revision': 5, 'seen': 32013312}
+        {'major': 0, 'minor': 2, 'revision': 5, 'seen': 32013312, 'layers': 58}
     """
     path = Path(path)
     if not path.is_file():
@@ -330,11 +332,21 @@ def load_weights(model: DarknetModel, path: str | Path) -> dict:
     seen = int(np.frombuffer(data, "<i8" if wide_seen else "<i4", 1, 12)[0])
     need = darknet_weight_count(model)
     have = (len(data) - offset) / 4
-    if have != need:
+    convs = _conv_layers(model)
+    sizes = [m.conv.weight.numel() + (4 * m.conv.out_channels if hasattr(m, "bn") else m.conv.out_channels) for m in convs]
+    n_layers = len(convs)
+    if partial and have < need:
+        ends = np.cumsum(sizes)
+        n_layers = int(np.searchsorted(ends, have, side="right"))
+        if n_layers == 0 or ends[n_layers - 1] != have:
+            raise EdgekitError(f"{path.name} holds {int(have)} weights, which is not the first conv layers of this cfg "
+                               f"(they end at {', '.join(str(int(e)) for e in ends[:4])}, ...): check that .cfg and "
+                               ".weights belong together")
+    elif have != need:
         what = "truncated" if have < need else "longer than the cfg needs"
         raise EdgekitError(f"{path.name} is {what}: the cfg needs {need} weights ({need * 4 + offset} bytes), "
                            f"the file has {len(data)} bytes: check that .cfg and .weights belong together")
-    values = np.frombuffer(data, "<f4", need, offset)
+    values = np.frombuffer(data, "<f4", int(have), offset)
     pos = 0
 
     def take(t: torch.Tensor) -> None:
@@ -343,20 +355,21 @@ def load_weights(model: DarknetModel, path: str | Path) -> dict:
         pos += t.numel()
 
     with torch.no_grad():
-        for m in _conv_layers(model):
+        for m in convs[:n_layers]:
             if hasattr(m, "bn"):
                 for t in (m.bn.bias, m.bn.weight, m.bn.running_mean, m.bn.running_var):
                     take(t)
             else:
                 take(m.conv.bias)
             take(m.conv.weight)
-    return {"major": major, "minor": minor, "revision": revision, "seen": seen}
+    return {"major": major, "minor": minor, "revision": revision, "seen": seen, "layers": n_layers}
 
 
-def save_darknet_weights(model: DarknetModel, path: str | Path, seen: int = 0) -> Path:
+def save_darknet_weights(model: DarknetModel, path: str | Path, seen: int = 0, cutoff: int | None = None) -> Path:
     """Write ``model``'s weights as a Darknet ``.weights`` file (version 0.2.0), atomically.
 
     With the ``.cfg`` it was built from, the file runs in Darknet and OpenCV's DNN module.
+    ``cutoff``: only the first conv layers, as ``darknet partial cfg weights out N`` writes a backbone.
 
     Example:
         >>> save_darknet_weights(load_darknet("yolov3-tiny.cfg"), "out.weights")  # doctest: +SKIP
@@ -364,7 +377,7 @@ def save_darknet_weights(model: DarknetModel, path: str | Path, seen: int = 0) -
     """
     path = Path(path)
     chunks = [np.array([0, 2, 0], "<i4").tobytes(), np.array([seen], "<i8").tobytes()]
-    for m in _conv_layers(model):
+    for m in _conv_layers(model)[:cutoff]:
         ts = [m.bn.bias, m.bn.weight, m.bn.running_mean, m.bn.running_var] if hasattr(m, "bn") else [m.conv.bias]
         for t in ts + [m.conv.weight]:
             chunks.append(t.detach().cpu().numpy().astype("<f4").tobytes())

@@ -99,15 +99,27 @@ def load_fitting(model: nn.Module, state_dict: dict) -> int:
     return len(fits)
 
 
-def read_weights(path: str) -> dict:
+def read_weights(path: str, opts=None) -> dict:
     """The ``--weights`` checkpoint, which must hold a detector.
+
+    Darknet weights (``.weights``, or a ``darknet partial`` backbone such as ``yolov4-tiny.conv.29``)
+    are read against the cfg of a ``darknet`` ``opts.model`` as written, and their tensors transfer
+    like a backbone's (the heads, fitted to the data's classes, start fresh when their shapes differ).
 
     Example:
         >>> read_weights("runs/train/yolo-lite/weights/best.pt")["model"]  # doctest: +SKIP
         'yolo-lite'
     """
     from edgekit.models.checkpoint import FORMAT, checked_checkpoint, load_file
+    from edgekit.models.darknet_model import darknet_weights_state, is_darknet_weights
 
+    if is_darknet_weights(path):
+        kw = getattr(opts, "model_kwargs", None) or {}
+        if getattr(opts, "model", None) != "darknet" or not kw.get("cfg"):
+            raise EdgekitError(f"--weights {path} is Darknet weights: give the .cfg they belong to as --model")
+        sd, report = darknet_weights_state(kw["cfg"], path, kw.get("cfg_name", "cfg"))
+        print(f"{path}: Darknet weights for {report['layers']} of the cfg's {report['of']} conv layers", file=sys.stderr)
+        return {"model": "darknet-weights", "state_dict": sd, "pretrained": "darknet"}
     obj = load_file(path)  # once: a downloaded state dict and an edgekit checkpoint are told apart after loading
     ck = _pretrained_backbone(obj, path, FORMAT)
     if ck is not None:
@@ -177,7 +189,7 @@ class DetectionTask(TrainTask):
             self.pruned = resume.get("pruned")
             return model_from_checkpoint(resume).train()
         opts = self.opts
-        ck = read_weights(opts.weights) if opts.weights else None
+        ck = read_weights(opts.weights, opts) if opts.weights else None
         model = self._fine_tune(ck) if ck is not None and ck["model"] == opts.model else self._fresh(ck)
         self.anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
         return model

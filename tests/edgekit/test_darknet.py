@@ -103,7 +103,7 @@ def test_weights_round_trip_and_layout(tmp_path):
     w = tmp_path / "m.weights"
     w.write_bytes(header + values.tobytes())
     m = load_darknet(c, w)
-    assert m.weights_header == {"major": 0, "minor": 2, "revision": 5, "seen": 123}
+    assert m.weights_header == {"major": 0, "minor": 2, "revision": 5, "seen": 123, "layers": 3}
     bn = m.layers[0].bn
     np.testing.assert_allclose(bn.bias.detach().numpy(), values[0:4])          # beta first
     np.testing.assert_allclose(bn.weight.detach().numpy(), values[4:8])        # then gamma
