@@ -148,6 +148,7 @@ class _Plan(NamedTuple):
     qcut: np.ndarray  # per cell: the objectness threshold in the map's own units
     cut: float  # the threshold on the dequantized objectness
     in_hw: tuple
+    in_wh: np.ndarray  # (input width, input height) as float32
 
 
 _DECODERS: dict = {}  # (head spec, imgsz) -> CandidateDecoder, for callers that pass a spec each call
@@ -189,8 +190,8 @@ class CandidateDecoder:
         [[16.0, 48.0, 10.0, 20.0, 0.99, 0.99]]
     """
 
-    # columns of the per-cell table
-    GX, GY, AW, AH, S, S_OFF, GW, GH, ZERO, SCALE, QCUT = range(11)
+    # columns of the per-cell table, x and y side by side: one numpy call decodes both
+    GX, GY, S, S_Y, S_OFF, S_OFF_Y, GW, GH, AW, AH, ZERO, SCALE, QCUT = range(13)
 
     def __init__(self, head_spec: dict, imgsz=None):
         kind = head_spec["type"]
@@ -226,15 +227,16 @@ class CandidateDecoder:
                 qcut = float(np.floor(cut / scale + zero) - 1)
             else:
                 qcut = -np.inf
-            t = np.empty((len(gx), 11), np.float64)
+            t = np.empty((len(gx), 13), np.float64)
             t[:, self.GX], t[:, self.GY], t[:, self.AW], t[:, self.AH] = gx, gy, a[ia, 0], a[ia, 1]
-            t[:, self.S], t[:, self.S_OFF] = s, 0.5 * (s - 1)
+            t[:, self.S], t[:, self.S_Y], t[:, self.S_OFF], t[:, self.S_OFF_Y] = s, s, 0.5 * (s - 1), 0.5 * (s - 1)
             t[:, self.GW], t[:, self.GH] = gw, gh
             t[:, self.ZERO], t[:, self.SCALE], t[:, self.QCUT] = zero, scale, qcut
             cols.append(t)
         # float32, as numpy casts each Python scalar of the per-output formulas against a float32 map
         table = np.concatenate(cols).astype(np.float32)
-        return _Plan(key, table, np.ascontiguousarray(table[:, self.QCUT]), cut, (in_h, in_w))
+        in_wh = np.array([in_w, in_h], np.float32)  # as a Python float is cast against float32 values
+        return _Plan(key, table, np.ascontiguousarray(table[:, self.QCUT]), cut, (in_h, in_w), in_wh)
 
     def __call__(self, outputs: Sequence[np.ndarray], conf: float, quant: Sequence | None = None) -> np.ndarray:
         """Decoded rows (cx, cy, w, h, obj, class probs) of the cells of one image that may pass ``conf``."""
@@ -255,32 +257,27 @@ class CandidateDecoder:
         sure = p[:, 4] > plan.cut  # the float path's own test, on the few rows the integer test kept
         if not sure.all():
             p, t = p[sure], t[sure]
-        return self._decode(p, t, plan.in_hw)
+        return self._decode(p, t, plan)
 
-    def _decode(self, p: np.ndarray, t: np.ndarray, in_hw) -> np.ndarray:
-        # decode_output's formulas (see _decode_cells), with each scalar a column of t
-        in_h, in_w = in_hw
-        rows = np.empty_like(p)
-        gw, gh = t[:, self.GW], t[:, self.GH]
-        anchors = t[:, self.AW:self.AH + 1]
+    def _decode(self, p: np.ndarray, t: np.ndarray, plan: _Plan) -> np.ndarray:
+        # decode_output's formulas (see _decode_cells), x and y (w and h) two columns at once, each scalar a
+        # column of t: the same float32 operations in the same order, per element
+        gwh = t[:, self.GW:self.GH + 1]
         if self.kind == "region":
+            in_h, in_w = plan.in_hw
             sig = _sigmoid(p)
-            sx, sy = sig[:, 0], sig[:, 1]
-            scale_wh = np.stack([(in_w / gw.astype(np.float64)), (in_h / gh.astype(np.float64))], 1).astype(np.float32)
-            wh = np.exp(p[:, 2:4]) * anchors * scale_wh
-            rows[:, 4] = sig[:, 4]
-            rows[:, 5:] = _softmax(p[:, 5:])
+            sxy = sig[:, 0:2]
+            scale_wh = (np.array([in_w, in_h]) / gwh.astype(np.float64)).astype(np.float32)  # anchors are in grid cells
+            wh = np.exp(p[:, 2:4]) * t[:, self.AW:self.AH + 1] * scale_wh
+            tail = [sig[:, 4:5], _softmax(p[:, 5:])]
         else:
             sig = p if self.new else _sigmoid(p)
-            s, off = t[:, self.S], t[:, self.S_OFF]
-            sx, sy = sig[:, 0] * s - off, sig[:, 1] * s - off
+            sxy = sig[:, 0:2] * t[:, self.S:self.S_Y + 1] - t[:, self.S_OFF:self.S_OFF_Y + 1]
             twh = p[:, 2:4]
-            wh = (4.0 * twh * twh if self.new else np.exp(twh)) * anchors
-            rows[:, 4:] = sig[:, 4:]
-        rows[:, 0] = (t[:, self.GX] + sx) / gw * in_w
-        rows[:, 1] = (t[:, self.GY] + sy) / gh * in_h
-        rows[:, 2:4] = wh
-        return rows
+            wh = (4.0 * twh * twh if self.new else np.exp(twh)) * t[:, self.AW:self.AH + 1]
+            tail = [sig[:, 4:]]
+        cxy = (t[:, self.GX:self.GY + 1] + sxy) / gwh * plan.in_wh
+        return np.concatenate([cxy, wh, *tail], axis=1)
 
 
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:

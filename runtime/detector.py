@@ -74,15 +74,32 @@ class Detector(_ManifestModel):
 
     def predict_one(self, image: np.ndarray, conf: float = 0.25, iou: float = 0.45, classes=None,
                     max_det: int = 300, prepared=None) -> Detections:
+        return self.finish(self.infer(image, prepared), conf=conf, iou=iou, classes=classes, max_det=max_det)
+
+    def infer(self, image: np.ndarray, prepared=None) -> tuple:
+        """The first half of :meth:`predict_one`: preprocessing and the interpreter, raw outputs kept.
+
+        The video loop runs this half in a thread of its own and :meth:`finish` in the loop's thread, so one
+        frame's decoding, NMS and tracking overlap the next frame's inference.
+        """
         (outs, quant), lb, stamps = self._run(image, prepared, raw=True)
+        return outs, quant, lb, image.shape[:2], stamps
+
+    def finish(self, inferred: tuple, conf: float = 0.25, iou: float = 0.45, classes=None,
+               max_det: int = 300) -> Detections:
+        """The second half of :meth:`predict_one`: decoding, NMS and the inverse letterbox of :meth:`infer`'s output."""
+        outs, quant, lb, shape, stamps = inferred
+        t2 = self.clock()
         if self._decoder is None:  # the decoder's per-cell tables are built once, not per frame
             self._decoder = CandidateDecoder(self.manifest["decode"])
         r = postprocess_detections(outs, self.manifest["decode"], lb, conf=conf, iou=iou, max_det=max_det, quant=quant,
                                    decoder=self._decoder)
-        det = Detections(r["boxes"], r["scores"], r["classes"], self.names, image.shape[:2])
+        det = Detections(r["boxes"], r["scores"], r["classes"], self.names, shape)
         if classes is not None:
             det = det.filter(classes=classes)
-        self._timed(stamps, self.clock())
+        t0, t1, _ = stamps
+        self.last_timing = {"pre_ms": (t1 - t0) * 1e3, "infer_ms": (stamps[2] - t1) * 1e3,
+                            "post_ms": (self.clock() - t2) * 1e3}
         return det
 
 

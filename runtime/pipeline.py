@@ -19,6 +19,8 @@ into a species. Without a classifier a track's class is the detector's score-wei
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -165,7 +167,7 @@ class Stream:
 
     def __init__(self, model, source: VideoSource, conf=0.25, iou=0.45, classes=None, track=False, line=None,
                  zone=None, anchor="center", max_fps=None, duration=None, classifier=None, tracker=None,
-                 prepare_ahead: bool = True):
+                 prepare_ahead: bool = True, overlap: bool = True):
         if getattr(model, "task", None) != "detect":
             raise EdgekitError("the model is not a detector (its task is "
                                f"{getattr(model, 'task', None)!r}): give a detector; a classifier goes to --classify")
@@ -187,6 +189,9 @@ class Stream:
             # the capture thread letterboxes and quantises frame n+1 while the interpreter runs frame n
             self._ahead = True
             source.transform = lambda img: _timed(runner.prepare, img)
+        # the interpreter runs frame n+1 in a thread of its own while this thread decodes, tracks and counts
+        # frame n (the interpreter lets go of the GIL): only inference stays on the loop's critical path
+        self._overlap = bool(overlap) and callable(getattr(model, "infer", None)) and callable(getattr(model, "finish", None))
         self.ended = None  # why the loop ended: "end", "duration", "stopped", or an error message
 
     def name_of(self, tr: Track) -> tuple[str, float]:
@@ -246,34 +251,96 @@ class Stream:
             counts[UNSURE] = {"in": 0, "out": 0} if isinstance(self.counter, LineCounter) else 0
         return dict(sorted(counts.items()))
 
+    def _frames(self, start: float):
+        """The frames to run on: ``max_fps`` pacing, the duration limit; ends at the source's end or on stop."""
+        next_slot = start
+        while not self._stopped:
+            if self.max_fps:  # hold the rate: at most one frame per 1/max_fps seconds
+                now = time.monotonic()
+                if next_slot > now:
+                    time.sleep(next_slot - now)
+                next_slot = max(now, next_slot) + 1.0 / self.max_fps
+            if self.duration is not None and self.source.live and time.monotonic() - start >= self.duration:
+                self.ended = "duration"
+                return
+            frame = self.source.read(timeout=0.5)
+            if frame is None:
+                if self.source.finished:
+                    return
+                continue
+            if self.duration is not None and not self.source.live and frame.t >= self.duration:
+                self.ended = "duration"
+                return
+            yield frame
+
+    def _prepared(self, frame: Frame):
+        if self._ahead and frame.prepared is not None:
+            prepared, pre_ms = frame.prepared
+            return prepared, {"pre_ms": pre_ms, "pre_overlapped": True}
+        return None, {}
+
+    def _detected_in_turn(self, start: float):
+        """(frame, detections, timing), one frame after the other in this thread."""
+        for frame in self._frames(start):
+            prepared, extra = self._prepared(frame)
+            if prepared is not None:
+                det = self.model.predict_one(frame.image, prepared=prepared, **self.options)
+            else:
+                det = self.model.predict_one(frame.image, **self.options)
+            yield frame, det, {**getattr(self.model, "last_timing", {}), **extra}
+
+    def _detected_overlapped(self, start: float):
+        """(frame, detections, timing) with the interpreter in a thread of its own, one frame ahead.
+
+        The inference thread reads frames and runs :meth:`Detector.infer` on each into a queue of two; this
+        thread runs :meth:`Detector.finish` (decoding, NMS) on them in order, then the caller tracks and
+        counts: the same detections, in the same order, as :meth:`_detected_in_turn`.
+        """
+        done = object()
+        handoff: queue.Queue = queue.Queue(maxsize=2)
+        halt = threading.Event()
+
+        def put(item) -> bool:
+            while not halt.is_set():
+                try:
+                    handoff.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            try:
+                for frame in self._frames(start):
+                    prepared, extra = self._prepared(frame)
+                    if not put((frame, self.model.infer(frame.image, prepared), extra)) or halt.is_set():
+                        return
+            except BaseException as exc:  # noqa: BLE001 - raised in the loop's thread
+                put((done, exc, None))
+                return
+            put((done, None, None))
+
+        worker = threading.Thread(target=work, name="edgekit-infer", daemon=True)
+        worker.start()
+        try:
+            while True:
+                frame, inferred, extra = handoff.get()
+                if frame is done:
+                    if inferred is not None:
+                        raise inferred
+                    return
+                det = self.model.finish(inferred, **self.options)
+                yield frame, det, {**self.model.last_timing, **extra, "post_overlapped": True}
+        finally:
+            halt.set()
+            worker.join(timeout=10)
+
     def __iter__(self):
-        start = last = next_slot = time.monotonic()
+        start = last = time.monotonic()
         ema = 0.0
         try:
-            while not self._stopped:
-                if self.max_fps:  # hold the rate: at most one frame per 1/max_fps seconds
-                    now = time.monotonic()
-                    if next_slot > now:
-                        time.sleep(next_slot - now)
-                    next_slot = max(now, next_slot) + 1.0 / self.max_fps
-                if self.duration is not None and self.source.live and time.monotonic() - start >= self.duration:
-                    self.ended = "duration"
-                    break
-                frame = self.source.read(timeout=0.5)
-                if frame is None:
-                    if self.source.finished:
-                        break
-                    continue
-                if self.duration is not None and not self.source.live and frame.t >= self.duration:
-                    self.ended = "duration"
-                    break
-                if self._ahead and frame.prepared is not None:
-                    prepared, pre_ms = frame.prepared
-                    det = self.model.predict_one(frame.image, prepared=prepared, **self.options)
-                    timing = {**getattr(self.model, "last_timing", {}), "pre_ms": pre_ms, "pre_overlapped": True}
-                else:
-                    det = self.model.predict_one(frame.image, **self.options)
-                    timing = dict(getattr(self.model, "last_timing", {}))
+            detected = self._detected_overlapped(start) if self._overlap else self._detected_in_turn(start)
+            for frame, det, timing in detected:
                 tracks, events = self._track(frame, det) if self.tracker is not None else ([], [])
                 self.frames += 1
                 now = time.monotonic()
@@ -282,7 +349,11 @@ class Stream:
                 ema = 1 / dt if ema == 0 else 0.9 * ema + 0.1 / dt
                 yield FrameResult(frame, det, tracks, events, self.counts, ema, timing,
                                   {tr.id: self.name_of(tr)[0] for tr in tracks}, self.counter)
+                if self._stopped:
+                    break
         finally:
+            if "detected" in locals():
+                detected.close()  # ends the inference thread before the source closes under it
             if self.ended is None:
                 self.ended = "stopped" if self._stopped else (self.source.error or "end")
             self.source.close()  # the capture thread ends with the loop, even in a script without `with`

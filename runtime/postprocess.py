@@ -49,6 +49,9 @@ def check_thresholds(conf: float, iou: float, max_det: int) -> None:
         ...
         edgekit.errors.EdgekitError: iou=-1 is out of range: give an NMS IoU above 0 and at most 1 (e.g. 0.45)
     """
+    if type(conf) is float and type(iou) is float and type(max_det) is int and 0.0 <= conf <= 1.0 \
+            and 0.0 < iou <= 1.0 and max_det >= 1:
+        return  # the usual call, per video frame: plain Python numbers in range
     def number(v) -> bool:
         return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
 
