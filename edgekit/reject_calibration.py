@@ -25,18 +25,15 @@ def artifact_probabilities(model: str | Path, items: list[tuple[Path, int]], bac
         >>> artifact_probabilities("cls.onnx", load_image_folder("crops").split("val")).shape  # doctest: +SKIP
         (1594, 7)
     """
-    import cv2
-
     from edgekit.runtime.classify import softmax
+    from edgekit.runtime.model import read_image
     from edgekit.runtime.runner import ArtifactRunner
 
     options = {"threads": threads} if threads else {}
     runner = ArtifactRunner(model, manifest=manifest, backend=backend, **options)
     rows = []
     for path, _ in items:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise EdgekitError(f"cannot decode {path}: remove or replace the file")
+        img = read_image(path)  # the pixel limit and one-line errors of every image edgekit reads
         outs, _ = runner.infer(img)
         rows.append(softmax(np.asarray(outs[0], np.float32).reshape(-1)))
     if not rows:

@@ -19,10 +19,10 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
 
     Returns (predictions, seconds spent per image in forward + post-processing).
     """
-    import cv2
     import torch
     from tqdm import tqdm
 
+    from edgekit.runtime.model import read_image
     from edgekit.runtime.postprocess import postprocess_detections
     from edgekit.runtime.preprocess import preprocess
 
@@ -32,7 +32,7 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
         chunk = records[start:start + batch]
         tensors, boxes_lb = [], []
         for rec in chunk:
-            img = cv2.imread(str(rec.path), cv2.IMREAD_COLOR)
+            img = read_image(rec.path)  # the pixel limit and one-line errors of every image edgekit reads
             x, lb = preprocess(img, imgsz)
             tensors.append(x)
             boxes_lb.append(lb)

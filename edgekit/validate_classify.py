@@ -17,12 +17,11 @@ def predict_items(model, items: list[tuple[Path, int]], imgsz: int, k: int = 5, 
 
     Returns (classes (N, k), probabilities (N, k), seconds per image in forward + post-processing).
     """
-    import cv2
     import torch
     from tqdm import tqdm
 
-    from edgekit.errors import DatasetError
     from edgekit.runtime.classify import topk
+    from edgekit.runtime.model import read_image
     from edgekit.runtime.preprocess import preprocess
 
     model = model.to(device).eval()
@@ -30,9 +29,7 @@ def predict_items(model, items: list[tuple[Path, int]], imgsz: int, k: int = 5, 
     for start in tqdm(range(0, len(items), batch), desc="val", disable=not progress, leave=False):
         tensors = []
         for path, _ in items[start:start + batch]:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError(f"cannot decode {path}: remove or replace the file")
+            img = read_image(path)  # the pixel limit and one-line errors of every image edgekit reads
             tensors.append(preprocess(img, imgsz)[0])
         t0 = time.perf_counter()
         with torch.no_grad():
