@@ -71,8 +71,8 @@ def clip_output_observers(prepared, clip: float | None) -> int:
     """Clip the calibrated ranges of the observers on the graph's outputs to [-clip, clip]; how many.
 
     Each output observer (the XNNPACK quantizer's histogram observer) is replaced by a min/max
-    observer holding the range the histogram chose, clipped: its quantization parameters are
-    then those of the clipped range. Detectors' outputs are logits (see
+    observer holding the observed range, clipped: its quantization parameters are then those of
+    the clipped range. Detectors' outputs are logits (see
     :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`).
 
     Example:
@@ -92,9 +92,10 @@ def clip_output_observers(prepared, clip: float | None) -> int:
         obs = prepared.get_submodule(node.target)
         if not hasattr(obs, "calculate_qparams") or not hasattr(obs, "min_val"):
             continue
-        scale, zero = obs.calculate_qparams()
-        scale, zero = float(scale.reshape(-1)[0]), int(zero.reshape(-1)[0])
-        lo, hi = clipped(scale * (obs.quant_min - zero), scale * (obs.quant_max - zero), clip)
+        # the observed extremes, not the histogram's L2-optimal range: that one cuts the rare large
+        # positive logits (the few cells with an object), exactly where a detector decides; measured on
+        # mobilenetv2_050-yolo-p3: parity cosine 0.979 (max abs error 7.9) with the histogram's range
+        lo, hi = clipped(float(obs.min_val), float(obs.max_val), clip)
         fixed = MinMaxObserver(dtype=obs.dtype, qscheme=obs.qscheme, quant_min=obs.quant_min,
                                quant_max=obs.quant_max, eps=float(obs.eps))
         fixed(torch.tensor([min(lo, 0.0), max(hi, 0.0)]))  # a range always holds 0 (as the observers' own do)
