@@ -119,7 +119,10 @@ def main(argv=None) -> int:
             prof = profile_onnxruntime(path, a.runs) if r.target.startswith("onnx") else profile_openvino(path, a.runs)
             rows[r.target] = {"status": "ok", **prof}
     name = a.name or rep.to_dict()["model"]
-    doc = {"model": name, "threads": 1, "runs": a.runs, "host": rep.host, "versions": rep.versions,
+    import os
+
+    doc = {"model": name, "threads": 1, "runs": a.runs, "host": rep.host, "load_average_1min": os.getloadavg()[0],
+           "versions": rep.versions,
            "command": "python benchmarks/int8_profile.py " + " ".join(argv or sys.argv[1:]), "artifacts": rows}
     for fam in ("onnx", "openvino"):
         f, q = rows.get(fam, {}), rows.get(f"{fam}-int8", {})

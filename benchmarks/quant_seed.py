@@ -129,7 +129,8 @@ def main(argv=None) -> int:
                          "calib_images": plain.calibration["images"],
                          "latency_fp32_ms": lat["fp32"], "latency_int8_plain_ms": lat["plain"],
                          "latency_int8_best_ms": lat.get("best"), "latency": "median of 7 interleaved rounds x 20 "
-                         "inferences, 1 thread, this host", "images": int8_row.map["images"]})
+                         "inferences, 1 thread, this host", "load_average_1min": round(__import__("os").getloadavg()[0], 1),
+                         "images": int8_row.map["images"]})
             name = a.name or plain.to_dict()["model"]
             _merge(ROOT / "benchmarks" / "results" / f"quant-{name}.json", name, a.data, rows[-1],
                    "python benchmarks/quant_seed.py " + " ".join(argv or sys.argv[1:]))
