@@ -52,7 +52,7 @@ def main() -> int:
     report = check_dataset(data)
     print(report.to_text())
 
-    step(2, total, "convert it to COCO and VOC and back: the labels survive")
+    step(2, total, "convert it to COCO and VOC and back: the labels survive; split a VOC folder that has no lists")
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("coco", "voc"):
             out = convert_dataset(data, fmt, Path(tmp) / fmt, link=True)
@@ -60,6 +60,16 @@ def main() -> int:
             print(f"  {fmt:4s}: {out}  counts identical: {same}")
             if not same:
                 return 1
+        # a VOC folder as users have one (lower-case names, no split lists): found, then split for them
+        from edgekit.data.split import split_dataset
+
+        user = Path(tmp) / "myvoc"
+        user.mkdir()
+        (user / "annotations").symlink_to(Path(tmp) / "voc" / "Annotations")
+        (user / "images").symlink_to(Path(tmp) / "voc" / "JPEGImages")
+        r = split_dataset(user, val=0.15, test=0.15, seed=0)
+        print(f"  edgekit data split {user.name}/ (annotations/ + images/, no ImageSets): " + ", ".join(
+            f"{k} {v['images']}" for k, v in r["counts"].items()) + f" images -> {Path(r['data']).name}")
 
     step(3, total, "how much mAP the input size alone costs (perfect boxes through the letterbox)")
     ds = load_dataset(data)
