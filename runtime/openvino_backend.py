@@ -181,7 +181,7 @@ class OpenVinoBackend(Backend):
             self.compiled = core.compile_model(model, self.device, config)
             if self.int8_kernels is False:
                 self.warnings.append("INT8 IR on an ARM CPU at f32: OpenVINO's int8 kernels are off here, its "
-                                     "FakeQuantize ops run in fp32 (same rounding, not int8 speed)")
+                                     "FakeQuantize ops run in fp32 (the int8 steps are kept, the int8 speed is not)")
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long C++ traces
             raise EdgekitError(f"{self.path}: OpenVINO cannot load it on {self.device} ({openvino_reason(exc)})"
                                + _arm_hint(self.int8_kernels)) from None
