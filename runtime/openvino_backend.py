@@ -8,15 +8,15 @@ bf16), with the LATENCY performance hint (one stream: one image at a time, as on
 A device that is not present is an error naming the ones that are, unless ``fallback=True``,
 which runs on CPU and says so in ``warnings`` (and ``describe()``).
 
-INT8 IRs on ARM: the aarch64 CPU plugin's low-precision path (LPT: FakeQuantize folded into
-int8 convolutions) cannot compile edgekit's NNCF INT8 detectors on an ARMv8.0 core without the
-dot product (Cortex-A53/A72: oneDNN answers "object is not initialized" for the requantized
-convolution), and on the A76 at f32 it executes ~100x the instructions of the fp32 IR. OpenVINO
-documents ARM int8 as limited: quantized models run there in fp16 where the core has fp16
-arithmetic. So on aarch64, an INT8 IR compiled at f32 runs with LPT off: the FakeQuantize ops
-execute as written, in fp32 (the int8 rounding is reproduced, not int8 kernels), and
-``describe()`` says so (``int8_kernels: False``). ``precision="f16"`` (the A76's own choice)
-keeps OpenVINO's fp16 path.
+INT8 IRs on ARM (OpenVINO 2026.4.1, measured under QEMU): the aarch64 CPU plugin's low-precision
+path (LPT: FakeQuantize folded into int8 convolutions) cannot compile edgekit's NNCF INT8
+MobileNetV2 detectors on the Cortex-A53/A72 (ARMv8.0, no dot product): oneDNN answers "object is
+not initialized" at the first requantized 1x1 convolution fed by a zero-point activation. On the
+A76 it compiles but executes ~110x the instructions of the fp32 IR. OpenVINO's maintainers call
+its ARM int8 support limited (quantized models run in fp16 there; openvino_build_deploy#440).
+So on aarch64, an INT8 IR compiled at f32 runs with LPT off: the FakeQuantize ops execute as
+written, in fp32 (the int8 steps are reproduced, not int8 kernels), and ``describe()`` says so
+(``int8_kernels: False``). ``precision="f16"`` (the A76's own choice) keeps OpenVINO's fp16 path.
 """
 
 from __future__ import annotations
