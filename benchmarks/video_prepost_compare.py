@@ -66,6 +66,9 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else HERE / "results" / f"video-prepost-before-after-t{args.threads}.json"
     doc = json.loads(out.read_text()) if out.is_file() else {}
     doc.setdefault("models", {})
+    doc["what_interleaved"] = ("the '<model>-interleaved' entries: benchmarks/video_prepost_compare.py, every tree once per "
+                               "round in a fresh process, rounds interleaved, medians; 'cpu' is the same split in the "
+                               "thread's CPU time (less disturbed by other jobs on a shared host than the wall clock)")
     model = {"setup": args.setup, "command": "python benchmarks/video_prepost_compare.py " + " ".join(
         sys.argv[1:] if argv is None else argv), "trees": dict(trees)}
     for name, _ in trees:

@@ -162,7 +162,12 @@ class _Species:
 class Stream:
     """The loop over a source; iterate it for :class:`FrameResult`; :meth:`summary` at any time.
 
-    Built by :func:`stream`; see there for the arguments.
+    Built by :func:`stream`; see there for the arguments. Three threads share the work: the capture
+    thread reads frame n+2 and (files) letterboxes it, an inference thread runs the interpreter on
+    frame n+1, and the iterating thread decodes, tracks and counts frame n (``overlap=False``: inference
+    in the iterating thread too; ``prepare_ahead=False``: letterboxing too). The interpreter and OpenCV
+    let go of the GIL, so on two cores or more only inference stays on the critical path; the results
+    are the same, frame for frame.
     """
 
     def __init__(self, model, source: VideoSource, conf=0.25, iou=0.45, classes=None, track=False, line=None,
