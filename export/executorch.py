@@ -208,6 +208,8 @@ def torch2executorch(module, imgsz, out: Path, precision: str = "fp32", calib=No
             "images": len(calib), "weights": "per-output-channel symmetric int8",
             "activations": "per-tensor asymmetric int8, histogram observer",
             "output_clip": output_clip if n_clipped else None}
+        if n_clipped:  # parity compares what decodes: the reference clipped the same way (export.verify)
+            info["output_clip"] = output_clip
     else:
         program = _exported(wrapped, example)
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])

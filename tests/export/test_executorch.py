@@ -41,6 +41,8 @@ def test_artifacts_are_fully_delegated_and_int8_records_its_calibration(fast_exp
     q = man["conversion"]["quantization"]
     assert man["precision"] == "int8" and man["calibration"]["images"] == q["images"] == TINY_CALIB
     assert "XNNPACKQuantizer" in q["tool"] and q["output_clip"] == pytest.approx(9.2)
+    # parity compares the clipped logits (what decodes) because the conversion says it clipped
+    assert man["conversion"]["output_clip"] == man["verification"]["parity"]["output_clip"] == pytest.approx(9.2)
     assert int8.stat().st_size < 0.5 * fp32.stat().st_size  # int8 weights: about a quarter
     # the .pte has no metadata slot: the sidecar carries the manifest, and nothing else lies beside it
     assert sorted(p.name for p in int8.parent.glob(int8.stem + "*")) == [int8.name, int8.name + ".json"]
