@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError, MissingExtraError
+from edgekit.export.tflite_graph import is_const as _is_const
+from edgekit.export.tflite_graph import op_names as _op_names
 from edgekit.export.wrap import tuple_outputs
 from edgekit.runtime.litert_backend import MANIFEST_NAME
 
@@ -76,21 +78,6 @@ def _recipe(precision: str, io: str, keep: list[dict] | None = None) -> list[dic
             recipe.append({"regex": ".*", "operation": op, "algorithm_key": "min_max_uniform_quantize",
                            "op_config": dict(body, activation_tensor_config=dict(act, dtype="UINT"))})
     return recipe + list(keep or [])
-
-
-def _op_names(model) -> list[list[str]]:
-    """Builtin op names per subgraph of a ``ModelT``."""
-    from ai_edge_litert import schema_py_generated as fb
-    from ai_edge_litert.tools.flatbuffer_utils import get_builtin_code_from_operator_code
-
-    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-    codes = [names.get(get_builtin_code_from_operator_code(c), "CUSTOM") for c in model.operatorCodes]
-    return [[codes[op.opcodeIndex] for op in sg.operators] for sg in model.subgraphs]
-
-
-def _is_const(model, tensor) -> bool:
-    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-    return data is not None and len(data) > 0
 
 
 def _fold_float_islands(model) -> int:
@@ -236,7 +223,7 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
 
     keep = None
     if keep_float:
-        from edgekit.export.sensitivity_tflite import keep_float_recipe, tflite_layers
+        from edgekit.export.tflite_graph import keep_float_recipe, tflite_layers
 
         keep = keep_float_recipe(tflite_layers(fp32.read_bytes()), list(keep_float))
     q = quantizer.Quantizer(str(fp32), _recipe(precision, io, keep))

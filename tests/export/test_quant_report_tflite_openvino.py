@@ -48,8 +48,8 @@ def _float_weight_ops_tflite(path) -> set[str]:
     from ai_edge_litert import schema_py_generated as fb
     from ai_edge_litert.tools import flatbuffer_utils
 
-    from edgekit.export.sensitivity_tflite import short_name
-    from edgekit.export.tflite import _op_names
+    from edgekit.export.tflite_graph import short_name
+    from edgekit.export.tflite_graph import op_names as _op_names
 
     model = flatbuffer_utils.read_model(str(path))
     sg = model.subgraphs[0]
@@ -119,7 +119,7 @@ def test_quant_report_of_a_float_target_is_one_line(tiny_detector, sample_yaml, 
 
 
 def test_sensitivity_refuses_nothing_silently():
-    from edgekit.export.sensitivity_tflite import keep_float_recipe
+    from edgekit.export.tflite_graph import keep_float_recipe
 
     with pytest.raises(EdgekitError, match="no layer named b:CONV_2D"):
         keep_float_recipe([{"name": "a:CONV_2D", "scope": "a;2"}], ["b:CONV_2D"])
