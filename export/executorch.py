@@ -158,7 +158,7 @@ def delegation(edge_program) -> dict:
         if "executorch_call_delegate" in name:
             calls += 1
         elif name != "getitem":
-            rest[name.split(".")[0] if name.startswith("aten") else name] += 1
+            rest[".".join(name.split(".")[:2])] += 1  # aten.upsample_nearest2d.vec -> aten.upsample_nearest2d
     return {"delegate_calls": calls, "not_delegated": dict(rest)}
 
 
