@@ -7,8 +7,9 @@ only (a numpy array is refused: "Unsupported python type"). So unlike every othe
 running a ``.pte`` from Python imports torch: it is the one host package this backend is
 allowed (:attr:`ExecuTorchBackend.host_imports`, which the lean-runtime tests honour). What it
 does *not* need is the exporter: it imports the bindings' ``_C`` module directly, not
-``portable_lib`` (whose import pulls in ``executorch.exir`` and torchao: 9.2 s and 355 MB RSS
-against 1.6 s and 222 MB on the build host). A torch-free board runs ExecuTorch from C++
+``portable_lib``, whose import also pulls in the exporter (``executorch.exir``) and torchao,
+which a board does not need (``tests/runtime/test_executorch_backend.py`` holds it to torch
+alone). A torch-free board runs ExecuTorch from C++
 (``executor_runner`` or an app linking the runtime), which edgekit does not build.
 
 XNNPACK's thread pool is process-wide (``_unsafe_reset_threadpool``): ``threads`` sets it for
