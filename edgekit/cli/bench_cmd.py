@@ -41,7 +41,7 @@ def add_parser(sub):
     p.add_argument("--warmup", type=whole(0), default=20, help="untimed frames before them (default 20)")
     p.add_argument("--threads", help="comma-separated thread counts, e.g. 1,2,4 (default: all usable cores; "
                                      "--auto: 1..cores)")
-    p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn (default: the manifest's)")
+    p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn, mnn, executorch or torch (default: the manifest's)")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, .so path) / onnxruntime execution provider")
     p.add_argument("--device", help="OpenVINO device (CPU, GPU, NPU) or ncnn vulkan")
     p.add_argument("--precision", help="OpenVINO f32/f16/bf16 or ncnn fp32/fp16 arithmetic")

@@ -19,7 +19,7 @@ def add_parser(sub):
     p = sub.add_parser("predict", help="run a model on images: detections/classes as text, JSON or annotated images")
     p.add_argument("model", help="exported artifact (.onnx/.tflite/.xml/.param), checkpoint (.pt), or model YAML")
     p.add_argument("images", nargs="+", help="image files or folders of images")
-    p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn or torch (default: from the manifest)")
+    p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn, mnn, executorch or torch (default: from the manifest)")
     p.add_argument("--threads", type=whole(1), help="interpreter CPU threads")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, or a .so path) / onnxruntime execution provider")
     p.add_argument("--device", help="OpenVINO device (CPU, GPU, NPU, AUTO) or ncnn vulkan")
