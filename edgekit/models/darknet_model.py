@@ -80,10 +80,9 @@ def adapt_cfg(text: str, num_classes: int, anchors=None, imgsz=None, source: str
     if anchors is not None:
         strides = build_darknet(sections).head_spec["strides"]  # per head, in cfg order
         counts = [_anchors_per_head(head) for head, _ in pairs]
-        a = np.asarray(anchors, dtype=object)
-        groups = split_anchors(np.asarray(anchors, np.float64).reshape(-1, 2), strides, counts) \
-            if a.ndim == 2 and np.asarray(anchors, np.float64).shape[-1] == 2 and len(anchors) == sum(counts) \
-            else [[list(map(float, p)) for p in g] for g in anchors]
+        flat_given = all(np.ndim(p) == 1 for p in anchors)  # (n, 2) pairs, not per-head groups of pairs
+        groups = split_anchors(anchors, strides, counts) if flat_given and len(anchors) == sum(counts) \
+            else [[[float(w), float(h)] for w, h in g] for g in anchors] if not flat_given else [list(anchors)]
         if [len(g) for g in groups] != counts:
             raise EdgekitError(f"anchors per head {[len(g) for g in groups]} do not fit the cfg's heads {counts}")
         flat = [p for g in groups for p in g]
