@@ -207,23 +207,26 @@ def test_shipped_cfgs_build_the_seed_models(cfg_name, seed_name, nc, published_m
         torch.testing.assert_close(oa, ob, rtol=1e-4, atol=1e-4)
 
 
-def test_region_head_and_stride1_pool_match_opencv(tmp_path):
+def assert_matches_opencv(tmp_path: Path, cfg_path: Path, size: int) -> None:
+    """Random BN statistics, weights written as Darknet .weights, decoded rows vs OpenCV DNN's on one input."""
     cv2 = pytest.importorskip("cv2")
-    text = reference_cfg("yolov2-tiny-voc.cfg").read_text().replace("width=416", "width=160").replace(
-        "height=416", "height=160")
-    c = write(tmp_path, text)
-    m = load_darknet(c).eval()
+    m = load_darknet(cfg_path).eval()
     _randomise_bn(m)
     w = save_darknet_weights(m, tmp_path / "t.weights")
-    net = cv2.dnn.readNetFromDarknet(str(c), str(w))
-    blob = np.random.default_rng(0).uniform(0, 1, (1, 3, 160, 160)).astype(np.float32)
+    net = cv2.dnn.readNetFromDarknet(str(cfg_path), str(w))
+    blob = np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
     net.setInput(blob)
     ref = np.concatenate(net.forward(net.getUnconnectedOutLayersNames()), 0)
     with torch.no_grad():
-        outs = [o.numpy() for o in m(torch.from_numpy(blob))]
-    rows = decode_dense(outs, m.head_spec)[0]
-    rows[:, :4] /= 160
+        rows = decode_dense([o.numpy() for o in m(torch.from_numpy(blob))], m.head_spec)[0]
+    rows[:, :4] /= size
     np.testing.assert_allclose(rows[:, :5], ref[:, :5], atol=1e-4)
+
+
+def test_region_head_and_stride1_pool_match_opencv(tmp_path):
+    text = reference_cfg("yolov2-tiny-voc.cfg").read_text().replace("width=416", "width=160").replace(
+        "height=416", "height=160")
+    assert_matches_opencv(tmp_path, write(tmp_path, text), 160)
 
 
 @pytest.mark.shared
@@ -307,19 +310,7 @@ REORG_NET = """[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=1\n
 
 
 def test_reorg_net_matches_opencv(tmp_path):
-    cv2 = pytest.importorskip("cv2")
-    c = write(tmp_path, cfg(REORG_NET))
-    m = load_darknet(c).eval()
-    _randomise_bn(m)
-    w = save_darknet_weights(m, tmp_path / "r.weights")
-    net = cv2.dnn.readNetFromDarknet(str(c), str(w))
-    blob = np.random.default_rng(0).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
-    net.setInput(blob)
-    ref = np.concatenate(net.forward(net.getUnconnectedOutLayersNames()), 0)
-    with torch.no_grad():
-        rows = decode_dense([o.numpy() for o in m(torch.from_numpy(blob))], m.head_spec)[0]
-    rows[:, :4] /= 32
-    np.testing.assert_allclose(rows[:, :5], ref[:, :5], atol=1e-4)
+    assert_matches_opencv(tmp_path, write(tmp_path, cfg(REORG_NET)), 32)
 
 
 def test_full_yolov2_builds_with_darknets_flops():
