@@ -63,3 +63,23 @@ def export_all(source, out, **options) -> dict:
     failed = {r.target: r.reason for r in rep.results if not r.ok}
     assert not failed, failed
     return {r.target: out / r.file for r in rep.results}
+
+
+def small_test_split(sample_yaml, out, n: int):
+    """``out/data.yaml``: the sample's train split with a test split of its first ``n`` images (labels copied),
+    so each gated try of an ``auto`` search stays cheap."""
+    import shutil
+    from pathlib import Path
+
+    out, root = Path(out), sample_yaml.parent
+    for sub in ("images", "labels"):
+        (out / "test" / sub).mkdir(parents=True)
+    for img in sorted((root / "test" / "images").iterdir())[:n]:
+        shutil.copy(img, out / "test" / "images" / img.name)
+        label = root / "test" / "labels" / (img.stem + ".txt")
+        if label.exists():
+            shutil.copy(label, out / "test" / "labels" / label.name)
+    names = [ln for ln in sample_yaml.read_text().splitlines() if ln.startswith(("nc:", "names:"))]
+    data = out / "data.yaml"
+    data.write_text(f"path: {out}\ntrain: {root / 'train' / 'images'}\ntest: test/images\n" + "\n".join(names) + "\n")
+    return data

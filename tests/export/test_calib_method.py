@@ -8,28 +8,16 @@ cannot honour is one line before anything is converted.
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+
+from tests.export.export_helpers import small_test_split
 
 
 @pytest.fixture(scope="module")
 def few_test_images(sample_yaml, tmp_path_factory):
     """The sample with a 4-image test split: auto's tries each run the gate, keep them cheap."""
-    tmp = tmp_path_factory.mktemp("few-test")
-    root = sample_yaml.parent
-    for sub in ("images", "labels"):
-        (tmp / "test" / sub).mkdir(parents=True)
-    for img in sorted((root / "test" / "images").iterdir())[:4]:
-        shutil.copy(img, tmp / "test" / "images" / img.name)
-        label = root / "test" / "labels" / (img.stem + ".txt")
-        if label.exists():
-            shutil.copy(label, tmp / "test" / "labels" / label.name)
-    names = [ln for ln in sample_yaml.read_text().splitlines() if ln.startswith(("nc:", "names:"))]
-    data = tmp / "data.yaml"
-    data.write_text(f"path: {tmp}\ntrain: {root / 'train' / 'images'}\ntest: test/images\n" + "\n".join(names) + "\n")
-    return data
+    return small_test_split(sample_yaml, tmp_path_factory.mktemp("few-test"), 4)
 
 
 def _activation_scales(path) -> dict[str, float]:

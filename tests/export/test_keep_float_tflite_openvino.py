@@ -8,26 +8,14 @@ kept float.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+
+from tests.export.export_helpers import small_test_split
 
 
 @pytest.fixture(scope="module")
 def two_test_images(sample_yaml, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("two-test")
-    root = sample_yaml.parent
-    for sub in ("images", "labels"):
-        (tmp / "test" / sub).mkdir(parents=True)
-    for img in sorted((root / "test" / "images").iterdir())[:2]:
-        shutil.copy(img, tmp / "test" / "images" / img.name)
-        label = root / "test" / "labels" / (img.stem + ".txt")
-        if label.exists():
-            shutil.copy(label, tmp / "test" / "labels" / label.name)
-    names = [ln for ln in sample_yaml.read_text().splitlines() if ln.startswith(("nc:", "names:"))]
-    data = tmp / "data.yaml"
-    data.write_text(f"path: {tmp}\ntrain: {root / 'train' / 'images'}\ntest: test/images\n" + "\n".join(names) + "\n")
-    return data
+    return small_test_split(sample_yaml, tmp_path_factory.mktemp("two-test"), 2)
 
 
 def test_openvino_auto_walks_the_ranking_then_says_it_failed(tiny_detector, two_test_images, tmp_path):

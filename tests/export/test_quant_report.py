@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from tests.export.export_helpers import small_test_split
+
 from edgekit.errors import EdgekitError
 
 
@@ -75,20 +77,7 @@ def test_keep_float_names_leave_those_nodes_unquantized(tiny_detector, sample_ya
 @pytest.fixture()
 def few_test_images(sample_yaml, tmp_path):
     """The sample with a 4-image test split: auto's tries each run the gate, keep them cheap."""
-    import shutil
-
-    root = sample_yaml.parent
-    for sub in ("images", "labels"):
-        (tmp_path / "test" / sub).mkdir(parents=True)
-    for img in sorted((root / "test" / "images").iterdir())[:4]:
-        shutil.copy(img, tmp_path / "test" / "images" / img.name)
-        label = root / "test" / "labels" / (img.stem + ".txt")
-        if label.exists():
-            shutil.copy(label, tmp_path / "test" / "labels" / label.name)
-    names = [ln for ln in sample_yaml.read_text().splitlines() if ln.startswith(("nc:", "names:"))]
-    data = tmp_path / "data.yaml"
-    data.write_text(f"path: {tmp_path}\ntrain: {root / 'train' / 'images'}\ntest: test/images\n" + "\n".join(names) + "\n")
-    return data
+    return small_test_split(sample_yaml, tmp_path, 4)
 
 
 def test_keep_float_auto_tries_more_layers_then_says_it_failed(tiny_detector, few_test_images, tmp_path):
