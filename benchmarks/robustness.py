@@ -43,7 +43,7 @@ def cast(img, s, channel):
 
 
 def turbidity(img, s, rng):
-    """Contrast pulled towards a greenish-grey veil (scattering), with a little haze texture."""
+    """Contrast pulled towards a greenish-grey veil (scattering): a uniform blend, no texture."""
     veil = np.array([110, 120, 90], np.float32)  # BGR murky green-grey
     a = 0.25 * s
     out = img.astype(np.float32) * (1 - a) + veil * a
