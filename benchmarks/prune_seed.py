@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--final-epochs", type=int, default=6)
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ignore", nargs="+", default=[], metavar="NAME",
+                   help="layers (module names, shell wildcards) that keep their channels, as `edgekit prune --ignore`")
     p.add_argument("--out", help="default runs/prune/<model>")
     p.add_argument("--reuse-report", action="store_true",
                    help="rewrite the results from the finished run's prune_report.json instead of pruning/measuring again")
@@ -57,6 +59,7 @@ def main(argv=None) -> int:
     out = Path(args.out or Path("runs") / "prune" / ck["model"])
     t0 = time.time()
     command = "python benchmarks/prune_seed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.commands.txt", "a") as f:  # a resumed run lists every invocation
         f.write(command + "\n")
     if args.reuse_report:
@@ -64,11 +67,13 @@ def main(argv=None) -> int:
     else:
         r = prune(PruneOptions(args.weights, args.data, ratio=args.ratio, target_macs=target_macs,
                                importance=args.importance, steps=args.steps, finetune_epochs=args.finetune_epochs,
-                               final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, out=str(out)))
+                               final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, ignore=args.ignore,
+                               out=str(out)))
     for s in r["steps"][1:]:  # what each step's fine-tuning really ran with (a resumed run may have changed it)
         if s.get("weights", "").endswith("best.pt") and Path(s["weights"]).exists():
             o = read_checkpoint(s["weights"]).get("train_options", {})
             s["finetune"] = {k: o.get(k) for k in ("epochs", "lr", "batch", "threads", "warmup_epochs")}
+    r.setdefault("ignore", args.ignore)
     b, a = r["before"], r["after"]
     r.update({"macs_change": round(a["macs"] / b["macs"] - 1, 4), "params_change": round(a["params"] / b["params"] - 1, 4),
               "latency_change": {t: (round(a["latency_ms"][t] / b["latency_ms"][t] - 1, 4)
