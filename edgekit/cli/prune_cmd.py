@@ -16,7 +16,13 @@ def add_parser(sub):
                         help="fraction of every prunable layer's channels to remove, e.g. 0.3")
     target.add_argument("--target-macs", type=number(1.0), help="prune until the model has at most this many MACs")
     target.add_argument("--target-latency", type=number(0.0, above=True), metavar="MS",
-                        help="prune until the exported ONNX model infers in MS milliseconds on this host")
+                        help="prune until the exported ONNX model infers in MS milliseconds on this host "
+                             "(with --board: until the estimate for that board says MS)")
+    p.add_argument("--board", help="with --target-latency: a board profile (`edgekit boards`) whose latency "
+                   "`edgekit estimate` predicts, instead of measuring on this host")
+    p.add_argument("--board-runtime", choices=("ncnn", "litert", "onnxruntime", "openvino"),
+                   help="with --board: the runtime estimated (default ncnn)")
+    p.add_argument("--board-precision", choices=("fp32", "fp16", "int8"), help="with --board: default fp32")
     p.add_argument("--importance", choices=["l1", "l2", "taylor", "bn-scale"], default="l2",
                    help="channel ranking: weight norms (l1, l2; default l2), |weight x gradient| (taylor) or "
                         "batch-norm scales (bn-scale; refused for models without batch norm)")
@@ -45,7 +51,8 @@ def run(args) -> int:
 
     opts = PruneOptions(args.weights, args.data, ratio=args.ratio,
                         target_macs=int(args.target_macs) if args.target_macs else None,
-                        target_latency_ms=args.target_latency, importance=args.importance, steps=args.steps,
+                        target_latency_ms=args.target_latency, board=args.board, board_runtime=args.board_runtime,
+                        board_precision=args.board_precision, importance=args.importance, steps=args.steps,
                         finetune_epochs=args.finetune_epochs, final_epochs=args.final_epochs, round_to=args.round_to,
                         ignore=list(args.ignore), out=args.out, darknet_weights=args.darknet_weights, imgsz=args.imgsz, batch=args.batch, lr=args.lr,
                         workers=args.workers, threads=args.threads, measure=not args.no_measure,

@@ -48,13 +48,42 @@ def _bench(path: Path, images, opts: PruneOptions) -> dict:
     return {"infer_ms": row.get("infer_ms"), "p50_ms": row.get("p50_ms")}
 
 
+def board_estimate(weights: str | Path, opts: PruneOptions, imgsz: int) -> dict:
+    """The estimator's CPU row for ``weights`` on ``opts.board`` (``--target-latency MS --board NAME``).
+
+    Raises:
+        EdgekitError: an unknown board, or one the estimator cannot estimate (it says why).
+
+    Example:
+        >>> board_estimate("best.pt", PruneOptions("best.pt", "d.yaml", target_latency_ms=80, board="rpi4"), 320)  # doctest: +SKIP
+        {'board': 'rpi4', 'runtime': 'ncnn', 'precision': 'fp32', 'latency_ms': 95.3, 'low_ms': 71.2, ...}
+    """
+    from edgekit.estimate import estimate
+    from edgekit.estimate.source import load_graph
+
+    rows = estimate(load_graph(str(weights), imgsz), [opts.board], runtime=opts.board_runtime,
+                    precision=opts.board_precision, threads=opts.threads)
+    cpu = next((r for r in rows if r["latency_ms"] is not None), None)
+    if cpu is None:
+        why = rows[0]["method"] if rows else f"the {opts.board} profile has no CPU to estimate"
+        raise EdgekitError(f"--board {opts.board}: {why}; prune with --target-latency on this host (no --board), "
+                           "--ratio or --target-macs")
+    return cpu
+
+
 def latency_of(weights: str | Path, opts: PruneOptions, out: Path, imgsz: int, log: Callable[[str], None]) -> float:
-    """Median per-frame latency (ms, the bench's p50) of ``weights`` exported to ONNX, on this host (``--target-latency``).
+    """Latency (ms) that ``--target-latency`` steers by: with ``opts.board``, the estimate on that board;
+    else the median per-frame latency (the bench's p50) of ``weights`` exported to ONNX, on this host.
 
     Example:
         >>> latency_of("best.pt", opts, Path("runs/prune/x/latency/step0"), 320, print)  # doctest: +SKIP
         6.9
     """
+    if opts.board:
+        row = board_estimate(weights, opts, imgsz)
+        log(f"estimate on {row['board']} ({row['runtime']}, {row['precision']}, {row['threads']} threads): "
+            f"{row['latency_ms']} ms [{row['low_ms']}, {row['high_ms']}] ({row['method']})")
+        return float(row["latency_ms"])
     art = export_targets(Path(weights), ["onnx"], opts, out, log)["onnx"]
     if not isinstance(art, Path):
         raise EdgekitError(f"the ONNX export for --target-latency failed ({art}): prune with --ratio or --target-macs")

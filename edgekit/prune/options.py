@@ -15,7 +15,9 @@ class PruneOptions:
 
     ``ratio`` is the fraction of each prunable layer's channels removed in the end (Torch-Pruning's
     ``pruning_ratio``); ``target_macs`` a MAC budget at the checkpoint's input size;
-    ``target_latency_ms`` a measured latency of the exported ONNX model on this host.
+    ``target_latency_ms`` a measured latency of the exported ONNX model on this host, or, with
+    ``board``, the latency :func:`edgekit.estimate.estimate` predicts on that board profile (an
+    estimate with a stated interval, for a board you do not have at hand).
 
     Example:
         >>> PruneOptions("best.pt", "data.yaml", ratio=0.3).mode
@@ -27,6 +29,9 @@ class PruneOptions:
     ratio: float | None = None
     target_macs: int | None = None
     target_latency_ms: float | None = None
+    board: str | None = None  # with target_latency_ms: estimate on this board profile instead of measuring here
+    board_runtime: str | None = None  # the estimator's runtime (None: its default, ncnn)
+    board_precision: str | None = None  # fp32 | fp16 | int8 (None: fp32)
     importance: str = "l2"
     steps: int = 3
     finetune_epochs: int = 1
@@ -63,5 +68,12 @@ class PruneOptions:
             raise EdgekitError(f"--ratio {self.ratio} is outside (0, 1): give the fraction of channels to remove, e.g. 0.3")
         if self.importance not in IMPORTANCES:
             raise EdgekitError(f"unknown --importance '{self.importance}': use one of {', '.join(IMPORTANCES)}")
+        if self.board is not None and self.target_latency_ms is None:
+            raise EdgekitError("--board names where --target-latency is estimated: give --target-latency MS with it, "
+                               "or drop --board")
+        if self.board is not None:
+            from edgekit.boards.profiles import load_profile
+
+            load_profile(self.board)  # an unknown board fails here, before anything is written
         if self.steps < 1 or self.round_to < 1 or self.finetune_epochs < 0:
             raise EdgekitError("--steps and --round-to must be >= 1 and --finetune-epochs >= 0")

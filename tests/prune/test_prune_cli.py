@@ -28,6 +28,23 @@ def test_cli_json_is_one_document(tiny_checkpoint, sample_yaml, tmp_path, capsys
     assert rc == 0 and r["after"]["macs"] < r["before"]["macs"] and r["weights"] == str(tmp_path / "pruned.pt")
 
 
+def test_target_latency_on_a_board_steers_by_the_estimate(tiny_checkpoint, sample_yaml, tmp_path, capsys):
+    """``--target-latency MS --board rpi4``: pruned until the estimator's figure for a Pi 4, recorded as estimated."""
+    from edgekit.estimate import estimate, load_graph
+
+    src = tiny_checkpoint("yolo-lite")
+    lat0 = estimate(load_graph(str(src)), ["rpi4"])[0]["latency_ms"]
+    target = round(lat0 * 0.6, 3)
+    rc = main(["prune", "--weights", str(src), "--data", str(sample_yaml), "--target-latency", str(target),
+               "--board", "rpi4", "--steps", "1", "--finetune-epochs", "0", "--no-measure", "--out", str(tmp_path),
+               "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["asked"]["board"] == "rpi4" and r["asked"]["target_latency_ms"] == target
+    after = estimate(load_graph(str(tmp_path / "pruned.pt")), ["rpi4"])[0]["latency_ms"]
+    assert after < 0.9 * lat0  # the estimate, not this host's bench, went down
+    assert r["steps"][-1]["latency_ms_estimated"] == pytest.approx(after, abs=0.01)
+
+
 @pytest.mark.parametrize("args, expect", [
     (["--ratio", "1.5"], "--ratio"),
     (["--ratio", "0.3", "--target-macs", "100"], "not allowed with"),
@@ -36,6 +53,8 @@ def test_cli_json_is_one_document(tiny_checkpoint, sample_yaml, tmp_path, capsys
     (["--ratio", "0.3", "--ignore", "no.such.layer*"], "matches no layer"),
     (["--target-macs", "1e12"], "not below"),
     (["--ratio", "0.3", "--steps", "0"], "--steps"),
+    (["--ratio", "0.3", "--board", "rpi4"], "--board names where --target-latency"),
+    (["--target-latency", "1", "--board", "no-such-board"], "unknown board 'no-such-board'"),
 ])
 def test_bad_options_are_one_line(args, expect, tiny_checkpoint, sample_yaml, tmp_path, capsys):
     src = tiny_checkpoint("yolo-lite")
