@@ -29,6 +29,8 @@ def add_parser(sub):
                    "Darknet .weights or a `darknet partial` backbone (e.g. yolov4-tiny.conv.29)")
     p.add_argument("--workers", type=whole(0), default=1, help="data-loader processes (default 1)")
     p.add_argument("--threads", type=whole(1), help="torch threads (default: torch's choice); keep threads + workers <= cores")
+    p.add_argument("--bf16", action="store_true", help="forward pass and loss under bfloat16 autocast: faster steps on a "
+                   "CPU with AVX-512 BF16 or AMX (slower without them); validation and checkpoints stay fp32")
     p.add_argument("--lr", type=number(0.0, 1.0, above=True), default=0.002, help="peak AdamW learning rate")
     p.add_argument("--width", type=number(0.0, 4.0, above=True), help="width multiplier, for families that have one")
     p.add_argument("--anchors", choices=["kmeans", "default"],
@@ -40,8 +42,16 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
+def cpu_has_bf16() -> bool:
+    """True where the CPU computes bf16 natively (x86 AVX-512 BF16 or AMX, Arm BF16): what ``--bf16`` pays off on."""
+    from edgekit.boards.cpu import cpu_info
+
+    return bool({"avx512-bf16", "amx-bf16", "bf16"} & set(cpu_info().get("features", [])))
+
+
 def run(args) -> int:
     import json
+    import sys
 
     from edgekit.errors import EdgekitError
     from edgekit.models import list_models, model_task
@@ -71,7 +81,10 @@ def run(args) -> int:
     batch = args.batch or DEFAULTS[args.task]["batch"]
     common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
                   device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, model_kwargs=kwargs,
-                  seed=args.seed, threads=args.threads, progress=not args.json)
+                  seed=args.seed, threads=args.threads, bf16=args.bf16, progress=not args.json)
+    if args.bf16 and args.device == "cpu" and not cpu_has_bf16():
+        print("note: this CPU has no native bf16 (avx512_bf16 or amx_bf16): --bf16 steps will be emulated and slower",
+              file=sys.stderr)
     if args.task == "classify":
         if args.weights:  # said to be detect-only in --help; refusing beats silently ignoring it
             raise EdgekitError("--weights initialises detectors only: drop it, or train with --task detect")

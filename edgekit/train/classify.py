@@ -58,6 +58,7 @@ class ClassifyOptions:
     augment: AugmentOptions = field(default_factory=default_augment)
     seed: int = 0
     threads: int | None = None  # torch threads; threads + loader workers <= cores on a small host
+    bf16: bool = False  # forward + loss under bf16 autocast (see TrainOptions)
     progress: bool = True
     max_train_images: int | None = None  # a quick subset, for smoke tests
 

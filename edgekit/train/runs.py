@@ -99,7 +99,7 @@ def load_history(out: Path, start_epoch: int) -> list[dict]:
 
 
 # options about the machine, not the run: a resumed run takes them from the command line
-MACHINE_OPTIONS = ("device", "workers", "threads", "progress", "out", "resume")
+MACHINE_OPTIONS = ("device", "workers", "threads", "bf16", "progress", "out", "resume")
 # the command-line flag of an option whose flag is not --<name with dashes>
 FLAGS = {"model_kwargs": "--width", "anchors": "--anchors"}
 

@@ -101,6 +101,24 @@ def test_train_cli_writes_run_and_val_reads_it(tmp_path, sample_yaml, capsys):
     assert "already holds a training run" in capsys.readouterr().err
 
 
+def test_bf16_autocast_trains_and_keeps_fp32_checkpoints(tmp_path, sample_yaml, capsys):
+    """``--bf16``: the step runs under bf16 autocast; weights, EMA and checkpoints stay fp32; resuming
+    without it is allowed (a machine option, like --threads)."""
+    out = tmp_path / "run"
+    assert main(["train", "--model", "yolo-lite", "--data", str(sample_yaml), "--imgsz", "64", "--epochs", "1",
+                 "--batch", "8", "--workers", "0", "--bf16", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    ck = read_checkpoint(out / "weights" / "last.pt")
+    assert ck["train_options"]["bf16"] is True
+    assert all(t.dtype == torch.float32 for t in ck["state_dict"].values() if t.is_floating_point())
+    rows = json.loads((out / "results.json").read_text())
+    assert {"loss_box", "loss_obj", "loss_cls"} <= set(rows[0])
+    assert all(np.isfinite(v) for k, v in rows[0].items() if k.startswith("loss"))
+    assert main(["train", "--model", "yolo-lite", "--data", str(sample_yaml), "--epochs", "2", "--out", str(out),
+                 "--resume", "--workers", "0", "--json"]) == 0
+    assert [row["epoch"] for row in json.loads((out / "results.json").read_text())] == [1, 2]
+
+
 def test_checkpoints_are_loaded_safely(tmp_path):
     class Evil:
         def __reduce__(self):
