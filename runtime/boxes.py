@@ -7,6 +7,7 @@ All functions take ``(..., 4)`` arrays and return new arrays of the same leading
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -128,6 +129,10 @@ def nms(
         raise ValueError(f"nms: {boxes.shape[0]} boxes but {scores.shape[0]} scores")
     if boxes.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
+    if boxes.shape[0] <= _PYTHON_NMS and max_candidates >= boxes.shape[0]:
+        keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
+        if keep is not None:
+            return keep
     order = np.argsort(-scores, kind="stable")[:max_candidates]
     b = boxes[order]
     if classes is not None:
@@ -142,6 +147,42 @@ def nms(
     else:
         keep = _greedy_per_kept_box(x1, y1, x2, y2, areas, iou_threshold, max_det)
     return order[np.asarray(keep, dtype=np.int64)]
+
+
+# up to this many candidates NMS runs on Python floats (a video frame's usual handful: the numpy paths' fixed cost of
+# some forty calls is most of their time there)
+_PYTHON_NMS = 8
+
+
+def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int) -> np.ndarray | None:
+    """:func:`nms` of a few boxes in plain Python: the same float64 operations (IEEE, correctly rounded in both),
+    so the same boxes are kept, in the same order; None for non-finite input (NaN orders and compares
+    differently in Python), which the numpy path then handles."""
+    if max_det < 1:
+        return np.zeros(0, dtype=np.int64)
+    b, s = boxes.tolist(), scores.tolist()
+    if not math.isfinite(sum(s) + sum(map(sum, b))):
+        return None
+    n = len(s)
+    order = sorted(range(n), key=s.__getitem__, reverse=True)  # stable, as argsort(-scores, kind="stable")
+    b = [b[i] for i in order]
+    if classes is not None:
+        cls = np.asarray(classes).reshape(-1).tolist()
+        offset = (max(max(abs(v) for v in row) for row in b) + 1.0) * 2.0  # np.abs(b).max(), as nms() shifts classes
+        b = [[v + shift for v in row] for row, shift in zip(b, (float(cls[i]) * offset for i in order))]
+    areas = [max(x2 - x1, 0.0) * max(y2 - y1, 0.0) for x1, y1, x2, y2 in b]
+    keep: list[int] = []
+    for i, (x1, y1, x2, y2) in enumerate(b):
+        for k in keep:  # _pair_iou's operations, one pair at a time
+            kx1, ky1, kx2, ky2 = b[k]
+            inter = max(min(kx2, x2) - max(kx1, x1), 0.0) * max(min(ky2, y2) - max(ky1, y1), 0.0)
+            if inter / max(areas[k] + areas[i] - inter, 1e-12) > iou_threshold:
+                break
+        else:
+            keep.append(i)
+            if len(keep) >= max_det:
+                break
+    return np.array([order[i] for i in keep], dtype=np.int64)
 
 
 # up to this many candidates the IoUs of all pairs are computed at once (a dozen numpy calls on n x n values, 2 MB

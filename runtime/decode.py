@@ -145,10 +145,33 @@ def decode_candidates(outputs: Sequence[np.ndarray], head_spec: dict, conf: floa
 class _Plan(NamedTuple):
     key: tuple
     table: np.ndarray  # per cell: CandidateDecoder's columns
-    qcut: np.ndarray  # per cell: the objectness threshold in the map's own units
+    levels: tuple  # per output: (anchors, cells per anchor, first row in table, threshold mode, threshold, to float32)
     cut: float  # the threshold on the dequantized objectness
     in_hw: tuple
     in_wh: np.ndarray  # (input width, input height) as float32
+
+
+_CMP, _ALL, _NONE = range(3)  # a level's objectness test: compare to its threshold, every cell passes, none does
+
+
+def _level_test(dtype: np.dtype, qcut: float) -> tuple[int, object, bool]:
+    """(mode, threshold, to float32) of one map's objectness test ``value > qcut``, in the map's own dtype.
+
+    An 8/16-bit integer map is compared as integers (``q > qcut`` with ``qcut`` a whole number is ``q > int(qcut)``):
+    no conversion of the map; any other map is compared as float32, as the table of all cells used to be.
+    """
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        if qcut == -np.inf:
+            return _ALL, None, False
+        info = np.iinfo(dtype)
+        if qcut < info.min:
+            return _ALL, None, False
+        if qcut >= info.max:
+            return _NONE, None, False
+        return _CMP, dtype.type(int(qcut)), False
+    if qcut == -np.inf:
+        return _ALL, None, dtype != np.float32
+    return _CMP, np.float32(qcut), dtype != np.float32
 
 
 _DECODERS: dict = {}  # (head spec, imgsz) -> CandidateDecoder, for callers that pass a spec each call
@@ -211,7 +234,7 @@ class CandidateDecoder:
     def _build(self, outputs, conf: float, quant, key) -> _Plan:
         in_h, in_w = _input_size(outputs, self.spec, self.imgsz)
         cut = self._cut(conf)
-        cols = []
+        cols, levels, first = [], [], 0
         for k, out in enumerate(outputs):
             a = self.anchors[k]
             if out.ndim != 4 or out.shape[0] != 1 or out.shape[1] != len(a) * (5 + self.nc):
@@ -233,13 +256,25 @@ class CandidateDecoder:
             t[:, self.GW], t[:, self.GH] = gw, gh
             t[:, self.ZERO], t[:, self.SCALE], t[:, self.QCUT] = zero, scale, qcut
             cols.append(t)
+            # the test on the float32 table's own threshold value (a whole number for an integer map)
+            levels.append((len(a), gh * gw, first, *_level_test(out.dtype, float(np.float32(qcut)))))
+            first += len(gx)
         # float32, as numpy casts each Python scalar of the per-output formulas against a float32 map
         table = np.concatenate(cols).astype(np.float32)
         in_wh = np.array([in_w, in_h], np.float32)  # as a Python float is cast against float32 values
-        return _Plan(key, table, np.ascontiguousarray(table[:, self.QCUT]), cut, (in_h, in_w), in_wh)
+        return _Plan(key, table, tuple(levels), cut, (in_h, in_w), in_wh)
 
     def __call__(self, outputs: Sequence[np.ndarray], conf: float, quant: Sequence | None = None) -> np.ndarray:
         """Decoded rows (cx, cy, w, h, obj, class probs) of the cells of one image that may pass ``conf``."""
+        p, t, plan = self._candidates(outputs, conf, quant)
+        sure = p[:, 4] > plan.cut  # the float path's own test, on the few rows the integer test kept
+        if not sure.all():
+            p, t = p[sure], t[sure]
+        cxy, wh, obj, probs = self._parts(p, t, plan)
+        return np.concatenate([cxy, wh, obj, probs], axis=1)
+
+    def _candidates(self, outputs: Sequence[np.ndarray], conf: float, quant) -> tuple[np.ndarray, np.ndarray, _Plan]:
+        """(dequantized rows, their per-cell table rows, the plan) of the cells whose objectness may pass ``conf``."""
         if len(outputs) != len(self.anchors):
             raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(self.anchors)}")
         outputs = [np.asarray(o) for o in outputs]
@@ -248,18 +283,30 @@ class CandidateDecoder:
         if plan is None or plan.key != key:  # a new plan object, never one changed in place: threads may share it
             plan = self._plan = self._build(outputs, conf, quant, key)
         width = 5 + self.nc
-        # every cell as a row (H, W, A order: the dense decode's), all maps in one float32 table
-        cells = np.concatenate([o.reshape(len(a), width, -1).transpose(2, 0, 1).reshape(-1, width)
-                                for o, a in zip(outputs, self.anchors)], dtype=np.float32)
-        pick = np.flatnonzero(cells[:, 4] > plan.qcut)
+        # each map's objectness channel tested in the map's own units (integers for an INT8 map), and only the
+        # cells that pass gathered, in the dense decode's row order (output, grid row, column, anchor): the
+        # thousands of empty cells are never converted nor transposed
+        picks, raws = [], []
+        for o, (n_a, n_hw, first, mode, thr, to_f32) in zip(outputs, plan.levels):
+            if mode == _NONE:
+                continue
+            m = o.reshape(n_a, width, n_hw)  # (anchor, channel, cell): a view of the (1, A*(5+C), H, W) map
+            if to_f32:
+                m = m.astype(np.float32)
+            hit = np.arange(n_a * n_hw) if mode == _ALL else (m[:, 4] > thr).T.ravel().nonzero()[0]  # cell-major
+            if hit.size:
+                cell, anchor = np.divmod(hit, n_a)
+                raws.append(m[anchor, :, cell])
+                picks.append(hit + first)
+        if not picks:  # many video frames: nothing near the threshold
+            return np.zeros((0, width), np.float32), plan.table[:0], plan
+        pick, raw = (picks[0], raws[0]) if len(picks) == 1 else (np.concatenate(picks), np.concatenate(raws))
         t = plan.table[pick]
-        p = (cells[pick] - t[:, self.ZERO, None]) * t[:, self.SCALE, None]  # dequantized as dequantize() does
-        sure = p[:, 4] > plan.cut  # the float path's own test, on the few rows the integer test kept
-        if not sure.all():
-            p, t = p[sure], t[sure]
-        return self._decode(p, t, plan)
+        # dequantized as dequantize() does: (q - zero point) * scale in float32
+        return (raw.astype(np.float32, copy=False) - t[:, self.ZERO, None]) * t[:, self.SCALE, None], t, plan
 
-    def _decode(self, p: np.ndarray, t: np.ndarray, plan: _Plan) -> np.ndarray:
+    def _parts(self, p: np.ndarray, t: np.ndarray, plan: _Plan) -> tuple[np.ndarray, ...]:
+        """(centres, sizes, objectness, class probabilities) of rows ``p``: (n, 2), (n, 2), (n, 1), (n, C)."""
         # decode_output's formulas (see _decode_cells), x and y (w and h) two columns at once, each scalar a
         # column of t: the same float32 operations in the same order, per element
         gwh = t[:, self.GW:self.GH + 1]
@@ -269,15 +316,54 @@ class CandidateDecoder:
             sxy = sig[:, 0:2]
             scale_wh = (np.array([in_w, in_h]) / gwh.astype(np.float64)).astype(np.float32)  # anchors are in grid cells
             wh = np.exp(p[:, 2:4]) * t[:, self.AW:self.AH + 1] * scale_wh
-            tail = [sig[:, 4:5], _softmax(p[:, 5:])]
+            probs = _softmax(p[:, 5:])
         else:
             sig = p if self.new else _sigmoid(p)
             sxy = sig[:, 0:2] * t[:, self.S:self.S_Y + 1] - t[:, self.S_OFF:self.S_OFF_Y + 1]
             twh = p[:, 2:4]
             wh = (4.0 * twh * twh if self.new else np.exp(twh)) * t[:, self.AW:self.AH + 1]
-            tail = [sig[:, 4:]]
+            probs = sig[:, 5:]
         cxy = (t[:, self.GX:self.GY + 1] + sxy) / gwh * plan.in_wh
-        return np.concatenate([cxy, wh, *tail], axis=1)
+        return cxy, wh, sig[:, 4:5], probs
+
+    def detect(self, outputs: Sequence[np.ndarray], conf: float, iou: float | None = 0.45, max_det: int = 300,
+               quant: Sequence | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``select(self(outputs, conf, quant), conf, iou, max_det)`` in a third fewer numpy calls: the video loop's.
+
+        The rows are never assembled: every test of :meth:`__call__` and :func:`select` (the raw objectness
+        margin, objectness > ``conf``, best class score > ``conf``) is one mask over the candidates, and only
+        the boxes that pass are turned into corners and go to NMS. Same values, same order (tested).
+
+        Example:
+            >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]]}
+            >>> out = np.full((1, 6, 2, 2), -5.0, np.float32); out[0, :4, 1, 0] = 0; out[0, 4:, 1, 0] = 5
+            >>> boxes, scores, classes = CandidateDecoder(spec).detect([out], conf=0.25)
+            >>> boxes.tolist(), classes.tolist()
+            ([[11.0, 38.0, 21.0, 58.0]], [0])
+        """
+        p, t, plan = self._candidates(outputs, conf, quant)
+        if not len(p):
+            return _no_detections()
+        cxy, wh, obj, probs = self._parts(p, t, plan)
+        scores_all = obj * probs  # as select(): objectness x class probability, best class only
+        cls = scores_all.argmax(1)
+        scores = scores_all.max(1)
+        keep = ((p[:, 4] > plan.cut) & (obj[:, 0] > conf) & (scores > conf)).nonzero()[0]
+        if not keep.size:
+            return _no_detections()
+        c, half = cxy[keep], wh[keep] / 2  # cxcywh_to_xyxy's operations
+        return _nms_order(np.concatenate([c - half, c + half], axis=1), scores[keep], cls[keep], iou, max_det)
+
+
+def _no_detections() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+
+
+def _nms_order(boxes: np.ndarray, scores: np.ndarray, cls: np.ndarray, iou: float | None,
+               max_det: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """select()'s last step: xyxy boxes, scores and classes of the candidates that pass, best first, after NMS."""
+    order = nms(boxes, scores, cls, iou, max_det) if iou is not None else np.argsort(-scores, kind="stable")[:max_det]
+    return boxes[order], scores[order].astype(np.float32), cls[order].astype(np.int64)
 
 
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:
@@ -329,10 +415,8 @@ def select(rows: np.ndarray, conf: float = 0.25, iou: float | None = 0.45, max_d
         keep = scores > conf
         boxes, scores, cls = rows[keep, :4], scores[keep], cls[keep]
     if not len(boxes):  # most frames of a video have nothing to suppress
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    boxes = cxcywh_to_xyxy(boxes).astype(np.float32)
-    order = nms(boxes, scores, cls, iou, max_det) if iou is not None else np.argsort(-scores, kind="stable")[:max_det]
-    return boxes[order], scores[order].astype(np.float32), cls[order].astype(np.int64)
+        return _no_detections()
+    return _nms_order(cxcywh_to_xyxy(boxes).astype(np.float32), scores, cls, iou, max_det)
 
 
 def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: float = 0.25,
@@ -373,8 +457,10 @@ def decode_yolo_outputs(outputs: Sequence[np.ndarray], head_spec: dict, conf: fl
     if outputs and outputs[0].shape[0] != 1:
         raise ValueError(f"decode_yolo_outputs takes one image, got a batch of {outputs[0].shape[0]}: use decode_batch")
     if 0 < conf < 1 and outputs:  # sparse: only the cells that may pass (same result as the dense decode)
-        rows = (decoder or candidate_decoder(head_spec, imgsz))(outputs, conf, quant)
-        return select(rows, conf, iou, max_det, multi_label)
+        decoder = decoder or candidate_decoder(head_spec, imgsz)
+        if not multi_label:  # the usual call: the fused decode + select
+            return decoder.detect(outputs, conf, iou, max_det, quant)
+        return select(decoder(outputs, conf, quant), conf, iou, max_det, multi_label)
     if quant is not None:
         outputs = [dequantize(o, q) for o, q in zip(outputs, quant)]
     return decode_batch(outputs, head_spec, conf, iou, imgsz, max_det, multi_label)[0]

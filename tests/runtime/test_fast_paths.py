@@ -80,6 +80,72 @@ def test_candidate_decoder_on_float_maps_and_a_changed_threshold():
         assert np.array_equal(rows, dense[_raw_objectness(maps, spec) > dec._cut(conf)])
 
 
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "float64", "float16"])
+@pytest.mark.parametrize("conf", [1e-7, 0.02, 0.5, 0.99999])
+def test_candidate_decoder_per_map_tests_at_the_threshold_extremes(dtype, conf):
+    """The objectness test runs on each map in its own dtype: every cell passing, none, a few, and empty maps
+    give the rows of dequantizing (or converting to float32) every map and decoding it densely."""
+    spec, rng = SPECS["yolo"], np.random.default_rng(17)
+    dec = CandidateDecoder(spec)
+    for empty in (False, True):
+        maps, quant = _int8_maps(spec, rng)
+        if empty:  # a frame with nothing in it: every objectness at its lowest
+            for m in maps:
+                m.reshape(2, 8, -1)[:, 4] = -128
+        if dtype == "uint8":
+            maps, quant = [(m.astype(np.int16) + 128).astype(np.uint8) for m in maps], [(s, z + 128) for s, z in quant]
+        elif dtype != "int8":
+            maps, quant = [dequantize(m, q).astype(dtype) for m, q in zip(maps, quant)], None
+        rows = dec(maps, conf, quant)
+        floats = [dequantize(m, q) for m, q in zip(maps, quant or [None] * len(maps))]
+        dense = decode_dense(floats, spec)[0]
+        want = dense[_raw_objectness(floats, spec) > dec._cut(conf)]
+        assert rows.dtype == np.float32 and rows.shape[1] == 8 and np.array_equal(rows, want)
+        if conf < 1e-6:
+            assert len(rows) == len(dense)  # every cell may pass
+        elif empty or conf > 0.9:
+            assert len(rows) == 0
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+@pytest.mark.parametrize("conf", [0.05, 0.3, 0.7])
+def test_fused_detect_equals_select_of_the_decoded_rows(kind, conf):
+    """CandidateDecoder.detect (the video loop's one pass) == select(decoder rows): same boxes, scores, classes, order."""
+    spec, rng = SPECS[kind], np.random.default_rng(23)
+    dec = CandidateDecoder(spec)
+    found = 0
+    for k in range(6):
+        maps, quant = _int8_maps(spec, rng)
+        for iou, max_det in ((0.45, 300), (0.3, 3), (None, 300), (1.0, 300)):
+            got = dec.detect(maps, conf, iou, max_det, quant)
+            want = select(dec(maps, conf, quant), conf, iou, max_det)
+            assert [a.dtype for a in got] == [np.float32, np.float32, np.int64]
+            assert all(np.array_equal(a, b) for a, b in zip(got, want))
+            found += len(got[0])
+    assert found > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_nms_in_python_equals_the_numpy_paths(seed, monkeypatch):
+    """A handful of boxes go through NMS in plain Python: the same indices as the matrix path, ties and duplicates
+    included; non-finite input falls back to numpy."""
+    rng = np.random.default_rng(seed)
+    for n in range(1, boxes_mod._PYTHON_NMS + 1):
+        xy = rng.uniform(-20, 100, (n, 2)).round(1)
+        b = np.concatenate([xy, xy + rng.uniform(0, 40, (n, 2)).round(1)], 1)
+        b[n // 2:] = b[: n - n // 2] + rng.integers(0, 2, (n - n // 2, 4))  # near and exact duplicates
+        scores = rng.uniform(0, 1, n).round(1)  # ties
+        if seed == 7:
+            b[0, 2] = np.nan
+        for classes in (None, rng.integers(0, 3, n)):
+            for thr, max_det in ((0.3, 300), (0.45, 2), (1.0, 300), (0.5, 0)):
+                small = boxes_mod.nms(b, scores, classes, thr, max_det)
+                monkeypatch.setattr(boxes_mod, "_PYTHON_NMS", 0)
+                ref = boxes_mod.nms(b, scores, classes, thr, max_det)
+                monkeypatch.undo()
+                assert small.dtype == np.int64 and small.tolist() == ref.tolist()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_nms_matrix_path_equals_the_per_box_path(seed, monkeypatch):
     rng = np.random.default_rng(seed)
