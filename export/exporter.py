@@ -181,23 +181,26 @@ def _one_target(target, job: ConvertJob, images, gate, out: Path, log, verbose: 
     convert_s = time.perf_counter() - t0
     files = [p.name for p in target.files(job.out)]
     with step(f"{target.name} verification", verbose):
-        manifest = build_manifest(job.source, target, open_backend(job.out, target.backend), info,
+        # a format whose runtime cannot run here (RKNN's NPU) is verified in its toolkit's simulator
+        simulator = target.simulator(job.out) if target.simulator else None
+        manifest = build_manifest(job.source, target, simulator or open_backend(job.out, target.backend), info,
                                   job.calib.info() if job.calib else None, files)
         # one thread: verification and the quick latency stay comparable across backends, and OpenMP
         # runtimes (ncnn, OpenVINO) do not spin against other processes on a busy host
-        runner = ArtifactRunner(job.out, manifest, threads=1)
+        runner = ArtifactRunner(job.out, manifest, backend=simulator, threads=1)
         par = {**parity(runner, job.source, images, target.precision), "images_from": parity_from}
     checked = None
     if gate is not None:
         log(f"{target.name}: {gate.kind} on {len(gate.paths)} {gate.split} images ...")
         with step(f"{target.name} {gate.kind}", verbose):
             checked = gate.check(runner, target.precision, log)
-    with step(f"{target.name} latency", verbose):
-        latency = quick_latency(runner, images[0])
+    with step(f"{target.name} latency", verbose):  # a simulator's run time is no speed: null, with the reason
+        latency = None if simulator else quick_latency(runner, images[0])
     size_mb = sum(p.stat().st_size for p in target.files(job.out)) / 2**20
     result = TargetResult(target.name, "ok", final.name, round(size_mb, 3), round(convert_s, 2), par,
-                          checked if gate and gate.kind == "map" else None, round(latency, 3),
-                          converter=info.get("converter"), top1=checked if gate and gate.kind == "top1" else None)
+                          checked if gate and gate.kind == "map" else None, None if latency is None else round(latency, 3),
+                          converter=info.get("converter"), top1=checked if gate and gate.kind == "top1" else None,
+                          simulated=info.get("simulated") if simulator else None)
     reasons = []
     if not par.get("passed"):
         reasons.append(f"parity out of tolerance ({par.get('error') or _parity_text(par)})")
@@ -213,6 +216,8 @@ def _one_target(target, job: ConvertJob, images, gate, out: Path, log, verbose: 
         log(f"{target.name}: REJECTED: {result.reason}")
         return result
     manifest["verification"] = {"parity": par, "map": result.map, "host_latency_ms": result.latency_ms}
+    if result.simulated:
+        manifest["verification"]["simulated"] = result.simulated
     if result.top1:
         manifest["verification"]["top1"] = result.top1
     with step(f"{target.name} manifest", verbose):

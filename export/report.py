@@ -38,6 +38,7 @@ class TargetResult:
     top1: dict | None = None  # a classifier's gate (export.gates.Top1Gate)
     kept_float: dict | None = None  # --keep-float: nodes left in float, tries (export.keep_float)
     calib_method: dict | None = None  # --calib-method: the method used, auto's tries (export.calib_method)
+    simulated: dict | None = None  # verified in a toolkit's simulator (RKNN): by what; latency_ms is null, and why
 
     @property
     def ok(self) -> bool:
@@ -55,7 +56,8 @@ class TargetResult:
                 "latency_ms": self.latency_ms, "convert_s": self.convert_s, "reason": self.reason,
                 "converter": self.converter, "map": self.map, **self._top1_keys(),
                 **({"kept_float": self.kept_float} if self.kept_float is not None else {}),
-                **({"calib_method": self.calib_method} if self.calib_method is not None else {})}
+                **({"calib_method": self.calib_method} if self.calib_method is not None else {}),
+                **({"simulated": self.simulated} if self.simulated is not None else {})}
 
     def _top1_keys(self) -> dict:
         """A classifier's gate: ``top1``, ``top1_delta`` (artifact minus source), its interval, the record."""
@@ -120,7 +122,8 @@ class ExportReport:
             lines.append("| " + " | ".join([r.target, _num(r.size_mb, 2), _num(r.convert_s, 1), _parity(r.parity),
                                             _num((r.map or {}).get("map50", (r.top1 or {}).get("top1")), 4),
                                             _delta(r.map) if r.map else _delta(r.top1, "top1"), _num(r.latency_ms, 2),
-                                            r.status + (f": {r.reason}" if r.reason else "")]) + " |")
+                                            r.status + (" (simulated)" if r.simulated else "")
+                                            + (f": {r.reason}" if r.reason else "")]) + " |")
         if self.results and self.results[0].map:
             m = self.results[0].map
             lines += ["", f"source mAP50 {m['source_map50']:.4f}, mAP50-95 {m['source_map50_95']:.4f} "

@@ -1,7 +1,7 @@
 """The target registry: a target is format + precision, with its needs and its converter.
 
 One table, like Ultralytics' formats table, but every converter lives in its family's file
-(``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``, ``mnn.py``) and is imported only when used.
+(``onnx.py``, ``tflite.py``, ``openvino.py``, ``ncnn.py``, ``mnn.py``, ``rknn.py``...) and is imported only when used.
 A family (:class:`Family`) names the runtime backend of its files (whose registry entry gives
 the suffix and companion files) and its manifest writer. Adding a target in an existing family
 is one row below; a new format is a family file, one :func:`register_family` row and a backend.
@@ -42,11 +42,15 @@ class Family:
             come from the backend registry).
         embed: writes the manifest into a file of this format (None where the format has no place
             for it, as ncnn); the backend's ``read_manifest`` reads it back.
+        simulator: for a format whose runtime cannot run on the host (RKNN's NPU): opens the freshly
+            converted file in the toolkit's simulator for verification (results labelled simulated,
+            no latency); None: the backend verifies it.
     """
 
     name: str
     backend: str
     embed: Callable[[Path, dict], None] | None = None
+    simulator: Callable[[Path], object] | None = None
 
 
 FAMILIES: dict[str, Family] = {}
@@ -73,6 +77,8 @@ class Target:
         extra: the pip extra that installs ``needs`` (host conversion tools: ``export``).
         optional: modules used when installed (recorded in manifests and ``edgekit info``).
         description: one line for ``edgekit export --list``.
+        requires: what else it needs beyond modules (RKNN's toolkit venv): returns what is missing.
+        hint: how to install what it needs, when more than ``pip install "edgekit[<extra>]"``.
     """
 
     name: str
@@ -84,6 +90,8 @@ class Target:
     extra: str = "export"
     description: str = ""
     optional: tuple[str, ...] = ()
+    requires: Callable[[], list[str]] | None = None
+    hint: str = ""
 
     @property
     def quantized(self) -> bool:
@@ -93,6 +101,21 @@ class Target:
     def backend(self) -> str:
         """The runtime backend that verifies and runs this target's files."""
         return FAMILIES[self.family].backend
+
+    @property
+    def simulator(self) -> Callable[[Path], object] | None:
+        """Opens a converted file in its toolkit's simulator (RKNN), or None: verified by its backend."""
+        return FAMILIES[self.family].simulator
+
+    @property
+    def install_hint(self) -> str:
+        """The command(s) that make this target available here.
+
+        Example:
+            >>> get_target("mnn").install_hint
+            'pip install "edgekit[export]"'
+        """
+        return self.hint or f'pip install "edgekit[{self.extra}]"'
 
     @property
     def suffix(self) -> str:
@@ -113,8 +136,8 @@ class Target:
         return True
 
     def missing(self) -> list[str]:
-        """Modules this target needs that are not installed here."""
-        return [m for m in self.needs if importlib.util.find_spec(m) is None]
+        """Modules (and other needs, as RKNN's toolkit venv) this target needs that are not installed here."""
+        return [m for m in self.needs if importlib.util.find_spec(m) is None] + (self.requires() if self.requires else [])
 
     def available(self) -> bool:
         return not self.missing()
@@ -157,7 +180,7 @@ def resolve_targets(names: list[str], source_kind: str = "checkpoint") -> list[T
             raise EdgekitError(f"target {n} needs the torch model; an ONNX source reaches only "
                                f"{', '.join(x.name for x in TARGETS.values() if x.from_onnx)}: export from the checkpoint")
         if t.missing():
-            raise EdgekitError(f"target {n} needs {', '.join(t.missing())}, not installed here: pip install \"edgekit[{t.extra}]\"")
+            raise EdgekitError(f"target {n} needs {', '.join(t.missing())}, not installed here: {t.install_hint}")
         out.append(t)
     if "all" in names:  # every target installable here, after the ones named (which must be)
         out += [t for t in TARGETS.values() if t.name not in explicit and t.available()
@@ -254,6 +277,27 @@ def _executorch(precision: str) -> Callable[[ConvertJob], dict]:
     return convert
 
 
+def _rknn(precision: str) -> Callable[[ConvertJob], dict]:
+    def convert(job: ConvertJob) -> dict:
+        from edgekit.export.rknn import onnx2rknn
+
+        return onnx2rknn(job.onnx_fp32, job.out, precision, calib=job.calib, imgsz=job.source.imgsz,
+                         output_clip=_output_clip(job) if precision == "int8" else None)
+    return convert
+
+
+def _rknn_simulator(path: Path):
+    from edgekit.export.rknn import open_simulator
+
+    return open_simulator(path)
+
+
+def _rknn_missing() -> list[str]:
+    from edgekit.export.rknn_env import missing
+
+    return missing()
+
+
 def _embed(module: str, function: str) -> Callable[[Path, dict], None]:
     def embed(path: Path, manifest: dict) -> None:
         import importlib
@@ -269,6 +313,7 @@ for _f in (
     Family("ncnn", "ncnn"),  # the .param has no place for metadata: the sidecar JSON carries it
     Family("mnn", "mnn"),  # no metadata slot the converter fills later: the sidecar JSON carries it
     Family("executorch", "executorch"),  # the .pte has no free metadata slot: the sidecar JSON carries it
+    Family("rknn", "rknn", simulator=_rknn_simulator),  # sidecar JSON; verified in rknn-toolkit2's x86 simulator
 ):
     register_family(_f)
 
@@ -279,6 +324,9 @@ _NCNN = ("torch", "pnnx", "ncnn")
 _MNN = ("onnx", "MNN")
 _ET = ("torch", "executorch")  # torchao (PT2E) comes with executorch
 _SLIM = ("onnxslim",)  # simplifies the fp32 ONNX the ONNX-based targets start from
+# rknn-toolkit2 runs in a venv of its own (export/rknn_env.py); edgekit's side needs onnx (outputs' Clip)
+_RKNN = {"requires": _rknn_missing, "optional": _SLIM,
+         "hint": 'pip install "edgekit[export]", then `edgekit rknn setup` (rknn-toolkit2 in its own venv)'}
 for _t in (
     Target("onnx", "onnx", "fp32", _ONNX, True, _onnx,
            description="ONNX fp32 (opset 17, onnxslim), runs in onnxruntime / OpenCV DNN", optional=_SLIM),
@@ -305,5 +353,9 @@ for _t in (
            description="ExecuTorch .pte fp32, XNNPACK-delegated (the runtime needs torch: its bindings link libtorch)"),
     Target("executorch-int8", "executorch", "int8", _ET, False, _executorch("int8"),
            description="ExecuTorch .pte INT8 (PT2E + XNNPACKQuantizer: per-channel weights), XNNPACK-delegated"),
+    Target("rknn", "rknn", "fp16", ("onnx",), True, _rknn("fp16"), **_RKNN,
+           description="RKNN fp16 for the RK3588 NPU (rknn-toolkit2); verified in its x86 simulator, no speed here"),
+    Target("rknn-int8", "rknn", "int8", ("onnx",), True, _rknn("int8"), **_RKNN,
+           description="RKNN INT8 w8a8 for the RK3588 NPU (per-channel weights); verified in its x86 simulator"),
 ):
     register_target(_t)

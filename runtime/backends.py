@@ -19,7 +19,7 @@ name or suffix is not a built-in one, so running a ``.tflite`` never imports hos
 
 Example:
     >>> [b.name for b in list_backends(builtin_only=True)]
-    ['onnxruntime', 'litert', 'openvino', 'ncnn', 'mnn', 'executorch']
+    ['onnxruntime', 'litert', 'openvino', 'ncnn', 'mnn', 'executorch', 'rknn']
     >>> backend_for("model.tflite").name
     'litert'
     >>> [b.name for b in readers(".onnx", builtin_only=True)]
@@ -41,7 +41,7 @@ from edgekit.errors import EdgekitError
 
 # the device-side backends, one module each (imported on first use: numpy only at their module level)
 BUILTIN = ("onnxruntime_backend", "litert_backend", "openvino_backend", "ncnn_backend", "mnn_backend",
-           "executorch_backend")
+           "executorch_backend", "rknn_backend")
 ENTRY_POINT_GROUP = "edgekit.backends"
 _REGISTRY: dict[str, type[Backend]] = {}
 _loaded = {"builtin": False, "plugins": False}
@@ -258,7 +258,7 @@ def artifact_suffixes() -> tuple[str, ...]:
 
     Example:
         >>> artifact_suffixes()
-        ('.onnx', '.tflite', '.xml', '.param', '.mnn', '.pte')
+        ('.onnx', '.tflite', '.xml', '.param', '.mnn', '.pte', '.rknn')
     """
     return tuple(s for b in list_backends() if not b.host_only for s in b.suffixes)
 

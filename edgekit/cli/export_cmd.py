@@ -48,7 +48,8 @@ def list_targets(as_json: bool) -> int:
     from edgekit.export.targets import TARGETS
 
     rows = [{"target": t.name, "family": t.family, "precision": t.precision, "file": t.suffix, "extra": t.extra,
-             "available": t.available(), "missing": t.missing(), "from_onnx": t.from_onnx, "description": t.description}
+             "available": t.available(), "missing": t.missing(), "install": t.install_hint, "from_onnx": t.from_onnx,
+             "description": t.description}
             for t in TARGETS.values()]
     if as_json:
         print(json.dumps(rows, indent=1))
@@ -57,7 +58,7 @@ def list_targets(as_json: bool) -> int:
     print(f"{'target':{width}s} {'file':8s} {'here':5s} {'from onnx':9s} what")
     for r in rows:
         here = "yes" if r["available"] else "no"
-        need = "" if r["available"] else f"  [needs {', '.join(r['missing'])}: pip install \"edgekit[{r['extra']}]\"]"
+        need = "" if r["available"] else f"  [needs {', '.join(r['missing'])}: {r['install']}]"
         print(f"{r['target']:{width}s} {r['file']:8s} {here:5s} {'yes' if r['from_onnx'] else 'no':9s} {r['description']}{need}")
     return 0
 

@@ -36,6 +36,7 @@ COMMANDS = [
     "verify_cmd",
     "quant_report_cmd",
     "arm_cmd",
+    "rknn_cmd",
     "calibrate_reject_cmd",
     "predict_cmd",
     "detect_cmd",
