@@ -20,6 +20,7 @@ the shapes come from the sidecar manifest ``<file>.rknn.json`` that ``edgekit ex
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from edgekit.errors import EdgekitError
 from edgekit.runtime.backends import Backend, TensorInfo, register_backend
 
 NPU_RUNTIME = "/usr/lib/librknnrt.so"
+# what rknn-toolkit-lite2 2.5.0 looks for before it starts: the runtime library, the NPU's device node, the SoC name
+NPU_FILES = (NPU_RUNTIME, "/dev/dri/renderD129", "/proc/device-tree/compatible")
 # device name -> RKNNLite core mask (RKNNLite.NPU_CORE_* values)
 CORES = {"npu": 0, "npu0": 1, "npu1": 2, "npu2": 4, "npu0_1": 3, "npu0_1_2": 7}
 
@@ -100,8 +103,9 @@ class RknnBackend(Backend):
         if loaded != 0:
             raise EdgekitError(f"{self.path}: rknn-toolkit-lite2 cannot read it ({_last(said)}): re-export it with edgekit")
         if started != 0:
-            where = "this is not an aarch64 board" if platform.machine() != "aarch64" else \
-                f"is {NPU_RUNTIME} there and the rknpu driver loaded (dmesg | grep -i rknpu)?"
+            absent = [p for p in NPU_FILES if not os.path.exists(p)]
+            where = ("this is not an aarch64 board" if platform.machine() != "aarch64" else
+                     f"missing here: {', '.join(absent)}" if absent else "is the rknpu driver loaded (dmesg | grep -i rknpu)?")
             raise EdgekitError(f"{self.path}: the RKNN NPU runtime did not start ({_last(said)}): it needs a Rockchip "
                                f"NPU with {NPU_RUNTIME} and the rknpu driver; {where}")
 
@@ -133,6 +137,12 @@ class RknnBackend(Backend):
 
 
 def _last(said: list[str]) -> str:
-    """The last lines the runtime printed, on one line."""
+    """What the runtime said went wrong, on one line: its error lines (``E ...``, ``!!! ...``), else its last lines.
+
+    Example:
+        >>> _last(["!!! some files are missing\\nE Catch exception when init runtime!\\nE Traceback (most recent call last):\\n"])
+        '!!! some files are missing | E Catch exception when init runtime!'
+    """
     lines = [ln.strip() for ln in (said[0] if said else "").splitlines() if ln.strip()]
-    return " | ".join(lines[-3:])[-300:] or "no message"
+    errors = [ln for ln in lines if ln.startswith("!!!") or (ln.startswith("E ") and "Traceback" not in ln)]
+    return " | ".join(errors[:3] or lines[-3:])[-300:] or "no message"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgekit.errors import EdgekitError
 
-EXTRAS = ("onnx", "tflite", "openvino", "ncnn")
+EXTRAS = ("onnx", "tflite", "openvino", "ncnn", "rknn")  # rknn: rknn-toolkit-lite2 imports, no NPU runtime exists here
 GLIBC_MINOR = 36  # Debian 12's glibc 2.36, the sysroot's
 PYTHON_VERSION = "3.11"
 # the source folders whose files make the wheel (pyproject's package-dir)
@@ -123,6 +123,28 @@ def _pip(args: list[str], what: str) -> None:
         raise EdgekitError(f"pip could not install {what} for aarch64 ({why.strip()[:240]})")
 
 
+def aarch64_only(extra: str, root: Path | None = None) -> list[str]:
+    """Requirements of ``edgekit[extra]`` guarded by ``platform_machine == 'aarch64'`` (rknn-toolkit-lite2).
+
+    pip evaluates environment markers on the host even with ``--platform``, so an aarch64 install
+    made on x86 would leave them out: :func:`install_extra` names them itself (read from the
+    checkout's pyproject.toml, which the wheel is built from).
+
+    Example:
+        >>> aarch64_only("rknn")
+        ['rknn-toolkit-lite2>=2.3']
+    """
+    import tomllib
+
+    reqs = tomllib.loads(((root or checkout()) / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    out = []
+    for req in reqs.get(extra, []):
+        spec, _, marker = req.partition(";")
+        if marker.replace('"', "'").split() == ["platform_machine", "==", "'aarch64'"]:
+            out.append(spec.strip())
+    return out
+
+
 def install_extra(site: Path, extra: str, log) -> Path:
     """Install ``edgekit[extra]`` for aarch64 into ``site`` (replaced only when complete).
 
@@ -137,7 +159,8 @@ def install_extra(site: Path, extra: str, log) -> Path:
         tmp = site.with_name(site.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"aarch64 wheels: edgekit[{extra}] ({', '.join(pins)})")
-        _pip(["--target", str(tmp), *platform_args(), "-c", str(pin_file), f"{wheel}[{extra}]"], f"edgekit[{extra}]")
+        _pip(["--target", str(tmp), *platform_args(), "-c", str(pin_file), f"{wheel}[{extra}]", *aarch64_only(extra)],
+             f"edgekit[{extra}]")
     (tmp / ".edgekit-source").write_text(source_fingerprint())
     shutil.rmtree(site, ignore_errors=True)
     os.replace(tmp, site)
