@@ -278,7 +278,7 @@ class CandidateDecoder:
         if len(outputs) != len(self.anchors):
             raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(self.anchors)}")
         outputs = [np.asarray(o) for o in outputs]
-        key = (tuple((o.shape, o.dtype.str) for o in outputs), conf, None if quant is None else tuple(quant))
+        key = (tuple([(o.shape, o.dtype) for o in outputs]), conf, None if quant is None else tuple(quant))
         plan = self._plan
         if plan is None or plan.key != key:  # a new plan object, never one changed in place: threads may share it
             plan = self._plan = self._build(outputs, conf, quant, key)
@@ -297,7 +297,7 @@ class CandidateDecoder:
             if hit.size:
                 cell, anchor = np.divmod(hit, n_a)
                 raws.append(m[anchor, :, cell])
-                picks.append(hit + first)
+                picks.append(hit + first if first else hit)
         if not picks:  # many video frames: nothing near the threshold
             return np.zeros((0, width), np.float32), plan.table[:0], plan
         pick, raw = (picks[0], raws[0]) if len(picks) == 1 else (np.concatenate(picks), np.concatenate(raws))
@@ -348,7 +348,10 @@ class CandidateDecoder:
         scores_all = obj * probs  # as select(): objectness x class probability, best class only
         cls = scores_all.argmax(1)
         scores = scores_all.max(1)
-        keep = ((p[:, 4] > plan.cut) & (obj[:, 0] > conf) & (scores > conf)).nonzero()[0]
+        keep = (p[:, 4] > plan.cut) & (scores > conf)
+        if self.new:  # class probabilities straight from the map may exceed 1; else score <= objectness already
+            keep &= obj[:, 0] > conf
+        keep = keep.nonzero()[0]
         if not keep.size:
             return _no_detections()
         c, half = cxy[keep], wh[keep] / 2  # cxcywh_to_xyxy's operations
@@ -362,8 +365,10 @@ def _no_detections() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _nms_order(boxes: np.ndarray, scores: np.ndarray, cls: np.ndarray, iou: float | None,
                max_det: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """select()'s last step: xyxy boxes, scores and classes of the candidates that pass, best first, after NMS."""
+    if len(scores) == 1 and max_det >= 1:  # one box: nothing to order or suppress (often, in a video)
+        return boxes, scores.astype(np.float32, copy=False), cls.astype(np.int64, copy=False)
     order = nms(boxes, scores, cls, iou, max_det) if iou is not None else np.argsort(-scores, kind="stable")[:max_det]
-    return boxes[order], scores[order].astype(np.float32), cls[order].astype(np.int64)
+    return boxes[order], scores[order].astype(np.float32, copy=False), cls[order].astype(np.int64, copy=False)
 
 
 def decode_dense(outputs: Sequence[np.ndarray], head_spec: dict, imgsz=None) -> np.ndarray:

@@ -6,8 +6,10 @@ resize, the same pad value, the same value table), but for a stream of frames of
 keeps the padded canvas between calls: the resize writes straight into the canvas (no
 ``copyMakeBorder`` copy), the pads are written once, the colour swap runs in place on the image's
 part only (grey pads read the same in RGB and BGR), and the usual INT8 input (scale 1/255, zero
-point -128) is the pixel with its top bit flipped, viewed as int8, instead of a table lookup. The
-returned tensor is a new array each call (a caller may keep it). OpenCV is imported on first use.
+point -128) is the pixel with its top bit flipped, viewed as int8, instead of a table lookup; in NHWC it
+is written straight into the new tensor (resize into a kept buffer, colour swap into the tensor's
+image part, flip in place, pads set), one pass less over the tensor. The returned tensor is a new
+array each call (a caller may keep it). OpenCV is imported on first use.
 
 Example:
     >>> prep = FramePrep((320, 320), "NHWC", "int8", quant=(1 / 255, -128))
@@ -64,6 +66,19 @@ class FramePrep:
         self.new_wh = (new_w, new_h)
         self.lb = lb
         self._key = tuple(src_hw)
+        # the INT8 NHWC path writes each tensor in place: the image part from a kept resize buffer, then the pads
+        self.scratch = np.empty((new_h, new_w, 3), np.uint8)
+        self.part = (slice(top, top + new_h), slice(left, left + new_w))
+        bottom, right = top + new_h, left + new_w
+        self.pads = []  # (rows, columns) of each non-empty pad band
+        if top > 0:
+            self.pads.append((slice(0, top), slice(None)))
+        if bottom < lb.dst_h:
+            self.pads.append((slice(bottom, lb.dst_h), slice(None)))
+        if left > 0:
+            self.pads.append((slice(top, bottom), slice(0, left)))
+        if right < lb.dst_w:
+            self.pads.append((slice(top, bottom), slice(right, lb.dst_w)))
 
     def _into_roi(self, out: np.ndarray) -> None:
         if out is not self.roi and not np.shares_memory(out, self.canvas):  # a binding that reallocated
@@ -82,6 +97,8 @@ class FramePrep:
 
         if self._key != image.shape[:2]:
             self._buffers(image.shape[:2])
+        if self._flip and self.layout == "NHWC":
+            return self._int8_nhwc(image, cv2)
         # the canvas holds RGB where the image is; the pads are grey (the same value in every channel), so only
         # the image's part is swapped, in place: one pass over 56 % of a 16:9 frame's canvas instead of all of it
         if self.new_wh == (image.shape[1], image.shape[0]):
@@ -104,3 +121,25 @@ class FramePrep:
         elif self.layout != "NHWC":
             raise ValueError(f"layout must be NCHW or NHWC, got {self.layout}")
         return np.ascontiguousarray(x[None]), self.lb
+
+    def _int8_nhwc(self, image: np.ndarray, cv2) -> tuple[np.ndarray, Letterbox]:
+        """The usual INT8 input, written straight into a new tensor: the resize into the kept buffer, the colour
+        swap from there into the tensor's image part, the top-bit flip in place there, the pads set to the flipped
+        pad value. One pass less over the tensor than flipping a whole canvas into a new array, and the pads are
+        written, not read (the same values, bit for bit)."""
+        out = np.empty((1, *self.canvas.shape), np.int8)
+        u = out.view(np.uint8)[0]
+        part = u[self.part]
+        src = image
+        if self.new_wh != (image.shape[1], image.shape[0]):
+            src = cv2.resize(image, self.new_wh, dst=self.scratch, interpolation=cv2.INTER_LINEAR)
+        if self.rgb:
+            res = cv2.cvtColor(src, cv2.COLOR_BGR2RGB, dst=part)
+            if res is not part:  # a binding that reallocated
+                part[...] = res
+        else:
+            part[...] = src
+        np.bitwise_xor(part, np.uint8(0x80), out=part)
+        for rows, cols in self.pads:
+            u[rows, cols] = self.pad ^ 0x80
+        return out, self.lb

@@ -111,11 +111,28 @@ def boxes_from_letterbox(boxes: np.ndarray, lb: Letterbox, clip: bool = True) ->
         >>> boxes_from_letterbox(np.array([[0., 10., 100., 60.]]), lb).tolist()
         [[0.0, 0.0, 200.0, 100.0]]
     """
-    b = (np.asarray(boxes, np.float32).reshape(-1, 4) - np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32)) / lb.scale
-    if clip and len(b):  # clipped in place, x columns then y columns (np.clip's values, without its per-call cost)
-        for cols, hi in ((b[:, 0::2], lb.src_w), (b[:, 1::2], lb.src_h)):
-            np.minimum(np.maximum(cols, 0, out=cols), hi, out=cols)
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not len(b):  # many video frames: nothing to map
+        return b
+    pads, hi = _letterbox_consts(lb)
+    b = (b - pads) / lb.scale
+    if clip:  # clipped in place (np.clip's values, without its per-call cost)
+        np.minimum(np.maximum(b, 0, out=b), hi, out=b)
     return b
+
+
+_LB_CONSTS: tuple = (None, None)  # (letterbox, its constants): a video's frames share one Letterbox object
+
+
+def _letterbox_consts(lb: Letterbox) -> tuple[np.ndarray, np.ndarray]:
+    """(pads, image size) of ``lb`` as float32 x1/y1/x2/y2 rows, kept for the letterbox of the last call."""
+    global _LB_CONSTS
+    last, consts = _LB_CONSTS
+    if last is not lb:
+        consts = (np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32),
+                  np.array([lb.src_w, lb.src_h, lb.src_w, lb.src_h], np.float32))
+        _LB_CONSTS = (lb, consts)
+    return consts
 
 
 def to_tensor(image: np.ndarray, layout: str = "NCHW", dtype: str = "float32", rgb: bool = True,

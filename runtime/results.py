@@ -48,9 +48,14 @@ class Detections:
     image_shape: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
-        self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
-        self.scores = np.asarray(self.scores, np.float32).reshape(-1)
-        self.classes = np.asarray(self.classes, np.int64).reshape(-1)
+        b, s, c = self.boxes, self.scores, self.classes
+        # a detector's own arrays are already in shape and dtype (checked here in Python, no numpy call per field)
+        if not (type(b) is np.ndarray and b.dtype == np.float32 and b.ndim == 2 and b.shape[1] == 4):
+            self.boxes = np.asarray(b, np.float32).reshape(-1, 4)
+        if not (type(s) is np.ndarray and s.dtype == np.float32 and s.ndim == 1):
+            self.scores = np.asarray(s, np.float32).reshape(-1)
+        if not (type(c) is np.ndarray and c.dtype == np.int64 and c.ndim == 1):
+            self.classes = np.asarray(c, np.int64).reshape(-1)
         if not len(self.boxes) == len(self.scores) == len(self.classes):
             raise ValueError(f"boxes {self.boxes.shape}, scores {self.scores.shape}, classes {self.classes.shape} differ in length")
 

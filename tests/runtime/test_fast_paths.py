@@ -155,12 +155,18 @@ def test_nms_matrix_path_equals_the_per_box_path(seed, monkeypatch):
     b[n // 2:] = b[: n - n // 2]  # duplicates: IoU exactly 1, and ties at the threshold
     scores = rng.uniform(0, 1, n).round(2)
     classes = rng.integers(0, 3, n)
-    for thr in (0.3, 0.45, 1.0):
+    if seed % 2:  # touching edges (intersection exactly 0), degenerate boxes, negative and far coordinates
+        b[::7, 0] = b[::7, 2]
+        b[1::7, 2] = b[1::7, 0] - 1
+        b[2::5] -= 500
+    for thr in (0.0, 0.3, 0.45, 1.0):
+        pairs = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
+        monkeypatch.setattr(boxes_mod, "_PAIRS_NMS", 10**9)  # the IoU matrix of every pair
         matrix = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
         monkeypatch.setattr(boxes_mod, "_MATRIX_NMS", 0)
         loop = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
         monkeypatch.undo()
-        assert matrix.tolist() == loop.tolist()
+        assert pairs.tolist() == matrix.tolist() == loop.tolist()
         assert boxes_mod.nms(b, scores, classes, thr, max_det=5).tolist() == loop[:5].tolist()
 
 
