@@ -160,13 +160,16 @@ def test_nms_matrix_path_equals_the_per_box_path(seed, monkeypatch):
         b[1::7, 2] = b[1::7, 0] - 1
         b[2::5] -= 500
     for thr in (0.0, 0.3, 0.45, 1.0):
+        default = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
+        monkeypatch.setattr(boxes_mod, "_PYTHON_NMS", 0)
+        monkeypatch.setattr(boxes_mod, "_PAIRS_NMS", 0)  # only the overlapping pairs get an IoU
         pairs = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
         monkeypatch.setattr(boxes_mod, "_PAIRS_NMS", 10**9)  # the IoU matrix of every pair
         matrix = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
         monkeypatch.setattr(boxes_mod, "_MATRIX_NMS", 0)
         loop = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
         monkeypatch.undo()
-        assert pairs.tolist() == matrix.tolist() == loop.tolist()
+        assert default.tolist() == pairs.tolist() == matrix.tolist() == loop.tolist()
         assert boxes_mod.nms(b, scores, classes, thr, max_det=5).tolist() == loop[:5].tolist()
 
 
