@@ -177,3 +177,15 @@ def test_output_clip_is_a_clip_node_on_each_output(tmp_path):
     assert max(float(np.abs(r).max()) for r in raw) > 0.2  # the clip does something on this model
     for r, g in zip(raw, got):
         np.testing.assert_allclose(g, np.clip(r, -0.2, 0.2), atol=1e-6)
+
+
+def test_the_toolkit_log_is_captured_and_shown_with_verbose(rknn_toolkit, tiny_detector, sample_yaml, tmp_path):
+    calib = sample_yaml.parent / "train" / "images"
+    args = ("export", tiny_detector, "--target", "rknn-int8", "--calib", calib, "--calib-images", 4, "--json")
+    quiet = edgekit(*args, "--out", tmp_path / "quiet")
+    loud = edgekit("--verbose", *args, "--out", tmp_path / "loud")
+    for r in (quiet, loud):  # stdout is the report alone, either way
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["targets"][0]["status"] == "ok"
+    assert "rknn-toolkit2 version" not in quiet.stderr and "I rknn building done" not in quiet.stderr
+    assert "--- rknn-int8 conversion output ---" in loud.stderr and "I rknn-toolkit2 version: 2.5.0" in loud.stderr
