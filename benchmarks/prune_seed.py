@@ -26,6 +26,25 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
+def remeasure(r: dict, args) -> dict:
+    """The before/after latency of the run's artifacts measured again (interleaved rounds), load average recorded."""
+    import os
+
+    from edgekit.prune import PruneOptions
+    from edgekit.prune.measure import _images, artifact_latency
+
+    opts = PruneOptions(args.weights, args.data, ratio=0.5, threads=args.threads)
+    arts = {k: {t: Path(p) for t, p in r[k]["artifacts"].items()} for k in ("before", "after")}
+    load0 = os.getloadavg()
+    lat = artifact_latency(arts, _images(args.data, r.get("map_split", "test")), opts,
+                           lambda s: print(s, file=sys.stderr), rounds=args.latency_rounds)
+    upd = {k: {**r[k], **lat[k]} for k in ("before", "after")}
+    upd["latency_setup"] = {**r["latency_setup"], "rounds": args.latency_rounds, "threads": args.threads,
+                            "remeasured": True, "load_average_before_after": [round(load0[0], 2),
+                                                                              round(os.getloadavg()[0], 2)]}
+    return upd
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", required=True)
@@ -44,6 +63,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="default runs/prune/<model>")
     p.add_argument("--reuse-report", action="store_true",
                    help="rewrite the results from the finished run's prune_report.json instead of pruning/measuring again")
+    p.add_argument("--remeasure-latency", action="store_true",
+                   help="with --reuse-report: benchmark the run's exported artifacts again (at --threads, "
+                        "--latency-rounds interleaved rounds), e.g. on a quieter host, and record the load average")
+    p.add_argument("--latency-rounds", type=int, default=5)
     args = p.parse_args(argv)
 
     from edgekit.models.checkpoint import read_checkpoint
@@ -64,6 +87,11 @@ def main(argv=None) -> int:
         f.write(command + "\n")
     if args.reuse_report:
         r = json.loads((out / "prune_report.json").read_text())
+        if args.remeasure_latency:
+            from edgekit.prune.report import write_report
+
+            r.update(remeasure(r, args))
+            r.update(write_report(r, out))  # the run's own report (and its HTML) shows the new figures too
     else:
         r = prune(PruneOptions(args.weights, args.data, ratio=args.ratio, target_macs=target_macs,
                                importance=args.importance, steps=args.steps, finetune_epochs=args.finetune_epochs,

@@ -127,6 +127,27 @@ def map_with_interval(before: Path, after: Path, data: str, imgsz: int) -> dict:
             "delta_map50_ci95": boot["ci95"], "bootstrap_resamples": boot["resamples"]}
 
 
+def artifact_latency(arts: dict, images, opts: PruneOptions, log: Callable[[str], None], rounds: int = ROUNDS) -> dict:
+    """``{key: {"latency_ms": {target: ms}, "infer_ms": {target: ms}}}`` of ``arts`` (``{key: {target: path}}``),
+    benchmarked in interleaved rounds (a busy host slows every artifact alike); medians over the rounds.
+
+    Example:
+        >>> artifact_latency({"before": {"onnx": Path("b.onnx")}, "after": {"onnx": Path("a.onnx")}}, imgs, opts, print)  # doctest: +SKIP
+        {'before': {'latency_ms': {'onnx': 7.9}, 'infer_ms': {'onnx': 7.2}}, 'after': {...}}
+    """
+    targets = list(opts.latency_targets)
+    lat: dict = {k: {t: [] for t in targets} for k in arts}
+    for r in range(rounds):
+        for t in targets:
+            for key in arts:
+                if isinstance(arts[key].get(t), Path):
+                    lat[key][t].append(_bench(arts[key][t], images, opts))
+        log(f"latency round {r + 1}/{rounds} done")
+    med = lambda rows, k: round(statistics.median(v[k] for v in rows), 3) if rows else None  # noqa: E731
+    return {key: {"latency_ms": {t: med(lat[key][t], "p50_ms") for t in targets},
+                  "infer_ms": {t: med(lat[key][t], "infer_ms") for t in targets}} for key in arts}
+
+
 def measure_before_after(result: dict, before: Path, after: Path, opts: PruneOptions, out: Path, imgsz: int,
                          log: Callable[[str], None]) -> dict:
     """Test mAP (+ bootstrap) and artifact latency of ``before`` and ``after``; ``result``'s before/after updated.
@@ -141,22 +162,13 @@ def measure_before_after(result: dict, before: Path, after: Path, opts: PruneOpt
         log(f"exporting the {key} model to {', '.join(opts.latency_targets)}")
         arts[key] = export_targets(path, opts.latency_targets, opts, out / "export" / key, log, data=opts.data)
     images = _images(opts.data, maps["split"])
-    lat: dict = {k: {t: [] for t in opts.latency_targets} for k in arts}
-    for r in range(ROUNDS):  # interleaved: a busy host slows before and after alike
-        for t in opts.latency_targets:
-            for key in arts:
-                if isinstance(arts[key].get(t), Path):
-                    lat[key][t].append(_bench(arts[key][t], images, opts))
-        log(f"latency round {r + 1}/{ROUNDS} done")
+    lat = artifact_latency(arts, images, opts, log)
     upd = {}
     for key in arts:
         row = dict(result[key])
         row.update({"map50": maps[key]["map50"], "map50_95": maps[key]["map50_95"], "val_map50": result[key]["map50"],
                     "val_map50_95": result[key]["map50_95"]})
-        row["latency_ms"] = {t: (round(statistics.median(v["p50_ms"] for v in lat[key][t]), 3) if lat[key][t] else None)
-                             for t in opts.latency_targets}
-        row["infer_ms"] = {t: (round(statistics.median(v["infer_ms"] for v in lat[key][t]), 3) if lat[key][t] else None)
-                           for t in opts.latency_targets}
+        row.update(lat[key])
         row["artifacts"] = {t: str(a) for t, a in arts[key].items()}
         upd[key] = row
     upd["map_split"] = maps["split"]
