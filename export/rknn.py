@@ -10,7 +10,8 @@ error when the conversion fails.
 * ``rknn-int8``: ``build(do_quantization=True)``: w8a8, per-channel int8 weights, per-tensor int8
   activations from the toolkit's ``normal`` (min/max) calibration on the images of edgekit's
   :class:`~edgekit.export.calibration.CalibrationReader`, written losslessly at the model's input
-  size (the toolkit's resize is then the identity; it reads them as RGB). A detector's outputs
+  size (the toolkit's resize is then the identity; it loads them as RGB: ``quant_img_RGB2BGR`` stays
+  False). A detector's outputs
   are logits: a ``Clip`` to +-:data:`~edgekit.export.calibration.DETECTION_LOGIT_CLIP` is added to
   each output of the ONNX first, so the output ranges are clipped like every other INT8 target's.
 

@@ -141,6 +141,8 @@ def setup(path: str | os.PathLike | None = None, log=lambda msg: None) -> dict:
         if ready(root):  # another process built it while this one waited
             return read_state(root)
         t0 = time.perf_counter()
+        if root.is_dir() and any(root.iterdir()) and not (root / "pyvenv.cfg").is_file():
+            raise EdgekitError(f"{root} exists and is not a venv: give --env (or {ENV_VAR}) a new or empty folder")
         shutil.rmtree(root, ignore_errors=True)  # an interrupted build or other pins: start clean
         log(f"creating the venv {root}")
         _run([sys.executable, "-m", "venv", str(root)], "creating the venv", root)

@@ -62,6 +62,17 @@ def test_an_unbuildable_venv_is_one_line(tmp_path):
     assert "EDGEKIT_RKNN_ENV" in lines[0]
 
 
+def test_setup_never_replaces_a_folder_that_is_not_a_venv(tmp_path):
+    from edgekit.export.rknn_env import setup
+
+    keep = tmp_path / "projects" / "notes.txt"
+    keep.parent.mkdir()
+    keep.write_text("mine")
+    with pytest.raises(EdgekitError, match="exists and is not a venv: give --env"):
+        setup(tmp_path / "projects")
+    assert keep.read_text() == "mine"
+
+
 def test_setup_is_idempotent(rknn_toolkit):
     from edgekit.export.rknn_env import ready, setup
 
