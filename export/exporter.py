@@ -55,7 +55,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
            max_top1_drop: float | None = None, keep_float: str | None = None, calib_method: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
-           log: Callable[[str], None] = lambda s: None, verbose: bool = False) -> ExportReport:
+           rknn_platform: str = "rk3588", log: Callable[[str], None] = lambda s: None,
+           verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
 
     Args:
@@ -71,6 +72,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
             (:mod:`edgekit.export.calib_method`); None = each quantizer's default.
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
+        rknn_platform: the Rockchip SoC of the rknn targets (:data:`edgekit.export.rknn.PLATFORMS`).
         log: receives edgekit's own progress, one line per stage.
         verbose: also replay on stderr what the converters and runtimes printed (captured otherwise).
 
@@ -132,7 +134,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
             onnx_fp32, onnx_info = _fp32_onnx(source, chosen, staging, log, verbose)
         for target in chosen:
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
-                             reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip})
+                             reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip,
+                                                                    "rknn_platform": rknn_platform})
             run_one = lambda j, t=target: _one_target(t, j, images, gate, out, log, verbose, parity_from)  # noqa: E731
             first, job = (run_with_method(calib_method, target, job, run_one, log, final=plan in (None, "auto"))
                           if calib_method else (None, job))

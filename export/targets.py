@@ -282,6 +282,7 @@ def _rknn(precision: str) -> Callable[[ConvertJob], dict]:
         from edgekit.export.rknn import onnx2rknn
 
         return onnx2rknn(job.onnx_fp32, job.out, precision, calib=job.calib, imgsz=job.source.imgsz,
+                         platform=job.options.get("rknn_platform") or "rk3588",
                          output_clip=_output_clip(job) if precision == "int8" else None)
     return convert
 
@@ -354,8 +355,8 @@ for _t in (
     Target("executorch-int8", "executorch", "int8", _ET, False, _executorch("int8"),
            description="ExecuTorch .pte INT8 (PT2E + XNNPACKQuantizer: per-channel weights), XNNPACK-delegated"),
     Target("rknn", "rknn", "fp16", ("onnx",), True, _rknn("fp16"), **_RKNN,
-           description="RKNN fp16 for the RK3588 NPU (rknn-toolkit2); verified in its x86 simulator, no speed here"),
+           description="RKNN fp16 for Rockchip NPUs (--rknn-platform, default rk3588); verified in the toolkit's x86 simulator"),
     Target("rknn-int8", "rknn", "int8", ("onnx",), True, _rknn("int8"), **_RKNN,
-           description="RKNN INT8 w8a8 for the RK3588 NPU (per-channel weights); verified in its x86 simulator"),
+           description="RKNN INT8 w8a8 (per-channel weights) for Rockchip NPUs; verified in the toolkit's x86 simulator"),
 ):
     register_target(_t)

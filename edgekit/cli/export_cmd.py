@@ -37,6 +37,9 @@ def add_parser(sub):
                    "minmax (tflite-int8), mean-minmax|minmax|percentile|histogram (openvino-int8), or auto (the best "
                    "on the held-out metric); default: each quantizer's first")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
+    p.add_argument("--rknn-platform", default="rk3588", metavar="SOC",
+                   help="rknn, rknn-int8: the Rockchip SoC (rk3588, rk3576, rk3568, rk3566, rk3562, rv1126b, rv1106, "
+                        "rv1106b, rv1103, rv1103b, rk2118; default rk3588)")
     p.add_argument("--weights", help="Darknet .weights when not beside the .cfg")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -76,7 +79,7 @@ def run(args) -> int:
     report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
                     max_map_drop=args.max_map_drop, max_top1_drop=args.max_top1_drop, keep_float=args.keep_float,
                     calib_method=args.calib_method,
-                    calib_images=args.calib_images, split=args.split, io=args.io,
+                    calib_images=args.calib_images, split=args.split, io=args.io, rknn_platform=args.rknn_platform,
                     weights=args.weights, log=log, verbose=args.verbose)
     if args.json:
         print(report.to_json())

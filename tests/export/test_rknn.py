@@ -200,3 +200,16 @@ def test_the_toolkit_log_is_captured_and_shown_with_verbose(rknn_toolkit, tiny_d
         assert json.loads(r.stdout)["targets"][0]["status"] == "ok"
     assert "rknn-toolkit2 version" not in quiet.stderr and "I rknn building done" not in quiet.stderr
     assert "--- rknn-int8 conversion output ---" in loud.stderr and "I rknn-toolkit2 version: 2.5.0" in loud.stderr
+
+
+def test_another_platform_and_an_unknown_one(rknn_toolkit, tiny_detector, tmp_path):
+    from edgekit.export import export
+    from edgekit.runtime.runner import read_manifest
+
+    rep = export(tiny_detector, ["rknn"], out=tmp_path / "rk3566", rknn_platform="rk3566")
+    assert rep.ok, rep.results[0].reason
+    man = read_manifest(tmp_path / "rk3566" / rep.results[0].file)
+    assert man["conversion"]["platform"] == "rk3566" and "(rk3566)" in man["verification"]["simulated"]["by"]
+    r = edgekit("export", tiny_detector, "--target", "rknn", "--rknn-platform", "rk9999", "--out", tmp_path / "bad")
+    assert r.returncode == 1 and "unknown RKNN platform 'rk9999': choose one of rk3588" in r.stderr, r.stderr
+    assert not list((tmp_path / "bad").glob("*.rknn"))
