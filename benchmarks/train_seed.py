@@ -40,6 +40,8 @@ def lineage(init: str | None, model: str) -> list[dict]:
     import torch
 
     rows, seen = [], set()
+    if init and not str(init).endswith(".pt"):  # Darknet .weights / .conv.N: no checkpoint chain to follow
+        return [{"path": str(init), "model": "darknet-weights", "same_model": False}]
     while init and Path(init).is_file() and init not in seen:
         seen.add(init)
         ck = torch.load(init, map_location="cpu", weights_only=True)
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
+    p.add_argument("--resume", action="store_true", help="continue this tag's interrupted run instead of restarting it")
     a = p.parse_args(argv)
 
     import torch
@@ -79,15 +82,20 @@ def main(argv=None) -> int:
     from edgekit.validate import validate
 
     data_name = Path(a.data).resolve().parent.name if Path(a.data).suffix in (".yaml", ".yml") else Path(a.data).stem
+    kwargs = {"width": a.width} if a.width else {}
+    family = a.model
+    if a.model.lower().endswith(".cfg"):  # a Darknet cfg: the registry's darknet family with its text (as `edgekit train`)
+        kwargs.update(cfg=Path(a.model).read_text(encoding="utf-8"), cfg_name=Path(a.model).name)
+        family, a.model = "darknet", Path(a.model).stem
     tag = f"{a.model}-{data_name}-{a.imgsz}"
     out = Path(a.runs) / tag
-    if out.exists():
+    if out.exists() and not a.resume:
         shutil.rmtree(out)
-    kwargs = {"width": a.width} if a.width else {}
     t0 = time.time()
-    summary = train(TrainOptions(model=a.model, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
+    summary = train(TrainOptions(model=family, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
-                                 weights=a.init, warmup_epochs=a.warmup, threads=a.threads))
+                                 weights=a.init, warmup_epochs=a.warmup, threads=a.threads,
+                                 resume=a.resume and (out / "weights" / "last.pt").is_file()))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
     test = validate(model, load_dataset(a.data).split("test"), ckpt["names"], a.imgsz)
