@@ -33,6 +33,7 @@ def remeasure(r: dict, args) -> dict:
     from edgekit.prune import PruneOptions
     from edgekit.prune.measure import _images, artifact_latency
 
+    # artifact_latency reads only threads, bench frames and targets; the ratio just satisfies the options check
     opts = PruneOptions(args.weights, args.data, ratio=0.5, threads=args.threads)
     arts = {k: {t: Path(p) for t, p in r[k]["artifacts"].items()} for k in ("before", "after")}
     load0 = os.getloadavg()

@@ -46,7 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.export import rknn_env
+from edgekit.export.rknn_env import SETUP_HINT, env_dir, ready
+from edgekit.export.rknn_env import python as toolkit_python
 from edgekit.runtime.backends import Backend, TensorInfo
 
 # the target_platform names rknn-toolkit2 2.5.0 accepts
@@ -96,7 +97,7 @@ class Session:
             # -I: the script's folder (edgekit's export/, whose rknn.py would shadow the toolkit's rknn package),
             # PYTHONPATH and the user site stay off sys.path; its own working folder: the toolkit writes
             # check files and logs into the current one
-            self.proc = subprocess.Popen([str(rknn_env.python(env)), "-I", str(CHILD)], stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen([str(toolkit_python(env)), "-I", str(CHILD)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=log, cwd=self.folder)
         self._finalizer = weakref.finalize(self, _stop, self.proc, self.folder)
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
@@ -284,9 +285,9 @@ def onnx2rknn(onnx_path: Path, out: Path, precision: str = "fp16", calib=None, i
         raise EdgekitError(f"{out}: an RKNN model is written as a .rknn file")
     if precision == "int8" and (calib is None or len(calib) == 0):
         raise EdgekitError("rknn-int8 needs calibration images: give --data DATA.yaml or --calib DIR")
-    if not rknn_env.ready(env):
-        raise EdgekitError(f"rknn-toolkit2 is not set up here (no venv in {rknn_env.env_dir(env)}): "
-                           f"run `{rknn_env.SETUP_HINT}` once (it builds the toolkit's own venv from the package index)")
+    if not ready(env):
+        raise EdgekitError(f"rknn-toolkit2 is not set up here (no venv in {env_dir(env)}): "
+                           f"run `{SETUP_HINT}` once (it builds the toolkit's own venv from the package index)")
     close_all()  # one simulator at a time
     out.parent.mkdir(parents=True, exist_ok=True)
     h, w = (int(imgsz), int(imgsz)) if np.isscalar(imgsz) else (int(imgsz[0]), int(imgsz[1]))

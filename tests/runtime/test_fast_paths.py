@@ -48,6 +48,13 @@ def _raw_objectness(maps, spec):
     return np.concatenate([_cells(m, len(a), nc)[0][..., 4].reshape(-1) for m, a in zip(maps, spec["anchors"])])
 
 
+def _reference_rows(dec, maps, quant, spec, conf):
+    """The dense decode of every dequantized map, and its rows whose raw objectness passes the decoder's cut."""
+    floats = [dequantize(m, q) for m, q in zip(maps, quant or [None] * len(maps))]
+    dense = decode_dense(floats, spec)[0]
+    return dense[_raw_objectness(floats, spec) > dec._cut(conf)], dense
+
+
 @pytest.mark.parametrize("kind", list(SPECS))
 @pytest.mark.parametrize("conf", [0.05, 0.3, 0.7])
 def test_candidate_decoder_equals_the_dense_decode_bit_for_bit(kind, conf):
@@ -57,9 +64,7 @@ def test_candidate_decoder_equals_the_dense_decode_bit_for_bit(kind, conf):
     for _ in range(4):
         maps, quant = _int8_maps(spec, rng)
         rows = dec(maps, conf, quant)
-        floats = [dequantize(m, q) for m, q in zip(maps, quant)]
-        dense = decode_dense(floats, spec)[0]
-        want = dense[_raw_objectness(floats, spec) > dec._cut(conf)]
+        want, _ = _reference_rows(dec, maps, quant, spec, conf)
         found += int((want[:, 4] > conf).sum())
         if kind == "region":  # softmax sums along a strided row in the dense decode: the last bit may differ
             np.testing.assert_allclose(rows, want, rtol=1e-6, atol=0)
@@ -97,9 +102,7 @@ def test_candidate_decoder_per_map_tests_at_the_threshold_extremes(dtype, conf):
         elif dtype != "int8":
             maps, quant = [dequantize(m, q).astype(dtype) for m, q in zip(maps, quant)], None
         rows = dec(maps, conf, quant)
-        floats = [dequantize(m, q) for m, q in zip(maps, quant or [None] * len(maps))]
-        dense = decode_dense(floats, spec)[0]
-        want = dense[_raw_objectness(floats, spec) > dec._cut(conf)]
+        want, dense = _reference_rows(dec, maps, quant, spec, conf)
         assert rows.dtype == np.float32 and rows.shape[1] == 8 and np.array_equal(rows, want)
         if conf < 1e-6:
             assert len(rows) == len(dense)  # every cell may pass
