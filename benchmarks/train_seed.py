@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up epochs")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
+    p.add_argument("--bf16", action="store_true", help="forward + loss under bf16 autocast (as `edgekit train --bf16`)")
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
     p.add_argument("--resume", action="store_true", help="continue this tag's interrupted run instead of restarting it")
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     summary = train(TrainOptions(model=family, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
-                                 weights=a.init, warmup_epochs=a.warmup, threads=a.threads,
+                                 weights=a.init, warmup_epochs=a.warmup, threads=a.threads, bf16=a.bf16,
                                  resume=a.resume and (out / "weights" / "last.pt").is_file()))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
         "init_lineage": lineage(a.init, a.model),
         "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+                     "threads": torch.get_num_threads(), "bf16": a.bf16, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
     from edgekit import __version__
     from edgekit.io import atomic_write_text
