@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--final-epochs", type=int, default=6)
     p.add_argument("--lr", type=float, default=0.001)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bf16", action="store_true", help="fine-tune under bf16 autocast (as `edgekit prune --bf16`)")
     p.add_argument("--ignore", nargs="+", default=[], metavar="NAME",
                    help="layers (module names, shell wildcards) that keep their channels, as `edgekit prune --ignore`")
     p.add_argument("--out", help="default runs/prune/<model>")
@@ -96,12 +97,12 @@ def main(argv=None) -> int:
     else:
         r = prune(PruneOptions(args.weights, args.data, ratio=args.ratio, target_macs=target_macs,
                                importance=args.importance, steps=args.steps, finetune_epochs=args.finetune_epochs,
-                               final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, ignore=args.ignore,
+                               final_epochs=args.final_epochs, lr=args.lr, threads=args.threads, bf16=args.bf16, ignore=args.ignore,
                                out=str(out)))
     for s in r["steps"][1:]:  # what each step's fine-tuning really ran with (a resumed run may have changed it)
         if s.get("weights", "").endswith("best.pt") and Path(s["weights"]).exists():
             o = read_checkpoint(s["weights"]).get("train_options", {})
-            s["finetune"] = {k: o.get(k) for k in ("epochs", "lr", "batch", "threads", "warmup_epochs")}
+            s["finetune"] = {k: o.get(k) for k in ("epochs", "lr", "batch", "threads", "warmup_epochs", "bf16")}
     r.setdefault("ignore", args.ignore)
     b, a = r["before"], r["after"]
     r.update({"macs_change": round(a["macs"] / b["macs"] - 1, 4), "params_change": round(a["params"] / b["params"] - 1, 4),

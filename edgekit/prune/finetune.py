@@ -24,6 +24,6 @@ def fine_tune(weights: Path, model_name: str, out: Path, epochs: int, imgsz: int
     resume = (out / "weights" / "last.pt").exists()
     with contextlib.redirect_stdout(sys.stderr):  # the engine's epoch lines are progress, not prune's results
         return train(TrainOptions(model_name, opts.data, imgsz=imgsz, epochs=epochs, batch=opts.batch, out=str(out),
-                                  resume=resume, workers=opts.workers, threads=opts.threads, lr=opts.lr,
+                                  resume=resume, workers=opts.workers, threads=opts.threads, bf16=opts.bf16, lr=opts.lr,
                                   warmup_epochs=min(0.5, epochs / 3), weights=str(weights), seed=opts.seed,
                                   progress=opts.progress, max_train_images=opts.max_train_images))

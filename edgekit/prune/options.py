@@ -45,6 +45,7 @@ class PruneOptions:
     lr: float = 0.001
     workers: int = 1
     threads: int | None = None
+    bf16: bool = False  # fine-tuning under bf16 autocast (as `edgekit train --bf16`)
     seed: int = 0
     max_train_images: int | None = None
     measure: bool = True  # before/after test mAP and artifact latency (onnx, tflite-int8)

@@ -28,6 +28,17 @@ def test_cli_json_is_one_document(tiny_checkpoint, sample_yaml, tmp_path, capsys
     assert rc == 0 and r["after"]["macs"] < r["before"]["macs"] and r["weights"] == str(tmp_path / "pruned.pt")
 
 
+def test_bf16_reaches_the_fine_tuning(tiny_checkpoint, sample_yaml, tmp_path, capsys):
+    """``--bf16`` fine-tunes under bf16 autocast: the fine-tuned checkpoint's own options say so."""
+    from edgekit.models.checkpoint import read_checkpoint
+
+    rc = main(["prune", "--weights", str(tiny_checkpoint("yolo-lite")), "--data", str(sample_yaml), "--ratio", "0.3",
+               "--steps", "1", "--finetune-epochs", "1", "--no-measure", "--bf16", "--out", str(tmp_path), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert read_checkpoint(r["weights"])["train_options"]["bf16"] is True
+
+
 def test_target_latency_on_a_board_steers_by_the_estimate(tiny_checkpoint, sample_yaml, tmp_path, capsys):
     """``--target-latency MS --board rpi4``: pruned until the estimator's figure for a Pi 4, recorded as estimated."""
     from edgekit.estimate import estimate, load_graph
