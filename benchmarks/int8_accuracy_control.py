@@ -30,15 +30,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def load_items(records, imgsz):
-    """(tensor, letterbox, record) per labelled image, with the inference letterbox."""
+def load_items(records, imgsz, resize="letterbox"):
+    """(tensor, letterbox, record) per labelled image, with the inference resize (the manifest's)."""
     import cv2
 
     from edgekit.runtime.preprocess import preprocess
 
     items = []
     for rec in records:
-        x, lb = preprocess(cv2.imread(str(rec.path), cv2.IMREAD_COLOR), imgsz)
+        x, lb = preprocess(cv2.imread(str(rec.path), cv2.IMREAD_COLOR), imgsz, resize=resize)
         items.append((x, lb, rec))
     return items
 
@@ -89,13 +89,14 @@ def main(argv=None) -> int:
     manifest = read_manifest(a.onnx)
     spec, names = manifest["decode"], manifest["names"]
     imgsz = tuple(manifest["preprocess"]["imgsz"])
+    resize = manifest["preprocess"].get("resize", "letterbox")
     val, _, _ = labelled_split(a.data, "val")
     val = val[:: max(1, len(val) // a.val_images)][: a.val_images]
     test, _, _ = labelled_split(a.data, "test")
-    val_items, test_items = load_items(val, imgsz), load_items(test, imgsz)
+    val_items, test_items = load_items(val, imgsz, resize), load_items(test, imgsz, resize)
     core = ov.Core()
     cfg = {"INFERENCE_PRECISION_HINT": "f32"}  # bf16 on some CPUs would blur the comparison
-    calib = CalibrationReader.from_source(a.data, imgsz, a.calib_images)
+    calib = CalibrationReader.from_source(a.data, imgsz, a.calib_images, resize=resize)
     rows = {}
 
     def record(name, model, seconds, extra=None):

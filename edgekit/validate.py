@@ -1,6 +1,8 @@
 """Validation of a torch detector through the *same* numpy post-processing and mAP code that
 the runtime and the export verifier use: letterbox -> forward -> ``runtime.decode`` -> NMS ->
-inverse letterbox -> :func:`edgekit.metrics.evaluate_detections`.
+inverse letterbox -> :func:`edgekit.metrics.evaluate_detections`. The resize is the model's own
+(``model.resize``): a stretch model (a Darknet cfg without ``letterbox=1``) is stretched, and its
+boxes mapped back with separate x and y factors.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from edgekit.data.dataset import ImageRecord
 
 
 def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float = 0.001, iou: float = 0.6,
-                    max_det: int = 300, batch: int = 8, device: str = "cpu", progress: bool = False):
+                    max_det: int = 300, batch: int = 8, device: str = "cpu", progress: bool = False,
+                    resize: str | None = None):
     """Detections of a torch model on records: list of dicts (boxes xyxy original pixels, scores, classes).
 
+    ``resize``: ``letterbox`` or ``stretch``; None takes the model's own (``model.resize``).
     Returns (predictions, seconds spent per image in forward + post-processing).
     """
     import torch
@@ -26,6 +30,7 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
     from edgekit.runtime.postprocess import postprocess_detections
     from edgekit.runtime.preprocess import preprocess
 
+    resize = resize or getattr(model, "resize", "letterbox")
     model = model.to(device).eval()
     preds, spent = [], 0.0
     for start in tqdm(range(0, len(records), batch), desc="val", disable=not progress, leave=False):
@@ -33,7 +38,7 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
         tensors, boxes_lb = [], []
         for rec in chunk:
             img = read_image(rec.path)  # the pixel limit and one-line errors of every image edgekit reads
-            x, lb = preprocess(img, imgsz)
+            x, lb = preprocess(img, imgsz, resize=resize)
             tensors.append(x)
             boxes_lb.append(lb)
         t0 = time.perf_counter()
@@ -47,13 +52,14 @@ def predict_records(model, records: list[ImageRecord], imgsz: int, conf: float =
 
 def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, conf: float = 0.001, iou: float = 0.6,
              max_det: int = 300, batch: int = 8, device: str = "cpu", progress: bool = False, class_map=None,
-             data_names: list[str] | None = None) -> dict:
+             data_names: list[str] | None = None, resize: str | None = None) -> dict:
     """mAP of a torch detector on labelled records.
 
     Returns a dict with ``map50``, ``map50_95``, ``per_class`` (name -> AP50:95), ``images``,
     ``ms_per_image`` (forward + post-processing, this host). With ``class_map``
     (:class:`edgekit.metrics.class_map.ClassMap`) the model's ``names`` and the data's
-    ``data_names`` are both mapped before scoring (``--single-cls``, ``--map-classes``).
+    ``data_names`` are both mapped before scoring (``--single-cls``, ``--map-classes``). ``resize``:
+    None for the model's own (see :func:`predict_records`).
 
     Example:
         >>> from edgekit.models.checkpoint import load_checkpoint  # doctest: +SKIP
@@ -63,7 +69,7 @@ def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, co
     """
     from edgekit.metrics import evaluate_detections
 
-    preds, per_image = predict_records(model, records, imgsz, conf, iou, max_det, batch, device, progress)
+    preds, per_image = predict_records(model, records, imgsz, conf, iou, max_det, batch, device, progress, resize)
     gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
     evaluated = names
     if class_map is not None:
@@ -97,5 +103,5 @@ def validate_checkpoint(weights: str | os.PathLike, data: str | os.PathLike, spl
     result = validate(model, ds.split(split), list(ckpt["names"]), imgsz or ckpt["imgsz"], batch=batch, device=device,
                       progress=progress, class_map=class_map, data_names=ds.names)
     result.update({"model": ckpt["model"], "weights": str(weights), "data": str(data), "split": split,
-                   "imgsz": imgsz or ckpt["imgsz"]})
+                   "imgsz": imgsz or ckpt["imgsz"], "resize": model.resize})
     return result

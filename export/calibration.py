@@ -141,7 +141,8 @@ def split_pool(paths: list[Path], n: int, exclude=(), hold_out: int = 0) -> tupl
 
 
 class CalibrationReader:
-    """Letterboxed NCHW float32 batches of one, served as ``{input_name: array}``.
+    """Letterboxed (or stretched, ``resize``: the model's own) NCHW float32 batches of one, served as
+    ``{input_name: array}``.
 
     Works as an onnxruntime ``CalibrationDataReader`` (``get_next``/``rewind``), as an
     iterable of arrays (NNCF, LiteRT) and reports what it used (:meth:`info`).
@@ -155,15 +156,16 @@ class CalibrationReader:
 
     def __init__(self, paths: list[Path], imgsz: int | tuple[int, int], input_name: str = "images", source: str = "",
                  split: str | None = None, available: int | None = None, held_out: list[Path] | None = None,
-                 excluded: int = 0):
+                 excluded: int = 0, resize: str = "letterbox"):
         import cv2
 
         from edgekit.runtime.model import image_header
-        from edgekit.runtime.preprocess import letterbox
+        from edgekit.runtime.preprocess import check_resize, fit_image
 
         self.paths = list(paths)
         self.imgsz = imgsz
         self.input_name = input_name
+        self.resize = check_resize(resize)
         self.source, self.split, self.available = str(source), split, available or len(paths)
         # verification images this source gave up (no labelled split), and how many it shared with one
         self.held_out, self.excluded = list(held_out or []), excluded
@@ -176,23 +178,24 @@ class CalibrationReader:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
                 raise EdgekitError(f"calibration image {p} cannot be decoded: remove it or fix the file")
-            self._images.append(letterbox(img, imgsz)[0])
+            self._images.append(fit_image(img, imgsz, self.resize)[0])
         self.hash = digest.hexdigest()[:16]
         self._pos = 0
 
     @classmethod
     def from_source(cls, source: str | Path, imgsz: int | tuple[int, int], images: int = DEFAULT_IMAGES,
-                    split: str = "train", input_name: str = "images", exclude=(), hold_out: int = 0
-                    ) -> "CalibrationReader":
+                    split: str = "train", input_name: str = "images", exclude=(), hold_out: int = 0,
+                    resize: str = "letterbox") -> "CalibrationReader":
         """Reader over ``images`` evenly chosen images of a folder or data.yaml split.
 
         ``exclude``: verification image paths, never calibrated on (compared by content);
-        ``hold_out``: images to set aside for verification when there is no labelled split.
+        ``hold_out``: images to set aside for verification when there is no labelled split;
+        ``resize``: the model's ``letterbox`` or ``stretch``, as inference resizes.
         """
         paths = calibration_paths(source, split)
         chosen, held, excluded = split_pool(paths, images, exclude, hold_out)
         return cls(chosen, imgsz, input_name, source, split if Path(source).is_file() else None,
-                   available=len(paths), held_out=held, excluded=excluded)
+                   available=len(paths), held_out=held, excluded=excluded, resize=resize)
 
     def __len__(self) -> int:
         return len(self._images)
@@ -220,4 +223,4 @@ class CalibrationReader:
         return {"source": self.source, "split": self.split, "images": len(self._images), "available": self.available,
                 "selection": "evenly spaced over the sorted file list", "hash": self.hash,
                 "excluded_verification_images": self.excluded, "held_out_for_verification": len(self.held_out),
-                "preprocess": "letterbox (same as inference)"}
+                "preprocess": f"{self.resize} (same as inference)"}

@@ -116,7 +116,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
             # verification images are never calibrated on; without a labelled split, part of the pool is held out
             reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES,
                                                    exclude=gate.paths if gate else (),
-                                                   hold_out=0 if gate else parity_images)
+                                                   hold_out=0 if gate else parity_images, resize=source.resize)
         log(f"calibration: {len(reader)} images from {reader.source}" + (f" ({reader.split})" if reader.split else "")
             + (f", {reader.excluded} verification images left out" if reader.excluded else "")
             + (f", {len(reader.held_out)} held out for parity" if reader.held_out else ""))

@@ -33,18 +33,18 @@ METHOD = {
 def rank_layers(target, job, images: list, log=lambda s: None) -> tuple[list[dict], dict]:
     """``(rows, conversion info)`` of a plain INT8 conversion of ``job`` for ``target``, worst layer first.
 
-    ``images``: BGR frames (as read from disk); letterboxed here as inference does.
+    ``images``: BGR frames (as read from disk); letterboxed (or stretched) here as inference does.
 
     Example:
         >>> rows, info = rank_layers(TARGETS["tflite-int8"], job, images)  # doctest: +SKIP
         >>> rows[0]["nodes"]  # doctest: +SKIP
         ['inner.head.convs.1:CONV_2D']
     """
-    from edgekit.runtime.preprocess import letterbox, to_tensor
+    from edgekit.runtime.preprocess import fit_image, to_tensor
 
     if target.name not in RANKED:
         raise EdgekitError(f"{target.name}: per-layer INT8 analysis is built for {', '.join(RANKED)}")
-    tensors = [to_tensor(letterbox(img, job.source.imgsz)[0]) for img in images]
+    tensors = [to_tensor(fit_image(img, job.source.imgsz, job.source.resize)[0]) for img in images]
     with tempfile.TemporaryDirectory(prefix="edgekit-rank-") as tmp:
         plain = Path(tmp) / f"plain{target.suffix}"
         options = {**job.options, "keep_float": None}

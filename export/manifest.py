@@ -28,6 +28,9 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.runtime.runner import MANIFEST_FORMAT
 
+# preprocess.resize: "letterbox" (aspect kept, pad_value pads) or "stretch" (x and y scaled apart, no pads:
+# a Darknet cfg without letterbox=1, as Darknet and OpenCV DNN resize); the source model's own mode
+
 def versions() -> dict:
     """Versions of edgekit, numpy, OpenCV, every runtime and every converter installed here.
 
@@ -90,7 +93,7 @@ def build_manifest(source, target, backend, conversion: dict, calib_info: dict |
         "family": target.family, "precision": target.precision, "backend": target.backend, "files": files,
         "input": {**inp.to_dict(), "layout": layout},
         "outputs": outputs,
-        "preprocess": {"imgsz": [h, w], "resize": "letterbox", "pad_value": 114, "color": "RGB", "scale": 255.0,
+        "preprocess": {"imgsz": [h, w], "resize": source.resize, "pad_value": 114, "color": "RGB", "scale": 255.0,
                        "mean": [0.0, 0.0, 0.0], "note": "x = RGB / 255 (then quantized with input.quant when integer)"},
         "decode": decode, "names": list(source.names), "source": source.describe(),
         "calibration": calib_info, "conversion": conversion, "versions": versions(),

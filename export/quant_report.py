@@ -50,7 +50,8 @@ def quant_report(model, target: str = "onnx-int8", data=None, calib=None, images
     check_calib_method(calib_method, [tgt])
     gate = make_gate(source, data, None)
     reader = CalibrationReader.from_source(calib or data, source.imgsz, calib_images or DEFAULT_IMAGES,
-                                           exclude=gate.paths if gate else (), hold_out=0 if gate else images)
+                                           exclude=gate.paths if gate else (), hold_out=0 if gate else images,
+                                           resize=source.resize)
     held, where = parity_images(gate.paths if gate else None, reader, images)
     log(f"calibration: {len(reader)} images; analysis on {len(held)} images from {where}")
     with tempfile.TemporaryDirectory(prefix="edgekit-quant-report-") as tmp:

@@ -32,6 +32,8 @@ class Source:
         sha256: hash of the weights file(s).
         module: eval-mode torch module (None for an ONNX source).
         onnx_path: the ONNX file of an ONNX source.
+        resize: how an image becomes the input, ``letterbox`` or ``stretch`` (the model's own: a Darknet
+            cfg stretches unless it says ``letterbox=1``); the manifest's ``preprocess.resize``.
     """
 
     kind: str
@@ -45,6 +47,7 @@ class Source:
     module: object = None
     onnx_path: Path | None = None
     extra: dict = field(default_factory=dict)
+    resize: str = "letterbox"
 
     def forward(self, x: np.ndarray) -> list[np.ndarray]:
         """Reference outputs for a (1, 3, H, W) float input, as float32 arrays in decode order."""
@@ -125,7 +128,7 @@ def _from_checkpoint(path: Path) -> Source:
     if name == "darknet":  # trained from a .cfg: artifacts are named after the file (yolov4-tiny-onnx.onnx)
         name = Path(str(ckpt.get("model_kwargs", {}).get("cfg_name") or "darknet")).stem or name
     return Source("checkpoint", path, name, task, list(ckpt["names"]), (size, size), spec, file_hash(path),
-                  module=module)
+                  module=module, resize=getattr(module, "resize", "letterbox"))
 
 
 def _from_darknet(cfg: Path, weights: str | Path | None) -> Source:
@@ -138,7 +141,7 @@ def _from_darknet(cfg: Path, weights: str | Path | None) -> Source:
     spec = dict(module.head_spec)
     names = _darknet_names(cfg, spec["num_classes"])
     return Source("darknet", cfg, cfg.stem, "detect", names, tuple(spec["imgsz"]), spec, file_hash(cfg, weights),
-                  module=module)
+                  module=module, resize=module.resize)
 
 
 def _darknet_names(cfg: Path, n: int) -> list[str]:
@@ -168,4 +171,5 @@ def _from_onnx(path: Path) -> Source:
     man = json.loads(meta["edgekit_manifest"])
     spec = man["decode"] if man["task"] == "detect" else None
     return Source("onnx", path, man.get("model", path.stem), man["task"], list(man["names"]),
-                  tuple(man["preprocess"]["imgsz"]), spec, file_hash(path), onnx_path=path)
+                  tuple(man["preprocess"]["imgsz"]), spec, file_hash(path), onnx_path=path,
+                  resize=man["preprocess"].get("resize", "letterbox"))

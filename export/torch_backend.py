@@ -81,7 +81,7 @@ def source_manifest(backend: TorchBackend) -> dict:
         "precision": "fp32", "backend": "torch", "files": [backend.path.name],
         "input": {**backend.inputs[0].to_dict(), "layout": "NCHW"},
         "outputs": [{**o.to_dict(), "layout": "NCHW", "decode_index": k} for k, o in enumerate(backend.outputs)],
-        "preprocess": {"imgsz": [h, w], "resize": "letterbox", "pad_value": 114, "color": "RGB", "scale": 255.0,
+        "preprocess": {"imgsz": [h, w], "resize": src.resize, "pad_value": 114, "color": "RGB", "scale": 255.0,
                        "mean": [0.0, 0.0, 0.0]},
         "decode": decode, "names": list(src.names), "source": src.describe(),
     }

@@ -40,13 +40,13 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
-    """Compare raw outputs of artifact and source on letterboxed real images.
+    """Compare raw outputs of artifact and source on real images fitted as the manifest says (letterbox or stretch).
 
     Example:
         >>> parity(ArtifactRunner("m.onnx"), load_source("best.pt"), imgs, "fp32")["passed"]  # doctest: +SKIP
         True
     """
-    from edgekit.runtime.preprocess import letterbox, to_tensor
+    from edgekit.runtime.preprocess import to_tensor
 
     max_abs, mean_abs, cos, steps = 0.0, [], 1.0, None
     out_scales = [o.quant[0] if o.quant else None for o in runner.backend.outputs]
@@ -54,7 +54,7 @@ def parity(runner, source, images: list[np.ndarray], precision: str) -> dict:
     # INT8 detectors store their logits clipped (DETECTION_LOGIT_CLIP): compare what decodes
     clip = (runner.manifest.get("conversion") or {}).get("output_clip")
     for img in images:
-        lb_img, _ = letterbox(img, runner.imgsz, color=runner.pad_value)
+        lb_img, _ = runner.fit(img)
         ref = source.forward(to_tensor(lb_img))
         got = runner.run_tensor(runner.tensor(lb_img))
         for k, (r, g) in enumerate(zip(ref, got)):
@@ -125,11 +125,13 @@ def predict_detections(infer, records, head_spec: dict, conf: float = 0.001, iou
 
 
 def source_infer(source, imgsz: tuple[int, int]):
-    """``infer`` for the source model, with the inference letterbox."""
+    """``infer`` for the source model, with the inference resize (the source's letterbox or stretch)."""
     from edgekit.runtime.preprocess import preprocess
 
+    resize = getattr(source, "resize", "letterbox")
+
     def infer(img):
-        x, lb = preprocess(img, imgsz)
+        x, lb = preprocess(img, imgsz, resize=resize)
         return source.forward(x), lb
     return infer
 

@@ -1,6 +1,6 @@
-"""Letterbox + tensor in one go with reused buffers: the per-frame preprocessing of the video loop.
+"""Letterbox (or stretch) + tensor in one go with reused buffers: the per-frame preprocessing of the video loop.
 
-:class:`FramePrep` gives exactly what :func:`~edgekit.runtime.preprocess.letterbox` followed by
+:class:`FramePrep` gives exactly what :func:`~edgekit.runtime.preprocess.fit_image` followed by
 :func:`~edgekit.runtime.preprocess.to_tensor` give (same pixels, bit for bit: the same OpenCV
 resize, the same pad value, the same value table), but for a stream of frames of one size it
 keeps the padded canvas between calls: the resize writes straight into the canvas (no
@@ -24,7 +24,8 @@ import threading
 
 import numpy as np
 
-from edgekit.runtime.preprocess import Letterbox, cv2_lut, letterbox, letterbox_params, to_tensor, value_table
+from edgekit.runtime.preprocess import (Letterbox, check_resize, cv2_lut, fit_image, resize_params, to_tensor,
+                                        value_table)
 
 
 class FramePrep:
@@ -34,11 +35,14 @@ class FramePrep:
         size: (height, width) of the model input.
         layout, dtype, quant, mean, std, rgb: as :func:`~edgekit.runtime.preprocess.to_tensor`.
         pad_value: the letterbox's pad colour.
+        resize: ``letterbox`` or ``stretch`` (the model's mode: a stretch has no pads, the canvas is the image).
     """
 
     def __init__(self, size, layout: str = "NCHW", dtype: str = "float32", quant=None,
-                 mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0), rgb: bool = True, pad_value: int = 114):
+                 mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0), rgb: bool = True, pad_value: int = 114,
+                 resize: str = "letterbox"):
         self.size = (int(size[0]), int(size[1])) if not np.isscalar(size) else (int(size), int(size))
+        self.resize = check_resize(resize)
         self.layout, self.dtype, self.quant, self.rgb, self.pad = layout, dtype, quant, bool(rgb), int(pad_value)
         self.mean, self.std = tuple(mean), tuple(std)
         self._key = None
@@ -58,8 +62,8 @@ class FramePrep:
         self._plain = dtype == "uint8" and quant is None
 
     def _buffers(self, src_hw) -> None:
-        lb = letterbox_params(src_hw, self.size)
-        new_w, new_h = max(1, int(round(lb.src_w * lb.scale))), max(1, int(round(lb.src_h * lb.scale)))  # as letterbox()
+        lb = resize_params(src_hw, self.size, self.resize)
+        new_w, new_h = lb.resized_wh  # as fit_image()
         self.canvas = np.full((lb.dst_h, lb.dst_w, 3), self.pad, np.uint8)
         top, left = int(lb.pad_y), int(lb.pad_x)
         self.roi = self.canvas[top:top + new_h, left:left + new_w]
@@ -87,7 +91,7 @@ class FramePrep:
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or (
                 self._table is None and not self._plain and not self._flip):
-            img, lb = letterbox(image, self.size, color=self.pad)  # anything unusual: the reference path
+            img, lb = fit_image(image, self.size, self.resize, self.pad)  # anything unusual: the reference path
             return to_tensor(img, self.layout, self.dtype, self.rgb, self.mean, self.std, self.quant), lb
         with self._lock:
             return self._fast(image)

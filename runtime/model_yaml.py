@@ -37,7 +37,7 @@ from edgekit.io import parse_yaml
 from edgekit.runtime.boxes import cxcywh_to_xyxy, nms
 from edgekit.runtime.classify import postprocess_classification
 from edgekit.runtime.model import RuntimeModel
-from edgekit.runtime.preprocess import boxes_from_letterbox, letterbox
+from edgekit.runtime.preprocess import RESIZE_MODES, boxes_from_letterbox, fit_image
 from edgekit.runtime.results import Classification, Detections
 
 TOP = {"model", "task", "names", "input", "output"}
@@ -46,7 +46,7 @@ DETECT_OUT = {"boxes", "scores", "box_format", "normalized", "score_activation",
 CLASSIFY_OUT = {"logits", "activation"}
 REF = (str, int)  # an output is named, or given by its index
 CHOICES = {"task": ("detect", "classify"), "input.layout": ("NCHW", "NHWC"), "input.color": ("RGB", "BGR"),
-           "input.resize": ("stretch", "letterbox"), "output.box_format": ("xyxy", "yxyx", "cxcywh"),
+           "input.resize": RESIZE_MODES, "output.box_format": ("xyxy", "yxyx", "cxcywh"),
            "output.score_activation": ("none", "softmax", "sigmoid"), "output.activation": ("none", "softmax")}
 
 
@@ -177,12 +177,8 @@ class YamlModel(RuntimeModel):
     def _tensor(self, image: np.ndarray):
         inp = self.spec["input"]
         h, w = inp["size"]
-        if inp["resize"] == "letterbox":
-            img, lb = letterbox(image, (h, w))
-        else:
-            import cv2
-
-            img, lb = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR), None
+        # the resize every edgekit model uses (a stretch maps boxes back with separate x and y factors)
+        img, lb = fit_image(image, (h, w), inp["resize"])
         x = img[..., ::-1] if inp["color"] == "RGB" else img
         dtype, quant = self.input.dtype, self.input.quant
         if not (dtype == "uint8" and quant is None):  # a uint8 input without quantization takes raw pixels
@@ -251,12 +247,7 @@ class YamlModel(RuntimeModel):
         else:
             sel = nms(b, s, c, iou, max_det) if len(b) else np.zeros(0, np.int64)
         b, s, c = b[sel], s[sel], c[sel]
-        h, w = hw
-        if lb is not None:
-            b = boxes_from_letterbox(b, lb)
-        else:
-            b = (b * np.array([w / iw, h / ih, w / iw, h / ih], np.float32)).clip(0, [w, h, w, h])
-        return Detections(b, s, c, self.names, hw)
+        return Detections(boxes_from_letterbox(b, lb), s, c, self.names, hw)
 
     def describe(self) -> dict:
         inp = self.spec["input"]

@@ -1,8 +1,14 @@
-"""Preprocessing written once: letterbox, its inverse for boxes, and tensor layout/dtype.
+"""Preprocessing written once: letterbox or stretch, its inverse for boxes, and tensor layout/dtype.
 
 Training, validation, INT8 calibration and every runtime backend call these functions, so
 the pixels a model was calibrated on are the pixels it sees on the board. numpy only at
 module level; OpenCV is imported inside :func:`letterbox` (the device may lack it until used).
+
+Two resize modes (:data:`RESIZE_MODES`), a property of the model carried by its checkpoint and
+manifest (``preprocess.resize``): ``letterbox`` (edgekit's families; aspect ratio kept, grey
+pads) and ``stretch`` (Darknet's default unless its cfg says ``letterbox=1``, and OpenCV DNN's
+``blobFromImage(..., crop=False)``: each axis scaled to the input on its own, no padding). Both
+are described by one :class:`Letterbox` geometry, so every box mapping handles both.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How an image was letterboxed: ``new = old * scale + pad``.
+    """How an image was fitted to the input: ``new_x = old_x * scale + pad_x``, ``new_y = old_y * scale_y + pad_y``.
 
     Attributes:
-        scale: resize factor applied to both axes.
+        scale: resize factor of x (and of y when ``scale_y`` is None: a letterbox).
         pad_x, pad_y: padding added on the left and top, in pixels of the new image.
         src_w, src_h: original image size.
         dst_w, dst_h: letterboxed image size.
+        scale_y: resize factor of y when it differs from x (a stretch), else None.
     """
 
     scale: float
@@ -31,9 +38,36 @@ class Letterbox:
     src_h: int
     dst_w: int
     dst_h: int
+    scale_y: float | None = None
+
+    @property
+    def scales(self) -> tuple[float, float]:
+        """(x, y) resize factors."""
+        return self.scale, self.scale if self.scale_y is None else self.scale_y
+
+    @property
+    def resized_wh(self) -> tuple[int, int]:
+        """(width, height) of the resized image inside the pads (at least one pixel each)."""
+        sx, sy = self.scales
+        return max(1, int(round(self.src_w * sx))), max(1, int(round(self.src_h * sy)))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+RESIZE_MODES = ("letterbox", "stretch")
+
+
+def check_resize(mode: str) -> str:
+    """``mode`` when it is one of :data:`RESIZE_MODES`, else ValueError naming them.
+
+    Example:
+        >>> check_resize("stretch")
+        'stretch'
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode {mode!r} is not one of {', '.join(RESIZE_MODES)}")
+    return mode
 
 
 def letterbox_params(src_hw: tuple[int, int], size: int | tuple[int, int], stride: int = 32,
@@ -66,6 +100,55 @@ def letterbox_params(src_hw: tuple[int, int], size: int | tuple[int, int], strid
     return Letterbox(scale, float(int(round(pad_x - 0.1))), float(int(round(pad_y - 0.1))), src_w, src_h, dst_w, dst_h)
 
 
+def stretch_params(src_hw: tuple[int, int], size: int | tuple[int, int]) -> Letterbox:
+    """The stretch of an image of ``src_hw`` onto ``size`` (int or (h, w)): x and y scaled apart, no pads.
+
+    Darknet's resize without ``letterbox=1`` and OpenCV DNN's ``blobFromImage(crop=False)``.
+
+    Example:
+        >>> lb = stretch_params((202, 360), 320)
+        >>> lb.scales == (320 / 360, 320 / 202), lb.pad_x, lb.pad_y, lb.resized_wh
+        (True, 0.0, 0.0, (320, 320))
+    """
+    src_h, src_w = int(src_hw[0]), int(src_hw[1])
+    if src_h <= 0 or src_w <= 0:
+        raise ValueError(f"stretch: empty image of size {src_w}x{src_h}")
+    dst_h, dst_w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return Letterbox(dst_w / src_w, 0.0, 0.0, src_w, src_h, dst_w, dst_h, scale_y=dst_h / src_h)
+
+
+def resize_params(src_hw: tuple[int, int], size: int | tuple[int, int], resize: str = "letterbox") -> Letterbox:
+    """:func:`letterbox_params` or :func:`stretch_params`, as ``resize`` says.
+
+    Example:
+        >>> resize_params((100, 200), 64, "stretch").scales
+        (0.32, 0.64)
+    """
+    if check_resize(resize) == "stretch":
+        return stretch_params(src_hw, size)
+    return letterbox_params(src_hw, size)
+
+
+def fit_image(image: np.ndarray, size: int | tuple[int, int], resize: str = "letterbox",
+              color: int = 114) -> tuple[np.ndarray, Letterbox]:
+    """The image fitted to the model input by its resize mode: :func:`letterbox`, or a plain stretch.
+
+    Example:
+        >>> out, lb = fit_image(np.zeros((202, 360, 3), np.uint8), (160, 320), "stretch")
+        >>> out.shape, lb.pad_y, lb.scales == (320 / 360, 160 / 202)
+        ((160, 320, 3), 0.0, True)
+    """
+    if check_resize(resize) == "letterbox":
+        return letterbox(image, size, color=color)
+    import cv2
+
+    lb = stretch_params(image.shape[:2], size)
+    if (lb.dst_w, lb.dst_h) != (lb.src_w, lb.src_h):
+        # bilinear, as OpenCV DNN's blobFromImage resizes (Darknet's own resize_image is bilinear too)
+        image = cv2.resize(image, (lb.dst_w, lb.dst_h), interpolation=cv2.INTER_LINEAR)
+    return image, lb
+
+
 def letterbox(image: np.ndarray, size: int | tuple[int, int], stride: int = 32, auto: bool = False,
               scaleup: bool = True, color: int = 114) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping the aspect ratio and pad to ``size``; returns the image and its :class:`Letterbox`.
@@ -79,7 +162,7 @@ def letterbox(image: np.ndarray, size: int | tuple[int, int], stride: int = 32, 
     import cv2
 
     lb = letterbox_params(image.shape[:2], size, stride, auto, scaleup)
-    new_w, new_h = max(1, int(round(lb.src_w * lb.scale))), max(1, int(round(lb.src_h * lb.scale)))
+    new_w, new_h = lb.resized_wh
     if (new_w, new_h) != (lb.src_w, lb.src_h):
         # bilinear both ways: cheap on a Cortex-A core, and what the model was trained on
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
@@ -92,30 +175,33 @@ def letterbox(image: np.ndarray, size: int | tuple[int, int], stride: int = 32, 
 
 
 def boxes_to_letterbox(boxes: np.ndarray, lb: Letterbox) -> np.ndarray:
-    """Map xyxy boxes from original-image pixels into letterboxed pixels.
+    """Map xyxy boxes from original-image pixels into letterboxed (or stretched) pixels.
 
     Example:
         >>> lb = Letterbox(0.5, 0.0, 10.0, 200, 100, 100, 70)
         >>> boxes_to_letterbox(np.array([[0., 0., 200., 100.]]), lb).tolist()
         [[0.0, 10.0, 100.0, 60.0]]
     """
-    b = np.asarray(boxes, np.float32).reshape(-1, 4) * lb.scale
+    sx, sy = lb.scales
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
     return b + np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32)
 
 
 def boxes_from_letterbox(boxes: np.ndarray, lb: Letterbox, clip: bool = True) -> np.ndarray:
-    """Map xyxy boxes from letterboxed pixels back to original-image pixels (the inverse).
+    """Map xyxy boxes from letterboxed (or stretched) pixels back to original-image pixels (the inverse).
 
     Example:
         >>> lb = Letterbox(0.5, 0.0, 10.0, 200, 100, 100, 70)
         >>> boxes_from_letterbox(np.array([[0., 10., 100., 60.]]), lb).tolist()
         [[0.0, 0.0, 200.0, 100.0]]
+        >>> boxes_from_letterbox(np.array([[0., 0., 32., 32.]]), stretch_params((100, 200), 64)).tolist()
+        [[0.0, 0.0, 100.0, 50.0]]
     """
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     if not len(b):  # many video frames: nothing to map
         return b
-    pads, hi = _letterbox_consts(lb)
-    b = (b - pads) / lb.scale
+    pads, hi, scales = _letterbox_consts(lb)
+    b = (b - pads) / scales
     if clip:  # clipped in place (np.clip's values, without its per-call cost)
         np.minimum(np.maximum(b, 0, out=b), hi, out=b)
     return b
@@ -124,13 +210,15 @@ def boxes_from_letterbox(boxes: np.ndarray, lb: Letterbox, clip: bool = True) ->
 _LB_CONSTS: tuple = (None, None)  # (letterbox, its constants): a video's frames share one Letterbox object
 
 
-def _letterbox_consts(lb: Letterbox) -> tuple[np.ndarray, np.ndarray]:
-    """(pads, image size) of ``lb`` as float32 x1/y1/x2/y2 rows, kept for the letterbox of the last call."""
+def _letterbox_consts(lb: Letterbox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pads, image size, scales) of ``lb`` as float32 x1/y1/x2/y2 rows, kept for the letterbox of the last call."""
     global _LB_CONSTS
     last, consts = _LB_CONSTS
     if last is not lb:
+        sx, sy = lb.scales
         consts = (np.array([lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y], np.float32),
-                  np.array([lb.src_w, lb.src_h, lb.src_w, lb.src_h], np.float32))
+                  np.array([lb.src_w, lb.src_h, lb.src_w, lb.src_h], np.float32),
+                  np.array([sx, sy, sx, sy], np.float32))
         _LB_CONSTS = (lb, consts)
     return consts
 
@@ -225,13 +313,14 @@ def _apply_lut(image: np.ndarray, rgb: bool, table: np.ndarray) -> np.ndarray:
 
 
 def preprocess(image: np.ndarray, size: int | tuple[int, int], layout: str = "NCHW", dtype: str = "float32",
-               rgb: bool = True, quant: tuple[float, int] | None = None, color: int = 114) -> tuple[np.ndarray, Letterbox]:
-    """Letterbox + :func:`to_tensor` in one call: what every backend does before inference.
+               rgb: bool = True, quant: tuple[float, int] | None = None, color: int = 114,
+               resize: str = "letterbox") -> tuple[np.ndarray, Letterbox]:
+    """Letterbox (or stretch, by ``resize``) + :func:`to_tensor` in one call: what every backend does before inference.
 
     Example:
         >>> x, lb = preprocess(np.zeros((202, 360, 3), np.uint8), 320)
         >>> x.shape, x.dtype.name
         ((1, 3, 320, 320), 'float32')
     """
-    img, lb = letterbox(image, size, color=color)
+    img, lb = fit_image(image, size, resize, color)
     return to_tensor(img, layout, dtype, rgb, quant=quant), lb

@@ -18,7 +18,7 @@ from edgekit.runtime.backends import open_backend, read_embedded_manifest
 from edgekit.runtime.contract import check_against_model, check_manifest
 from edgekit.runtime.decode import dequantize
 from edgekit.runtime.fastprep import FramePrep
-from edgekit.runtime.preprocess import Letterbox, to_tensor
+from edgekit.runtime.preprocess import Letterbox, fit_image, to_tensor
 
 MANIFEST_FORMAT = "edgekit-manifest-1"
 
@@ -95,16 +95,23 @@ class ArtifactRunner:
         pre = self.manifest["preprocess"]
         self.imgsz = tuple(pre["imgsz"])
         self.pad_value = int(pre.get("pad_value", 114))
+        # manifests written before the key existed were all letterboxed
+        self.resize = pre.get("resize", "letterbox")
         # artifact output k feeds decoder input decode_index; None keeps the artifact's order
         self.order = [o.get("decode_index", k) for k, o in enumerate(self.manifest["outputs"])]
         self._prep = None
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """BGR HxWx3 uint8 image -> (model input tensor, letterbox): :func:`letterbox` + :meth:`tensor`'s
+        """BGR HxWx3 uint8 image -> (model input tensor, letterbox): :meth:`fit` + :meth:`tensor`'s
         values, through reused buffers (:class:`~edgekit.runtime.fastprep.FramePrep`)."""
         if self._prep is None:
-            self._prep = FramePrep(self.imgsz, self.layout, self.dtype, quant=self.quant, pad_value=self.pad_value)
+            self._prep = FramePrep(self.imgsz, self.layout, self.dtype, quant=self.quant, pad_value=self.pad_value,
+                                   resize=self.resize)
         return self._prep(image)
+
+    def fit(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """The image fitted to the input as the manifest says (``preprocess.resize``: letterbox or stretch)."""
+        return fit_image(image, self.imgsz, self.resize, self.pad_value)
 
     def tensor(self, letterboxed: np.ndarray) -> np.ndarray:
         """A letterboxed BGR image as this artifact's input (layout, dtype, quantization)."""

@@ -150,7 +150,6 @@ def verify_arm(artifact, core: str, ref=None, data=None, split: str | None = Non
         1843200
     """
     from edgekit.runtime.backends import get_backend
-    from edgekit.runtime.preprocess import letterbox
     from edgekit.runtime.runner import ArtifactRunner, read_manifest
 
     core = get_core(core).name
@@ -168,7 +167,7 @@ def verify_arm(artifact, core: str, ref=None, data=None, split: str | None = Non
         records = records[:map_images]
     imgs = _images(records, images)
     host = ArtifactRunner(artifact, manifest, backend.name, threads=1)
-    boxes = [letterbox(img, host.imgsz, color=host.pad_value) for img in imgs]
+    boxes = [host.fit(img) for img in imgs]  # the manifest's letterbox or stretch
     x86 = [host.run_tensor(host.tensor(lb)) for lb, _ in boxes]
     with tempfile.TemporaryDirectory(prefix="edgekit-arm-") as tmp:
         tmp = Path(tmp)

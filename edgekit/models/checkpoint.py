@@ -1,8 +1,9 @@
 """Checkpoints: plain dicts of tensors and JSON-able metadata, loadable with ``weights_only=True``.
 
 A checkpoint carries everything needed to rebuild and use the model without the training
-run: model name and options, class names, input size, anchors and ``head_spec``, the data
-hash, metrics, and (in ``last.pt``) the optimizer for ``--resume``.
+run: model name and options, class names, input size, anchors and ``head_spec``, the input
+``resize`` mode (``letterbox`` or ``stretch``: a Darknet cfg's own), the data hash, metrics, and
+(in ``last.pt``) the optimizer for ``--resume``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ OPTIONAL = {
     "optimizer": ("a dict", lambda v: isinstance(v, dict)),
     "data": ("a dict", lambda v: isinstance(v, dict)),
     "metrics": ("a dict", lambda v: isinstance(v, dict)),
+    "resize": ("'letterbox' or 'stretch'", lambda v: v in ("letterbox", "stretch")),
 }
 RESUME_KEYS = ("epoch", "ema_updates", "train_options", "optimizer")
 
@@ -169,6 +171,9 @@ def model_from_checkpoint(ckpt: dict):
 
         apply_channel_counts(model, ckpt["pruned"])
     model.head_spec = dict(ckpt["head_spec"])
+    if ckpt.get("task", "detect") == "detect":
+        # what the model was trained on; checkpoints older than the key were all trained letterboxed
+        model.resize = ckpt.get("resize", "letterbox")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -7,6 +7,10 @@ export are shared. Layers: convolutional (groups, batch_normalize, activations),
 ``groups``/``group_id``), shortcut, upsample, reorg (YOLOv2's passthrough, Darknet's own element
 order), avgpool (global), dropout (identity), yolo, region. Anything else is refused with the line
 it is on.
+
+The input is resized as the cfg's ``[net]`` says: Darknet stretches the image to width x height
+(each axis on its own, no padding) unless ``letterbox=1``; the model's ``resize`` carries that
+(``"stretch"`` or ``"letterbox"``) into training, validation, checkpoints and export manifests.
 """
 
 from __future__ import annotations
@@ -86,14 +90,17 @@ class DarknetModel(HeadSpecMixin, nn.Module):
     Attributes:
         head_spec: decoding metadata, same schema as the registered models.
         layers: one module per cfg section after ``[net]`` (indices match Darknet's).
+        resize: ``"stretch"`` (Darknet's default) or ``"letterbox"`` (``letterbox=1`` in ``[net]``).
     """
 
-    def __init__(self, layers: list[nn.Module], keep: set[int], head_spec: dict, source: str = ""):
+    def __init__(self, layers: list[nn.Module], keep: set[int], head_spec: dict, source: str = "",
+                 resize: str = "stretch"):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.keep = sorted(keep)
         self.head_spec = head_spec
         self.source = source
+        self.resize = resize
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         cache: dict[int, torch.Tensor] = {}
@@ -226,7 +233,21 @@ def build_darknet(sections: list[Section]) -> DarknetModel:
             raise sec.error(f"output shape {(c, h, w)} is empty: the input {net.get_int('width')}x"
                             f"{net.get_int('height')} is too small for this net")
         shapes.append((c, h, w))
-    return DarknetModel(layers, keep, _head_spec(net, heads), net.source)
+    return DarknetModel(layers, keep, _head_spec(net, heads), net.source, resize_mode(net))
+
+
+def resize_mode(net: Section) -> str:
+    """How Darknet resizes the input for this ``[net]``: ``"letterbox"`` with ``letterbox=1``, else ``"stretch"``.
+
+    Example:
+        >>> from edgekit.models.darknet_cfg import parse_cfg_text
+        >>> resize_mode(parse_cfg_text("[net]\\nwidth=32\\nheight=32\\n[maxpool]\\n")[0])
+        'stretch'
+    """
+    value = net.get_int("letterbox", 0)
+    if value not in (0, 1):
+        raise net.error(f"letterbox={value}: Darknet takes 0 (stretch to width x height) or 1 (keep the aspect ratio)")
+    return "letterbox" if value else "stretch"
 
 
 def _head_entry(sec: Section, kind: str, c: int, h: int, w: int) -> dict:

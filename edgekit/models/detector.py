@@ -123,9 +123,14 @@ class YoloHead(nn.Module):
 
 
 class HeadSpecMixin:
-    """``num_classes`` and ``strides`` read from ``self.head_spec`` (seed detectors and Darknet models)."""
+    """``num_classes`` and ``strides`` read from ``self.head_spec`` (seed detectors and Darknet models).
+
+    ``resize``: how an image becomes the input (:data:`edgekit.runtime.preprocess.RESIZE_MODES`); edgekit's
+    families letterbox, a Darknet model stretches unless its cfg says ``letterbox=1``.
+    """
 
     head_spec: dict
+    resize: str = "letterbox"
 
     @property
     def num_classes(self) -> int:

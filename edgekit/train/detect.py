@@ -66,8 +66,9 @@ def data_hash(records) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_anchors(records, imgsz: int, n: int, seed: int = 0) -> list[list[float]]:
-    """k-means anchors (input pixels at ``imgsz``) from the training boxes.
+def fit_anchors(records, imgsz: int, n: int, seed: int = 0, resize: str = "letterbox") -> list[list[float]]:
+    """k-means anchors (input pixels at ``imgsz``) from the training boxes, resized as the model's input is
+    (``stretch``: width and height scaled apart, as a Darknet cfg without ``letterbox=1`` sees them).
 
     Example:
         >>> from edgekit.data import load_dataset, sample_data_yaml
@@ -78,7 +79,9 @@ def fit_anchors(records, imgsz: int, n: int, seed: int = 0) -> list[list[float]]
 
     wh = []
     for r in records:
-        scale = imgsz / max(r.width, r.height)
+        # letterbox: one scale for both sides; stretch: each side to the input on its own
+        scale = imgsz / max(r.width, r.height) if resize == "letterbox" else np.array([imgsz / r.width,
+                                                                                       imgsz / r.height])
         b = r.boxes[r.valid_mask()]
         wh.append((b[:, 2:] - b[:, :2]) * scale)
     wh = np.concatenate(wh) if wh else np.zeros((0, 2))
@@ -188,11 +191,15 @@ class DetectionTask(TrainTask):
         if resume is not None:
             self.model_kwargs, self.anchors_px = resume["model_kwargs"], resume["anchors"]
             self.pruned = resume.get("pruned")
-            return model_from_checkpoint(resume).train()
-        opts = self.opts
-        ck = read_weights(opts.weights, opts) if opts.weights else None
-        model = self._fine_tune(ck) if ck is not None and ck["model"] == opts.model else self._fresh(ck)
-        self.anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
+            model = model_from_checkpoint(resume).train()
+        else:
+            opts = self.opts
+            ck = read_weights(opts.weights, opts) if opts.weights else None
+            model = self._fine_tune(ck) if ck is not None and ck["model"] == opts.model else self._fresh(ck)
+            self.anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
+        # the model's own resize (a Darknet cfg's stretch or letterbox=1): the training set, validation and
+        # the checkpoint all use it, so export and the board see the pixels the model was trained on
+        self.resize = getattr(model, "resize", "letterbox")
         return model
 
     def _fine_tune(self, ck: dict) -> nn.Module:
@@ -207,8 +214,11 @@ class DetectionTask(TrainTask):
                   f"{self.opts.data}", file=sys.stderr)
         else:  # asked for: the same number of anchors per head, so every weight still fits
             n = sum(len(g) for g in ck["head_spec"]["anchors"])
-            anchors = fit_anchors(self.train_records, self.opts.imgsz, n, self.opts.seed) \
-                if self.opts.anchors == "kmeans" else None
+            anchors = None
+            if self.opts.anchors == "kmeans":  # boxes resized as this model's input is (a cfg may stretch)
+                probe = create_model(self.opts.model, num_classes=len(self.names), **self.model_kwargs)
+                anchors = fit_anchors(self.train_records, self.opts.imgsz, n, self.opts.seed,
+                                      getattr(probe, "resize", "letterbox"))
             print(f"fine-tuning with {self.opts.anchors} anchors instead of those of {self.opts.weights}", file=sys.stderr)
         model = create_model(self.opts.model, num_classes=len(self.names), anchors=anchors, **self.model_kwargs)
         if ck.get("pruned"):  # a pruned checkpoint keeps its channel counts (edgekit.models.channels)
@@ -229,7 +239,9 @@ class DetectionTask(TrainTask):
         kwargs = dict(opts.model_kwargs)
         probe = create_model(opts.model, num_classes=nc, imgsz=opts.imgsz, **kwargs)
         n_anchors = sum(len(g) for g in probe.head_spec["anchors"])
-        anchors = fit_anchors(self.train_records, opts.imgsz, n_anchors, opts.seed) if opts.anchors != "default" else None
+        resize = getattr(probe, "resize", "letterbox")  # boxes resized as this model's input is (a cfg may stretch)
+        anchors = fit_anchors(self.train_records, opts.imgsz, n_anchors, opts.seed, resize) \
+            if opts.anchors != "default" else None
         model = create_model(opts.model, num_classes=nc, anchors=anchors, imgsz=opts.imgsz, **kwargs)
         self.model_kwargs = {**kwargs, "imgsz": opts.imgsz}
         if model.head_spec["type"] == "yolo":
@@ -261,7 +273,8 @@ class DetectionTask(TrainTask):
         return loss_fn
 
     def get_dataset(self) -> DetectionTrainSet:
-        return DetectionTrainSet(self.train_records, self.opts.imgsz, augment=self.opts.augment, seed=self.opts.seed)
+        return DetectionTrainSet(self.train_records, self.opts.imgsz, augment=self.opts.augment, seed=self.opts.seed,
+                                 resize=self.resize)
 
     def train_columns(self, sums: dict[str, float], batches: int) -> dict:
         # mean of the per-batch losses (each already a mean over its boxes)
@@ -270,7 +283,7 @@ class DetectionTask(TrainTask):
     def evaluate(self, model: nn.Module, device: torch.device) -> dict:
         from edgekit.validate import validate
 
-        return validate(model, self.val_records, self.names, self.opts.imgsz, device=str(device))
+        return validate(model, self.val_records, self.names, self.opts.imgsz, device=str(device), resize=self.resize)
 
     def fitness(self, metrics: dict) -> float:
         return 0.1 * metrics["map50"] + 0.9 * metrics["map50_95"]
@@ -279,7 +292,8 @@ class DetectionTask(TrainTask):
         return {"map50": round(metrics["map50"], 5), "map50_95": round(metrics["map50_95"], 5)}
 
     def checkpoint_extras(self, metrics: dict) -> dict:
-        return {"anchors": self.anchors_px, "metrics": {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}},
+        return {"anchors": self.anchors_px, "resize": self.resize,
+                "metrics": {"val": {"map50": metrics["map50"], "map50_95": metrics["map50_95"]}},
                 **({"pruned": self.pruned} if self.pruned else {})}
 
     def epoch_line(self, row: dict) -> str:

@@ -1,4 +1,7 @@
-"""Torch datasets over :class:`edgekit.data.ImageRecord`: the shared letterbox, then augmentation.
+"""Torch datasets over :class:`edgekit.data.ImageRecord`: the shared letterbox (or stretch), then augmentation.
+
+The resize is the model's own (``model.resize``): a Darknet cfg without ``letterbox=1`` trains on
+stretched images, as Darknet does, so training sees the pixels inference will.
 
 Targets are a (n, 6) float tensor per batch: ``image index in batch, class, x1, y1, x2, y2``
 in input pixels, which is what :mod:`edgekit.train.loss` assigns to anchors.
@@ -11,12 +14,12 @@ import torch
 from torch.utils.data import Dataset
 
 from edgekit.data.dataset import ImageRecord
-from edgekit.runtime.preprocess import boxes_to_letterbox, letterbox, to_tensor
+from edgekit.runtime.preprocess import boxes_to_letterbox, check_resize, fit_image, to_tensor
 from edgekit.train.augment import AugmentOptions, augment
 
 
 class DetectionTrainSet(Dataset):
-    """Letterboxed (and, with ``augment``, augmented) images with their boxes.
+    """Letterboxed or stretched (``resize``) and, with ``augment``, augmented images with their boxes.
 
     Images are decoded once and kept in memory (``cache``): the seed datasets are small and
     CPU training is bound by the forward/backward, not by JPEG decoding.
@@ -30,9 +33,10 @@ class DetectionTrainSet(Dataset):
     """
 
     def __init__(self, records: list[ImageRecord], imgsz: int, augment: AugmentOptions | None = None,
-                 cache: bool = True, seed: int = 0):
+                 cache: bool = True, seed: int = 0, resize: str = "letterbox"):
         self.records = records
         self.imgsz = imgsz
+        self.resize = check_resize(resize)
         self.augment = augment
         self.cache = cache
         self.seed = seed
@@ -54,7 +58,7 @@ class DetectionTrainSet(Dataset):
 
     def __getitem__(self, i: int):
         rec = self.records[i]
-        img, lb = letterbox(self.load(i), self.imgsz)
+        img, lb = fit_image(self.load(i), self.imgsz, self.resize)
         keep = rec.valid_mask()
         boxes = boxes_to_letterbox(rec.boxes[keep], lb)
         classes = rec.classes[keep]
