@@ -234,7 +234,7 @@ def _quantize(fp32: Path, precision: str, calib, io: str, imgsz,
             x = np.asarray(x, np.float32)
             if x.shape != (1, 3, *imgsz):
                 raise EdgekitError(f"calibration image {k} has shape {x.shape}, not (1, 3, {imgsz[0]}, {imgsz[1]}): "
-                                   "letterbox the calibration images to the export size")
+                                   "resize the calibration images to the export size")
             data.append({"args_0": np.ascontiguousarray(x.transpose(0, 2, 3, 1))})
         if not data:
             raise EdgekitError("the calibration set is empty: INT8 needs real images (--data DATA.yaml or --calib DIR)")

@@ -1,7 +1,7 @@
 """``Detector`` and ``Classifier``: an exported artifact (or the torch reference) behind ``predict``.
 
-Both wrap an :class:`~edgekit.runtime.runner.ArtifactRunner` (the manifest's letterbox and
-quantization contract, the code the export verifier scored) and the numpy post-processing
+Both wrap an :class:`~edgekit.runtime.runner.ArtifactRunner` (the manifest's resize, letterbox or
+stretch, and quantization contract, the code the export verifier scored) and the numpy post-processing
 written once (:mod:`edgekit.runtime.postprocess`, :mod:`edgekit.runtime.classify`).
 ``last_timing`` holds the pre/inference/post split of the latest image, in milliseconds,
 for benchmarks.
@@ -33,7 +33,8 @@ class _ManifestModel(RuntimeModel):
     def _run(self, image: np.ndarray, prepared=None, raw: bool = False):
         t0 = self.clock()
         # prepared: (tensor, letterbox) made ahead by the video loop's capture thread, overlapping inference
-        x, lb = self.runner.prepare(image) if prepared is None else prepared
+        # made here, the tensor goes to the interpreter at once: the thread's kept tensor will do (no allocation)
+        x, lb = self.runner.prepare(image, reuse=True) if prepared is None else prepared
         t1 = self.clock()
         # raw: (integer outputs, their quantization) for a decoder that dequantizes only what it reads
         outs = self.runner.run_raw(x) if raw else self.runner.run_tensor(x)
@@ -56,7 +57,7 @@ class _ManifestModel(RuntimeModel):
         return {"task": self.task, "model": man.get("model"), "target": man.get("target"),
                 "artifact": str(self.runner.path), "artifact_precision": man.get("precision"),
                 "input": {"shape": inp.get("shape"), "layout": inp.get("layout"), "dtype": inp.get("dtype"),
-                          "quant": inp.get("quant")},
+                          "quant": inp.get("quant"), "resize": self.runner.resize},
                 "classes": len(self.names), **self.runner.backend.describe()}
 
 

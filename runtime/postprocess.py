@@ -1,4 +1,4 @@
-"""Detection post-processing written once: decode -> class-aware NMS -> inverse letterbox.
+"""Detection post-processing written once: decode -> class-aware NMS -> inverse letterbox (or stretch).
 
 The torch validator, the export verifier and every runtime backend call
 :func:`postprocess_detections`, so a model and its artifacts are scored by one code path.
@@ -19,7 +19,8 @@ def postprocess_detections(outputs: list[np.ndarray], head_spec: dict, lb: Lette
                            iou: float = 0.45, max_det: int = 300, quant=None, decoder=None) -> dict:
     """Raw head maps of one image -> ``{"boxes": (n, 4) xyxy, "scores": (n,), "classes": (n,)}``.
 
-    Boxes are in original-image pixels when ``lb`` is given, else in input pixels. ``quant``: the
+    Boxes are in original-image pixels when ``lb`` is given (a letterbox's one scale and pads, or a stretch's
+    separate x and y scales: :class:`~edgekit.runtime.preprocess.Letterbox`), else in input pixels. ``quant``: the
     maps are an INT8 artifact's integers, one ``(scale, zero_point)`` (or None) per map. ``decoder``:
     the model's :class:`~edgekit.runtime.decode.CandidateDecoder`, kept by a caller that runs it per frame.
 

@@ -51,7 +51,7 @@ def test_onnx_export_of_a_stretch_cfg_predicts_as_the_torch_model_does(tmp_path)
     assert man["preprocess"]["resize"] == "stretch"
     assert rep.results[0].parity["passed"] and rep.results[0].parity["max_abs"] < 1e-4
     det = load(artifact)
-    assert det.runner.resize == "stretch"
+    assert det.runner.resize == "stretch" and det.describe()["input"]["resize"] == "stretch"
     img = np.random.default_rng(0).integers(0, 256, (90, 200, 3), dtype=np.uint8)  # wide: a letterbox would pad
     got = det.predict(img, conf=0.0, iou=0.6, max_det=30)
     model = load_darknet(path, path.with_suffix(".weights"))
