@@ -159,7 +159,13 @@ _PYTHON_NMS = 16
 def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int) -> np.ndarray | None:
     """:func:`nms` of a few boxes in plain Python: the same float64 operations (IEEE, correctly rounded in both),
     so the same boxes are kept, in the same order; None for non-finite input (NaN orders and compares
-    differently in Python), which the numpy path then handles."""
+    differently in Python), which the numpy path then handles.
+
+    Each box is tested against the kept boxes of its own class only, and a pair whose boxes do not overlap in x
+    (or y) is passed after one subtraction: with the class shift of :func:`nms` the boxes of two classes never
+    overlap, and a pair that does not overlap has an IoU of 0, under any threshold >= 0 (the usual case; a
+    negative threshold tests every pair, as the numpy paths do).
+    """
     if max_det < 1:
         return np.zeros(0, dtype=np.int64)
     b, s = boxes.tolist(), scores.tolist()
@@ -167,24 +173,37 @@ def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int
         return None
     n = len(s)
     order = sorted(range(n), key=s.__getitem__, reverse=True)  # stable, as argsort(-scores, kind="stable")
-    b = [b[i] for i in order]
     if classes is not None:
         cls = np.asarray(classes).reshape(-1).tolist()
-        offset = (max(max(abs(v) for v in row) for row in b) + 1.0) * 2.0  # np.abs(b).max(), as nms() shifts classes
-        b = [[v + shift for v in row] for row, shift in zip(b, (float(cls[i]) * offset for i in order))]
-    areas = [max(x2 - x1, 0.0) * max(y2 - y1, 0.0) for x1, y1, x2, y2 in b]
+        offset = (max(max(max(row), -min(row)) for row in b) + 1.0) * 2.0  # np.abs(b).max(), as nms() shifts classes
+        b = [[v + shift for v in row] for row, shift in zip(b, [float(c) * offset for c in cls])]
+    else:
+        cls = [0] * n
+    skip = iou_threshold >= 0  # a pair without overlap (IoU 0) never passes the threshold
+    kept: dict = {}  # class -> its kept boxes (x1, y1, x2, y2, area), best first
     keep: list[int] = []
-    for i, (x1, y1, x2, y2) in enumerate(b):
-        for k in keep:  # _pair_iou's operations, one pair at a time
-            kx1, ky1, kx2, ky2 = b[k]
-            inter = max(min(kx2, x2) - max(kx1, x1), 0.0) * max(min(ky2, y2) - max(ky1, y1), 0.0)
-            if inter / max(areas[k] + areas[i] - inter, 1e-12) > iou_threshold:
+    for i in order:
+        x1, y1, x2, y2 = b[i]
+        area = max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+        suppressed = False
+        for kx1, ky1, kx2, ky2, karea in kept.get(cls[i], ()) if skip else [k for c in kept.values() for k in c]:
+            w = min(kx2, x2) - max(kx1, x1)  # _pair_iou's operations, one pair at a time
+            if skip and not w > 0.0:
+                continue
+            h = min(ky2, y2) - max(ky1, y1)
+            if skip and not h > 0.0:
+                continue
+            inter = max(w, 0.0) * max(h, 0.0)
+            if inter / max(karea + area - inter, 1e-12) > iou_threshold:
+                suppressed = True
                 break
-        else:
-            keep.append(i)
-            if len(keep) >= max_det:
-                break
-    return np.array([order[i] for i in keep], dtype=np.int64)
+        if suppressed:
+            continue
+        kept.setdefault(cls[i], []).append((x1, y1, x2, y2, area))
+        keep.append(i)
+        if len(keep) >= max_det:
+            break
+    return np.array(keep, dtype=np.int64)
 
 
 # up to this many candidates the IoUs of all pairs are computed at once (a dozen numpy calls on n x n values, 2 MB

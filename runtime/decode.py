@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .boxes import cxcywh_to_xyxy, nms
+from .int8_decode import Int8Tables, spec_rows
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -149,6 +150,7 @@ class _Plan(NamedTuple):
     cut: float  # the threshold on the dequantized objectness
     in_hw: tuple
     in_wh: np.ndarray  # (input width, input height) as float32
+    int8: Int8Tables | None = None  # 8-bit YOLO maps: detect() through value tables (see int8_decode)
 
 
 _CMP, _ALL, _NONE = range(3)  # a level's objectness test: compare to its threshold, every cell passes, none does
@@ -262,7 +264,10 @@ class CandidateDecoder:
         # float32, as numpy casts each Python scalar of the per-output formulas against a float32 map
         table = np.concatenate(cols).astype(np.float32)
         in_wh = np.array([in_w, in_h], np.float32)  # as a Python float is cast against float32 values
-        return _Plan(key, table, tuple(levels), cut, (in_h, in_w), in_wh)
+        int8 = None
+        if self.kind == "yolo" and not self.new and 0 < conf < 1:
+            int8 = Int8Tables.build(outputs, quant, spec_rows(self.spec, outputs), cut, conf, _sigmoid)
+        return _Plan(key, table, tuple(levels), cut, (in_h, in_w), in_wh, int8)
 
     def __call__(self, outputs: Sequence[np.ndarray], conf: float, quant: Sequence | None = None) -> np.ndarray:
         """Decoded rows (cx, cy, w, h, obj, class probs) of the cells of one image that may pass ``conf``."""
@@ -273,8 +278,7 @@ class CandidateDecoder:
         cxy, wh, obj, probs = self._parts(p, t, plan)
         return np.concatenate([cxy, wh, obj, probs], axis=1)
 
-    def _candidates(self, outputs: Sequence[np.ndarray], conf: float, quant) -> tuple[np.ndarray, np.ndarray, _Plan]:
-        """(dequantized rows, their per-cell table rows, the plan) of the cells whose objectness may pass ``conf``."""
+    def _plan_of(self, outputs: Sequence[np.ndarray], conf: float, quant) -> tuple[list[np.ndarray], _Plan]:
         if len(outputs) != len(self.anchors):
             raise ValueError(f"{len(outputs)} outputs, head_spec describes {len(self.anchors)}")
         outputs = [np.asarray(o) for o in outputs]
@@ -282,6 +286,11 @@ class CandidateDecoder:
         plan = self._plan
         if plan is None or plan.key != key:  # a new plan object, never one changed in place: threads may share it
             plan = self._plan = self._build(outputs, conf, quant, key)
+        return outputs, plan
+
+    def _candidates(self, outputs: Sequence[np.ndarray], conf: float, quant) -> tuple[np.ndarray, np.ndarray, _Plan]:
+        """(dequantized rows, their per-cell table rows, the plan) of the cells whose objectness may pass ``conf``."""
+        outputs, plan = self._plan_of(outputs, conf, quant)
         width = 5 + self.nc
         # each map's objectness channel tested in the map's own units (integers for an INT8 map), and only the
         # cells that pass gathered, in the dense decode's row order (output, grid row, column, anchor): the
@@ -341,6 +350,9 @@ class CandidateDecoder:
             >>> boxes.tolist(), classes.tolist()
             ([[11.0, 38.0, 21.0, 58.0]], [0])
         """
+        outputs, plan = self._plan_of(outputs, conf, quant)
+        if plan.int8 is not None:
+            return self._detect_int8(outputs, plan, conf, iou, max_det)
         p, t, plan = self._candidates(outputs, conf, quant)
         if not len(p):
             return _no_detections()
@@ -356,6 +368,32 @@ class CandidateDecoder:
             return _no_detections()
         c, half = cxy[keep], wh[keep] / 2  # cxcywh_to_xyxy's operations
         return _nms_order(np.concatenate([c - half, c + half], axis=1), scores[keep], cls[keep], iou, max_det)
+
+
+    def _detect_int8(self, outputs, plan: _Plan, conf: float, iou, max_det: int):
+        """:meth:`detect` on 8-bit YOLO maps: the cells that may be kept found by one integer test, their sigmoid and
+        exp looked up (:class:`~edgekit.runtime.int8_decode.Int8Tables`), then :meth:`_parts`' formulas, the same
+        float32 operations in the same order, on those rows only."""
+        tab = plan.int8
+        flat = tab.flat(outputs)
+        rows = tab.rows_passing(flat)
+        if not rows.size:  # most video frames: nothing in them
+            return _no_detections()
+        sig, ex = tab.lookup(flat, rows)
+        t = plan.table[rows]
+        sxy = sig[:, 0:2] * t[:, self.S:self.S_Y + 1] - t[:, self.S_OFF:self.S_OFF_Y + 1]
+        wh = ex * t[:, self.AW:self.AH + 1]
+        cxy = (t[:, self.GX:self.GY + 1] + sxy) / t[:, self.GW:self.GH + 1] * plan.in_wh
+        scores_all = sig[:, 4:5] * sig[:, 5:]  # objectness x class probability; the objectness test is in the table
+        cls = scores_all.argmax(1)
+        scores = scores_all.max(1)
+        keep = (scores > conf).nonzero()[0]
+        if not keep.size:
+            return _no_detections()
+        if keep.size < rows.size:
+            cxy, wh, scores, cls = cxy[keep], wh[keep], scores[keep], cls[keep]
+        half = wh / 2
+        return _nms_order(np.concatenate([cxy - half, cxy + half], axis=1), scores, cls, iou, max_det)
 
 
 def _no_detections() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

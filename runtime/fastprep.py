@@ -9,7 +9,10 @@ part only (grey pads read the same in RGB and BGR), and the usual INT8 input (sc
 point -128) is the pixel with its top bit flipped, viewed as int8, instead of a table lookup; in NHWC it
 is written straight into the new tensor (resize into a kept buffer, colour swap into the tensor's
 image part, flip in place, pads set), one pass less over the tensor. The returned tensor is a new
-array each call (a caller may keep it). OpenCV is imported on first use.
+array each call (a caller may keep it), unless ``reuse=True``: then (usual INT8 NHWC input) it is the
+calling thread's kept tensor, whose pads were written when it was made, overwritten by that thread's
+next call (for a caller that hands it to the interpreter at once: no allocation, no pad writes per
+frame). OpenCV is imported on first use.
 
 Example:
     >>> prep = FramePrep((320, 320), "NHWC", "int8", quant=(1 / 255, -128))
@@ -49,6 +52,7 @@ class FramePrep:
         self._table = None
         self._flip = False
         self._lock = threading.Lock()  # the buffers are shared: one frame at a time
+        self._kept = threading.local()  # reuse=True: per thread, (source shape, tensor with its pads written)
         if not (dtype == "uint8" and quant is None):
             table = value_table(dtype, mean, std, quant)
             self._table = cv2_lut(table)
@@ -88,21 +92,21 @@ class FramePrep:
         if out is not self.roi and not np.shares_memory(out, self.canvas):  # a binding that reallocated
             self.roi[...] = out
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    def __call__(self, image: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or (
                 self._table is None and not self._plain and not self._flip):
             img, lb = fit_image(image, self.size, self.resize, self.pad)  # anything unusual: the reference path
             return to_tensor(img, self.layout, self.dtype, self.rgb, self.mean, self.std, self.quant), lb
         with self._lock:
-            return self._fast(image)
+            return self._fast(image, reuse)
 
-    def _fast(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    def _fast(self, image: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
         import cv2
 
         if self._key != image.shape[:2]:
             self._buffers(image.shape[:2])
         if self._flip and self.layout == "NHWC":
-            return self._int8_nhwc(image, cv2)
+            return self._int8_nhwc(image, cv2, reuse)
         # the canvas holds RGB where the image is; the pads are grey (the same value in every channel), so only
         # the image's part is swapped, in place: one pass over 56 % of a 16:9 frame's canvas instead of all of it
         if self.new_wh == (image.shape[1], image.shape[0]):
@@ -126,12 +130,17 @@ class FramePrep:
             raise ValueError(f"layout must be NCHW or NHWC, got {self.layout}")
         return np.ascontiguousarray(x[None]), self.lb
 
-    def _int8_nhwc(self, image: np.ndarray, cv2) -> tuple[np.ndarray, Letterbox]:
+    def _int8_nhwc(self, image: np.ndarray, cv2, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
         """The usual INT8 input, written straight into a new tensor: the resize into the kept buffer, the colour
         swap from there into the tensor's image part, the top-bit flip in place there, the pads set to the flipped
         pad value. One pass less over the tensor than flipping a whole canvas into a new array, and the pads are
-        written, not read (the same values, bit for bit)."""
-        out = np.empty((1, *self.canvas.shape), np.int8)
+        written, not read (the same values, bit for bit). ``reuse``: into this thread's kept tensor, whose pads
+        are already there (written once per frame size)."""
+        kept = getattr(self._kept, "tensor", None) if reuse else None
+        fresh = kept is None or kept[0] != self._key
+        out = np.empty((1, *self.canvas.shape), np.int8) if fresh else kept[1]
+        if reuse and fresh:
+            self._kept.tensor = (self._key, out)
         u = out.view(np.uint8)[0]
         part = u[self.part]
         src = image
@@ -144,6 +153,6 @@ class FramePrep:
         else:
             part[...] = src
         np.bitwise_xor(part, np.uint8(0x80), out=part)
-        for rows, cols in self.pads:
+        for rows, cols in self.pads if fresh else ():
             u[rows, cols] = self.pad ^ 0x80
         return out, self.lb

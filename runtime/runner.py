@@ -101,13 +101,14 @@ class ArtifactRunner:
         self.order = [o.get("decode_index", k) for k, o in enumerate(self.manifest["outputs"])]
         self._prep = None
 
-    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    def prepare(self, image: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
         """BGR HxWx3 uint8 image -> (model input tensor, letterbox): :meth:`fit` + :meth:`tensor`'s
-        values, through reused buffers (:class:`~edgekit.runtime.fastprep.FramePrep`)."""
+        values, through reused buffers (:class:`~edgekit.runtime.fastprep.FramePrep`). ``reuse``: the tensor
+        may be this thread's kept one, overwritten by its next call (for a caller that runs it at once)."""
         if self._prep is None:
             self._prep = FramePrep(self.imgsz, self.layout, self.dtype, quant=self.quant, pad_value=self.pad_value,
                                    resize=self.resize)
-        return self._prep(image)
+        return self._prep(image, reuse)
 
     def fit(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """The image fitted to the input as the manifest says (``preprocess.resize``: letterbox or stretch)."""
