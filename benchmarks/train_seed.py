@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     p.add_argument("--bf16", action="store_true", help="forward + loss under bf16 autocast (as `edgekit train --bf16`)")
+    p.add_argument("--freeze", help="N Darknet cfg layers or 'backbone' kept as loaded (as `edgekit train --freeze`)")
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
     p.add_argument("--resume", action="store_true", help="continue this tag's interrupted run instead of restarting it")
@@ -79,6 +80,7 @@ def main(argv=None) -> int:
     from edgekit.data import load_dataset
     from edgekit.models.complexity import count_macs, count_params
     from edgekit.train import TrainOptions, train
+    from edgekit.train.freeze import parse_freeze
     from edgekit.models.checkpoint import load_checkpoint
     from edgekit.validate import validate
 
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
     summary = train(TrainOptions(model=family, data=a.data, imgsz=a.imgsz, epochs=a.epochs, batch=a.batch, lr=a.lr,
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
                                  weights=a.init, warmup_epochs=a.warmup, threads=a.threads, bf16=a.bf16,
+                                 freeze=parse_freeze(a.freeze) if a.freeze else None,
                                  resume=a.resume and (out / "weights" / "last.pt").is_file()))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
@@ -109,7 +112,7 @@ def main(argv=None) -> int:
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
         "init_lineage": lineage(a.init, a.model),
         "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "bf16": a.bf16, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+                     "threads": torch.get_num_threads(), "bf16": a.bf16, "freeze": a.freeze, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
     from edgekit import __version__
     from edgekit.io import atomic_write_text

@@ -32,6 +32,9 @@ def add_parser(sub):
     p.add_argument("--bf16", action="store_true", help="forward pass and loss under bfloat16 autocast: faster steps on a "
                    "CPU with AVX-512 BF16 or AMX (slower without them); validation and checkpoints stay fp32")
     p.add_argument("--lr", type=number(0.0, 1.0, above=True), default=0.002, help="peak AdamW learning rate")
+    p.add_argument("--freeze", metavar="N|backbone", help="train only what follows a pretrained start: the first N "
+                   "layers of a Darknet .cfg (e.g. the N of a .conv.N file) or a registry model's backbone stay as loaded "
+                   "(no gradient, batch-norm statistics kept); faster steps")
     p.add_argument("--width", type=number(0.0, 4.0, above=True), help="width multiplier, for families that have one")
     p.add_argument("--anchors", choices=["kmeans", "default"],
                    help="k-means on the training boxes (default for a new model) or the family's defaults; with "
@@ -56,6 +59,7 @@ def run(args) -> int:
     from edgekit.errors import EdgekitError
     from edgekit.models import list_models, model_task
     from edgekit.train import ClassifyOptions, TrainOptions, train
+    from edgekit.train.freeze import parse_freeze
 
     cfg_kwargs = {}
     if args.model.lower().endswith(".cfg"):  # a Darknet file: the registry's "darknet" family with its text
@@ -81,7 +85,8 @@ def run(args) -> int:
     batch = args.batch or DEFAULTS[args.task]["batch"]
     common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
                   device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, model_kwargs=kwargs,
-                  seed=args.seed, threads=args.threads, bf16=args.bf16, progress=not args.json)
+                  seed=args.seed, threads=args.threads, bf16=args.bf16, progress=not args.json,
+                  freeze=parse_freeze(args.freeze) if args.freeze else None)
     if args.bf16 and args.device == "cpu" and not cpu_has_bf16():
         print("note: this CPU has no native bf16 (avx512_bf16 or amx_bf16): --bf16 steps will be emulated and slower",
               file=sys.stderr)

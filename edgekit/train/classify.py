@@ -59,6 +59,7 @@ class ClassifyOptions:
     seed: int = 0
     threads: int | None = None  # torch threads; threads + loader workers <= cores on a small host
     bf16: bool = False  # forward + loss under bf16 autocast (see TrainOptions)
+    freeze: int | str | None = None  # 'backbone': train the head only (see TrainOptions)
     progress: bool = True
     max_train_images: int | None = None  # a quick subset, for smoke tests
 

@@ -36,6 +36,7 @@ class TrainOptions:
     workers: int = 1
     threads: int | None = None  # torch intra-op threads; None: torch's default
     bf16: bool = False  # forward + loss under bf16 autocast (a CPU with AVX-512 BF16 or AMX steps faster)
+    freeze: int | str | None = None  # first N Darknet cfg layers or 'backbone' not trained (edgekit.train.freeze)
     lr: float = 0.002
     weight_decay: float = 0.0005
     warmup_epochs: float = 2.0

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.io import check_output_not_input
+from edgekit.train.freeze import freeze, keep_frozen_eval
 from edgekit.train.optim import ModelEMA, cosine_lr, optimizer_step, param_groups, warmup_iters
 from edgekit.train.runs import check_resume, data_changed, load_history, resolve_out, restore_options, write_results
 from edgekit.train.rng import restore_rng, rng_state
@@ -213,6 +214,7 @@ def run(task: TrainTask) -> dict:
     # (benchmarks/train_step_speed.py -> results/train-step-speed.json)
     model = model.to(device, memory_format=torch.channels_last) if task.channels_last else model.to(device)
     loss_fn = task.get_loss(model)
+    frozen = freeze(model, getattr(opts, "freeze", None))  # before the optimizer: it takes the trainable ones only
     ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
     if resume is not None and "train_state_dict" in resume:
         # the checkpoint's state_dict is the EMA; training goes on from the raw weights it averaged
@@ -243,6 +245,7 @@ def run(task: TrainTask) -> dict:
     for epoch in range(start_epoch, opts.epochs):
         t0 = time.time()
         model.train()
+        keep_frozen_eval(frozen)
         if hasattr(train_set, "epoch"):  # per-epoch augmentation streams
             train_set.epoch = epoch
         if world > 1:
