@@ -3,7 +3,9 @@
 ``--keep-float NAME,...`` keeps those nodes in float; ``--keep-float N`` the N worst layers of
 the sensitivity ranking (:mod:`edgekit.export.sensitivity`, measured on the held-out parity
 images of this export); ``--keep-float auto`` first tries plain INT8 and, if the gate rejects
-it, keeps the 1, 2, 4, 8, then 16 worst layers in float until the artifact passes. Every try
+it, keeps the 1, 2, 4, 8, then 16 worst layers in float until the artifact passes (on onnx-int8
+a layer comes with the layers reading its output, or its output would stay INT8:
+:func:`edgekit.export.sensitivity.keep_float_nodes`). Every try
 is a full conversion + verification: nothing passes that the gate did not see. The artifact's
 manifest lists what stayed float (``conversion.kept_float``); the report row says how many
 tries it took and what the float layers cost in host latency against plain INT8.
