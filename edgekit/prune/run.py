@@ -123,8 +123,10 @@ class _Stepper:
 
         if self._grads is None:
             recs = [r for r in load_dataset(self.opts.data).split("train") if r.valid_mask().any()]
-            self._grads = DataLoader(DetectionTrainSet(recs[:64], self.imgsz, seed=self.opts.seed), batch_size=8,
-                                     shuffle=False, collate_fn=collate)
+            # the model's own resize (a Darknet-cfg-trained checkpoint may stretch), as it was trained
+            self._grads = DataLoader(DetectionTrainSet(recs[:64], self.imgsz, seed=self.opts.seed,
+                                                       resize=getattr(model, "resize", "letterbox")),
+                                     batch_size=8, shuffle=False, collate_fn=collate)
         yolo = YoloLoss(model.head_spec)
 
         def loss_fn(net, batch):
