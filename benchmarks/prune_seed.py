@@ -27,14 +27,25 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def remeasure(r: dict, args) -> dict:
-    """The before/after latency of the run's artifacts measured again (interleaved rounds), load average recorded."""
+    """The before/after latency of the run's artifacts measured again (interleaved rounds), load average recorded.
+
+    An artifact the run could not time (a report from before the latency exports opened the mAP
+    gate, where the parent's INT8 export was rejected) is exported again first, its gate result kept.
+    """
     import os
 
     from edgekit.prune import PruneOptions
-    from edgekit.prune.measure import _images, artifact_latency
+    from edgekit.prune.measure import _images, artifact_latency, export_targets
 
     # artifact_latency reads only threads, bench frames and targets; the ratio just satisfies the options check
     opts = PruneOptions(args.weights, args.data, ratio=0.5, threads=args.threads)
+    for key, ckpt in (("before", r["source"]), ("after", r["weights"])):
+        missing = [t for t, p in r[key]["artifacts"].items() if not Path(p).is_file()]
+        if missing:
+            gates = r[key].setdefault("artifacts_gate", {})
+            new = export_targets(Path(ckpt), missing, opts, Path(r["out"]) / "export" / key,
+                                 lambda s: print(s, file=sys.stderr), data=args.data, gates=gates)
+            r[key]["artifacts"].update({t: str(p) for t, p in new.items()})
     arts = {k: {t: Path(p) for t, p in r[k]["artifacts"].items()} for k in ("before", "after")}
     load0 = os.getloadavg()
     lat = artifact_latency(arts, _images(args.data, r.get("map_split", "test")), opts,

@@ -21,16 +21,31 @@ ROUNDS = 5
 
 
 def export_targets(weights: Path, targets, opts: PruneOptions, out: Path, log: Callable[[str], None],
-                   data: str | None = None) -> dict[str, Path | str]:
+                   data: str | None = None, gates: dict | None = None) -> dict[str, Path | str]:
     """Export ``weights`` to ``targets`` into ``out``; ``{target: artifact path, or the reason it failed}``.
+
+    With ``data``, the artifacts are timed whatever their mAP: the gate is opened (``max_map_drop``
+    1.0) because a before/after latency must not vanish when one INT8 export of the parent loses
+    0.021 mAP. Parity still rejects. ``gates`` (when given) receives each target's mAP change
+    against its own checkpoint and whether it passes edgekit export's default gate, so the report
+    says which timed artifact would ship.
 
     Example:
         >>> export_targets(Path("pruned.pt"), ["onnx"], opts, Path("exp"), print)  # doctest: +SKIP
         {'onnx': PosixPath('exp/pruned-onnx.onnx')}
     """
     from edgekit.export import export
+    from edgekit.export.targets import get_target
+    from edgekit.export.verify import DEFAULT_MAX_MAP_DROP
 
-    rep = export(str(weights), list(targets), data=data, out=str(out), log=lambda s: log(f"  export: {s}"))
+    rep = export(str(weights), list(targets), data=data, out=str(out), max_map_drop=1.0 if data else None,
+                 log=lambda s: log(f"  export: {s}"))
+    if gates is not None:
+        for r in rep.results:
+            if r.map:
+                delta = round(r.map["map50"] - r.map["source_map50"], 6)
+                limit = DEFAULT_MAX_MAP_DROP[get_target(r.target).precision]
+                gates[r.target] = {"map50_delta": delta, "default_gate": -limit, "passes_default_gate": delta >= -limit}
     return {r.target: (out / r.file if r.ok and r.file else f"{r.status}: {r.reason}") for r in rep.results}
 
 
@@ -157,10 +172,12 @@ def measure_before_after(result: dict, before: Path, after: Path, opts: PruneOpt
     """
     log(f"measuring mAP on the {test_split(opts.data)} split")
     maps = map_with_interval(before, after, opts.data, imgsz)
-    arts = {}
+    arts, gates = {}, {}
     for key, path in (("before", before), ("after", after)):
         log(f"exporting the {key} model to {', '.join(opts.latency_targets)}")
-        arts[key] = export_targets(path, opts.latency_targets, opts, out / "export" / key, log, data=opts.data)
+        gates[key] = {}
+        arts[key] = export_targets(path, opts.latency_targets, opts, out / "export" / key, log, data=opts.data,
+                                   gates=gates[key])
     images = _images(opts.data, maps["split"])
     lat = artifact_latency(arts, images, opts, log)
     upd = {}
@@ -170,6 +187,7 @@ def measure_before_after(result: dict, before: Path, after: Path, opts: PruneOpt
                     "val_map50_95": result[key]["map50_95"]})
         row.update(lat[key])
         row["artifacts"] = {t: str(a) for t, a in arts[key].items()}
+        row["artifacts_gate"] = gates[key]
         upd[key] = row
     upd["map_split"] = maps["split"]
     upd["map50_delta"], upd["map50_delta_ci95"] = maps["delta_map50"], maps["delta_map50_ci95"]

@@ -125,6 +125,9 @@ def test_measured_report_has_the_results_schema(tiny_checkpoint, sample_yaml, tm
     for key in ("before", "after"):
         assert {"params", "macs", "map50", "latency_ms"} <= set(r[key])
         assert set(r[key]["latency_ms"]) == {"onnx", "tflite-int8"} and all(r[key]["latency_ms"].values())
+        # timed whatever their mAP (the gate opened), each with its default-gate verdict recorded
+        gates = r[key]["artifacts_gate"]
+        assert set(gates) == {"onnx", "tflite-int8"} and all(isinstance(g["passes_default_gate"], bool) for g in gates.values())
     assert all({"macs", "map50"} <= set(s) for s in r["steps"]) and len(r["map50_delta_ci95"]) == 2
 
 
