@@ -26,6 +26,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
+def _is_file(text: str) -> bool:
+    """An artifact path that exists (a report keeps a rejection's reason where the path would be)."""
+    try:
+        return Path(text).is_file()
+    except OSError:  # a reason longer than a file name can be
+        return False
+
+
 def remeasure(r: dict, args) -> dict:
     """The before/after latency of the run's artifacts measured again (interleaved rounds), load average recorded.
 
@@ -35,17 +43,23 @@ def remeasure(r: dict, args) -> dict:
     import os
 
     from edgekit.prune import PruneOptions
-    from edgekit.prune.measure import _images, artifact_latency, export_targets
+    from edgekit.prune.measure import _images, artifact_latency, export_targets, gate_verdict
 
     # artifact_latency reads only threads, bench frames and targets; the ratio just satisfies the options check
     opts = PruneOptions(args.weights, args.data, ratio=0.5, threads=args.threads)
     for key, ckpt in (("before", r["source"]), ("after", r["weights"])):
-        missing = [t for t, p in r[key]["artifacts"].items() if not Path(p).is_file()]
-        if missing:
-            gates = r[key].setdefault("artifacts_gate", {})
-            new = export_targets(Path(ckpt), missing, opts, Path(r["out"]) / "export" / key,
-                                 lambda s: print(s, file=sys.stderr), data=args.data, gates=gates)
+        gates = r[key].get("artifacts_gate") or {}
+        folder = Path(r["out"]) / "export" / key
+        if (folder / "export_report.json").is_file():  # verdicts of the run's own exports
+            rows = json.loads((folder / "export_report.json").read_text())["targets"]
+            gates = {**{t["target"]: gate_verdict(t["target"], t["map50_delta"]) for t in rows
+                        if t["status"] == "ok" and t.get("map50_delta") is not None}, **gates}
+        redo = [t for t, p in r[key]["artifacts"].items() if not _is_file(p) or t not in gates]
+        if redo:
+            new = export_targets(Path(ckpt), redo, opts, folder, lambda s: print(s, file=sys.stderr),
+                                 data=args.data, gates=gates)
             r[key]["artifacts"].update({t: str(p) for t, p in new.items()})
+        r[key]["artifacts_gate"] = gates
     arts = {k: {t: Path(p) for t, p in r[k]["artifacts"].items()} for k in ("before", "after")}
     load0 = os.getloadavg()
     lat = artifact_latency(arts, _images(args.data, r.get("map_split", "test")), opts,

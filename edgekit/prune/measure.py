@@ -35,18 +35,27 @@ def export_targets(weights: Path, targets, opts: PruneOptions, out: Path, log: C
         {'onnx': PosixPath('exp/pruned-onnx.onnx')}
     """
     from edgekit.export import export
-    from edgekit.export.targets import get_target
-    from edgekit.export.verify import DEFAULT_MAX_MAP_DROP
 
     rep = export(str(weights), list(targets), data=data, out=str(out), max_map_drop=1.0 if data else None,
                  log=lambda s: log(f"  export: {s}"))
     if gates is not None:
-        for r in rep.results:
-            if r.map:
-                delta = round(r.map["map50"] - r.map["source_map50"], 6)
-                limit = DEFAULT_MAX_MAP_DROP[get_target(r.target).precision]
-                gates[r.target] = {"map50_delta": delta, "default_gate": -limit, "passes_default_gate": delta >= -limit}
+        gates.update({r.target: gate_verdict(r.target, r.map["map50"] - r.map["source_map50"])
+                      for r in rep.results if r.map})
     return {r.target: (out / r.file if r.ok and r.file else f"{r.status}: {r.reason}") for r in rep.results}
+
+
+def gate_verdict(target: str, delta: float) -> dict:
+    """An artifact's mAP@0.5 change and whether ``edgekit export``'s default gate for its precision passes it.
+
+    Example:
+        >>> gate_verdict("tflite-int8", -0.0228)
+        {'map50_delta': -0.0228, 'default_gate': -0.02, 'passes_default_gate': False}
+    """
+    from edgekit.export.targets import get_target
+    from edgekit.export.verify import DEFAULT_MAX_MAP_DROP
+
+    limit = DEFAULT_MAX_MAP_DROP[get_target(target).precision]
+    return {"map50_delta": round(delta, 6), "default_gate": -limit, "passes_default_gate": delta >= -limit}
 
 
 def _images(data: str, split: str, limit: int = 32):
