@@ -53,7 +53,8 @@ def _check_writable(out: Path) -> None:
 
 def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | None = None, out=None,
            max_map_drop: float | None = None, calib_images: int | None = None, split: str | None = None,
-           max_top1_drop: float | None = None, keep_float: str | None = None, calib_method: str | None = None,
+           max_top1_drop: float | None = None, keep_float: str | None = None, keep_float_budget: float | None = None,
+           calib_method: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
            rknn_platform: str = "rk3588", log: Callable[[str], None] = lambda s: None,
            verbose: bool = False) -> ExportReport:
@@ -68,6 +69,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         max_map_drop: the mAP@0.5 gate; None = 0.02 for INT8, 0.005 for float targets.
         max_top1_drop: a classifier's top-1 gate; None = 0.01.
         keep_float: INT8 layers left in float: ``"auto"``, a count or node names (:mod:`edgekit.export.keep_float`).
+        keep_float_budget: with ``keep_float="auto"``: a try may take at most this many times the plain
+            INT8 artifact's host latency (None: no limit).
         calib_method: INT8 activation ranges: a method the targets support, or ``"auto"``
             (:mod:`edgekit.export.calib_method`); None = each quantizer's default.
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
@@ -100,6 +103,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
 
     plan = parse_keep_float(keep_float)
     check_targets(plan, chosen)
+    if keep_float_budget is not None and plan != "auto":
+        raise EdgekitError("--keep-float-budget limits --keep-float auto's tries: give --keep-float auto with it")
     check_calib_method(calib_method, chosen)
     out = Path(out) if out else default_out(source.path)
     inputs = [source.path, data, calib, weights]
@@ -139,7 +144,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
             run_one = lambda j, t=target: _one_target(t, j, images, gate, out, log, verbose, parity_from)  # noqa: E731
             first, job = (run_with_method(calib_method, target, job, run_one, log, final=plan in (None, "auto"))
                           if calib_method else (None, job))
-            result = run_with_plan(plan, target, job, images, run_one, log, plain=first)
+            result = run_with_plan(plan, target, job, images, run_one, log, plain=first, budget=keep_float_budget)
             if first is not None and result is not first:
                 result.calib_method = first.calib_method
             report.results.append(result)
@@ -210,6 +215,9 @@ def _one_target(target, job: ConvertJob, images, gate, out: Path, log, verbose: 
     gate_failed = checked is not None and not checked["passed"]
     if gate_failed:
         reasons.append(gate.failure(checked))
+    budget_ms = job.options.get("latency_budget_ms")  # --keep-float-budget: float layers must not cost more
+    if budget_ms is not None and latency is not None and latency > budget_ms:
+        reasons.append(f"host latency {latency:.2f} ms over the --keep-float-budget limit of {budget_ms:.3g} ms")
     del runner
     if reasons:
         reasons.append(remedy(target, parity_failed=not par.get("passed"), gate_failed=gate_failed,

@@ -6,7 +6,9 @@ images of this export); ``--keep-float auto`` first tries plain INT8 and, if the
 it, keeps the 1, 2, 4, 8, then 16 worst layers in float until the artifact passes (on onnx-int8
 a layer comes with the layers reading its output, or its output would stay INT8:
 :func:`edgekit.export.sensitivity.keep_float_nodes`). Every try
-is a full conversion + verification: nothing passes that the gate did not see. The artifact's
+is a full conversion + verification: nothing passes that the gate did not see. With
+``--keep-float-budget X`` a try slower than X times the plain INT8 artifact (host latency) is
+rejected and auto stops there: float layers must not eat the INT8 speed-up. The artifact's
 manifest lists what stayed float (``conversion.kept_float``); the report row says how many
 tries it took and what the float layers cost in host latency against plain INT8.
 
@@ -61,10 +63,13 @@ def check_targets(plan, chosen) -> None:
                            "export the other targets in a separate run without it")
 
 
-def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None):
+def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None, budget: float | None = None):
     """Run ``run_one(job)`` for ``target`` under the keep-float ``plan``; the result notes what stayed float.
 
     ``plain``: the plain INT8 result of this job when it was already made (``--calib-method auto``).
+    ``budget`` (``--keep-float-budget``, auto only): a try may take at most ``budget`` times the plain
+    INT8 artifact's host latency; a try over it is rejected like a gate failure, and auto stops
+    there (more float layers only cost more).
     """
     if plan is None or target.name not in TARGETS:
         return plain if plain is not None else run_one(job)
@@ -77,12 +82,18 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None)
     if plain.ok:
         return _tagged(plain, [], tries=1, layers=0)
     rows = ranking(target, job, images, log)
+    limit = budget * plain.latency_ms if budget and plain.latency_ms else None
     result = plain
     for tries, k in enumerate((k for k in AUTO_STEPS if k <= len(rows)), start=2):
         nodes = _nodes(rows, k)
         log(f"{target.name}: --keep-float auto: trying the {k} worst layer(s) in float ...")
-        result = _tagged(run_one(_keeping(job, nodes, plain)), nodes, tries=tries, layers=k, plain=plain)
+        result = _tagged(run_one(_keeping(job, nodes, plain, limit)), nodes, tries=tries, layers=k, plain=plain)
         if result.ok:
+            return result
+        if limit is not None and result.latency_ms is not None and result.latency_ms > limit:
+            result.kept_float["latency_budget_ms"] = round(limit, 6)
+            result.reason = (f"{result.reason}; --keep-float auto: stopped at {k} float layer(s), over the latency "
+                             f"budget ({budget}x plain INT8's {plain.latency_ms} ms)")
             return result
     result.reason = f"{result.reason}; --keep-float auto: still rejected with the {result.kept_float['layers']} worst layers in float"
     return result
@@ -104,9 +115,13 @@ def _nodes(rows: list[dict], n: int) -> list[str]:
     return keep_float_nodes(rows, n)
 
 
-def _keeping(job, nodes: list[str], plain=None):
-    """The job with ``nodes`` kept float; the plain INT8 try's figures go into the manifest as the cost baseline."""
-    options = {**job.options, "keep_float": list(nodes)}
+def _keeping(job, nodes: list[str], plain=None, latency_budget_ms: float | None = None):
+    """The job with ``nodes`` kept float; the plain INT8 try's figures go into the manifest as the cost baseline.
+
+    ``latency_budget_ms``: the verification rejects the artifact when its host latency is above it.
+    """
+    options = {**job.options, "keep_float": list(nodes),
+               **({"latency_budget_ms": latency_budget_ms} if latency_budget_ms is not None else {})}
     if plain is not None:
         options["kept_float_baseline"] = {"plain_int8_status": plain.status, "plain_int8_latency_ms": plain.latency_ms,
                                           "plain_int8_map50": (plain.map or {}).get("map50"),

@@ -10,7 +10,7 @@ not left under their final names.
 
 from __future__ import annotations
 
-from edgekit.cli.ranges import fraction, image_size, whole
+from edgekit.cli.ranges import fraction, image_size, number, whole
 
 
 def add_parser(sub):
@@ -33,6 +33,9 @@ def add_parser(sub):
     p.add_argument("--keep-float", metavar="auto|N|NAMES", help="onnx-int8, tflite-int8, openvino-int8: leave layers in "
                    "float: 'auto' (the fewest worst layers that pass the gate), N worst layers, or names from "
                    "`edgekit quant-report --target T`")
+    p.add_argument("--keep-float-budget", type=number(1.0, 100.0), metavar="X",
+                   help="with --keep-float auto: a try may take at most X times the plain INT8 artifact's host latency; "
+                        "auto stops at the first try over it (default: no limit)")
     p.add_argument("--calib-method", metavar="METHOD", help="INT8 activation ranges: minmax|percentile|entropy (onnx-int8), "
                    "minmax (tflite-int8), mean-minmax|minmax|percentile|histogram (openvino-int8), or auto (the best "
                    "on the held-out metric); default: each quantizer's first")
@@ -78,7 +81,7 @@ def run(args) -> int:
 
     report = export(args.model, args.target, data=args.data, calib=args.calib, imgsz=args.imgsz, out=args.out,
                     max_map_drop=args.max_map_drop, max_top1_drop=args.max_top1_drop, keep_float=args.keep_float,
-                    calib_method=args.calib_method,
+                    keep_float_budget=args.keep_float_budget, calib_method=args.calib_method,
                     calib_images=args.calib_images, split=args.split, io=args.io, rknn_platform=args.rknn_platform,
                     weights=args.weights, log=log, verbose=args.verbose)
     if args.json:

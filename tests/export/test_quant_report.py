@@ -108,3 +108,23 @@ def test_keep_float_for_an_unsupported_target_is_refused(tiny_detector, sample_y
     with pytest.raises(EdgekitError, match="--keep-float is built for onnx-int8, tflite-int8, openvino-int8 "
                                            r"\(not ncnn-int8\)"):
         export(tiny_detector, ["ncnn-int8"], data=sample_yaml, out=tmp_path, keep_float="auto")
+
+
+def test_keep_float_budget_stops_auto_at_the_first_try_over_it(tiny_detector, few_test_images, tmp_path):
+    from edgekit.export import export
+
+    # every try fails the gate, and a budget far below any real latency: auto must stop after its first try
+    rep = export(tiny_detector, ["onnx-int8"], data=few_test_images, calib_images=8, out=tmp_path / "out",
+                 max_map_drop=-1.0, keep_float="auto", keep_float_budget=1e-6, parity_images=2)
+    (row,) = rep.results
+    assert row.status == "rejected" and row.kept_float["tries"] == 2
+    assert "over the latency budget" in row.reason and "over the --keep-float-budget limit" in row.reason
+    assert row.kept_float["latency_budget_ms"] < row.latency_ms
+    assert not list((tmp_path / "out").glob("*.onnx"))
+
+
+def test_keep_float_budget_needs_auto(tiny_detector, sample_yaml, tmp_path):
+    from edgekit.export import export
+
+    with pytest.raises(EdgekitError, match="give --keep-float auto with it"):
+        export(tiny_detector, ["onnx-int8"], data=sample_yaml, out=tmp_path, keep_float="2", keep_float_budget=1.5)
