@@ -123,6 +123,13 @@ def nms(
         >>> nms(b, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1])).tolist()
         [0, 2]
     """
+    if (type(boxes) is np.ndarray and type(scores) is np.ndarray and boxes.ndim == 2 and boxes.shape[1] == 4
+            and scores.shape == (len(boxes),) and 0 < len(boxes) <= min(_PYTHON_NMS, max_candidates)
+            and boxes.dtype in _FLOATS and scores.dtype in _FLOATS):
+        # a detector's few float32 boxes: tolist() gives the float64 values the conversion below would (no copies)
+        keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
+        if keep is not None:
+            return keep
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if boxes.shape[0] != scores.shape[0]:
@@ -154,6 +161,7 @@ def nms(
 # up to this many candidates NMS runs on Python floats (a video frame's usual handful: the numpy paths' fixed cost of
 # some forty calls is most of their time there, the more so right after inference has evicted numpy from the caches)
 _PYTHON_NMS = 16
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # exactly float64 in Python, as nms() converts them
 
 
 def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int) -> np.ndarray | None:

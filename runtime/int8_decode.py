@@ -45,7 +45,7 @@ class Int8Tables(NamedTuple):
 
     index: np.ndarray  # (rows, 5+C) intp: where each dense row's channels sit in the maps laid end to end
     obj_index: np.ndarray  # (rows,) intp: index[:, 4], contiguous
-    threshold: np.ndarray  # (rows,) int16: a row may be kept iff its raw objectness is above this
+    threshold: np.ndarray  # (rows,): a row may be kept iff its raw objectness is above this (the maps' dtype, or int16)
     offset: np.ndarray  # (rows,) intp: 256 x the row's output, the start of its output's tables
     sig: np.ndarray  # (256 x outputs,) float32: sigmoid of the dequantized value, by unsigned byte
     exp: np.ndarray  # (256 x outputs,) float32: exp of the dequantized value, by unsigned byte
@@ -86,7 +86,11 @@ class Int8Tables(NamedTuple):
             exp.append(np.exp(v))
             base += n_a * width * n_hw
         index = np.concatenate(index).astype(np.intp)
-        return cls(index, np.ascontiguousarray(index[:, 4]), np.concatenate(threshold), np.concatenate(offset),
+        threshold = np.concatenate(threshold)
+        info = np.iinfo(outputs[0].dtype)
+        if threshold.min() >= info.min:  # in the maps' own dtype: the comparison then casts nothing
+            threshold = threshold.astype(outputs[0].dtype)
+        return cls(index, np.ascontiguousarray(index[:, 4]), threshold, np.concatenate(offset),
                    np.concatenate(sig).astype(np.float32), np.concatenate(exp).astype(np.float32), unsigned)
 
     @staticmethod
