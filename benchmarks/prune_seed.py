@@ -50,10 +50,10 @@ def remeasure(r: dict, args) -> dict:
     for key, ckpt in (("before", r["source"]), ("after", r["weights"])):
         gates = r[key].get("artifacts_gate") or {}
         folder = Path(r["out"]) / "export" / key
-        if (folder / "export_report.json").is_file():  # verdicts of the run's own exports
+        if (folder / "export_report.json").is_file():  # the latest export's verdicts (with their intervals) win
             rows = json.loads((folder / "export_report.json").read_text())["targets"]
-            gates = {**{t["target"]: gate_verdict(t["target"], t["map50_delta"]) for t in rows
-                        if t["status"] == "ok" and t.get("map50_delta") is not None}, **gates}
+            gates = {**gates, **{t["target"]: gate_verdict(t["target"], t["map50_delta"], t.get("map50_delta_ci95"))
+                                 for t in rows if t["status"] == "ok" and t.get("map50_delta") is not None}}
         redo = [t for t, p in r[key]["artifacts"].items() if not _is_file(p) or t not in gates]
         if redo:
             new = export_targets(Path(ckpt), redo, opts, folder, lambda s: print(s, file=sys.stderr),

@@ -39,13 +39,15 @@ def export_targets(weights: Path, targets, opts: PruneOptions, out: Path, log: C
     rep = export(str(weights), list(targets), data=data, out=str(out), max_map_drop=1.0 if data else None,
                  log=lambda s: log(f"  export: {s}"))
     if gates is not None:
-        gates.update({r.target: gate_verdict(r.target, r.map["map50"] - r.map["source_map50"])
+        gates.update({r.target: gate_verdict(r.target, r.map["map50"] - r.map["source_map50"],
+                                             [-r.map["delta_map50_ci95"][1], -r.map["delta_map50_ci95"][0]])
                       for r in rep.results if r.map})
     return {r.target: (out / r.file if r.ok and r.file else f"{r.status}: {r.reason}") for r in rep.results}
 
 
-def gate_verdict(target: str, delta: float) -> dict:
-    """An artifact's mAP@0.5 change and whether ``edgekit export``'s default gate for its precision passes it.
+def gate_verdict(target: str, delta: float, ci95: list | None = None) -> dict:
+    """An artifact's mAP@0.5 change (its paired-bootstrap interval when given) and whether ``edgekit
+    export``'s default gate for its precision passes it.
 
     Example:
         >>> gate_verdict("tflite-int8", -0.0228)
@@ -55,7 +57,8 @@ def gate_verdict(target: str, delta: float) -> dict:
     from edgekit.export.verify import DEFAULT_MAX_MAP_DROP
 
     limit = DEFAULT_MAX_MAP_DROP[get_target(target).precision]
-    return {"map50_delta": round(delta, 6), "default_gate": -limit, "passes_default_gate": delta >= -limit}
+    return {"map50_delta": round(delta, 6), "default_gate": -limit, "passes_default_gate": delta >= -limit,
+            **({"map50_delta_ci95": [round(float(c), 6) for c in ci95]} if ci95 else {})}
 
 
 def _images(data: str, split: str, limit: int = 32):
