@@ -69,7 +69,8 @@ def quant_report(model, target: str = "onnx-int8", data=None, calib=None, images
             "calibration": reader.info(),
             "method": f"per-layer SQNR of the INT8 model's output against float on held-out images ({METHOD[target]}); "
                       "ranked by the SQNR a layer loses against its inputs",
-            "worst": [r["name"] for r in rows[:top]], "keep_float_names": "the 'nodes' of a row (--keep-float NAMES)",
+            "worst": [r["name"] for r in rows[:top]], "keep_float_names": "a row's 'keep_float' where it has one (onnx-int8: its nodes and the layers "
+                                                       "reading its output), else its 'nodes' (--keep-float NAMES)",
             "layers": rows}
 
 
