@@ -110,7 +110,9 @@ def main(argv=None) -> int:
                 best = export(a.model, [target], data=a.data, out=tmp / "best", max_map_drop=a.max_map_drop,
                               keep_float="auto", calib_method=a.calib_method, log=log)
                 (best_row,), best_dir = best.results, tmp / "best"
-            paths = {"fp32": tmp / "fp32" / fp32_row.file, "plain": tmp / "plain" / int8_row.file}
+            paths = {"fp32": tmp / "fp32" / fp32_row.file}
+            if int8_row.ok:  # plain INT8 rejected on parity (the gate is open) has no artifact to time
+                paths["plain"] = tmp / "plain" / int8_row.file
             if best_row.ok:
                 paths["best"] = best_dir / best_row.file
             records, _, _ = labelled_records(a.data, None)
@@ -127,7 +129,8 @@ def main(argv=None) -> int:
                          "calib_method_plain": METHODS[target][0],
                          "calib_method_tries": (best_row.calib_method or {}).get("tries"),
                          "calib_images": plain.calibration["images"],
-                         "latency_fp32_ms": lat["fp32"], "latency_int8_plain_ms": lat["plain"],
+                         "latency_fp32_ms": lat["fp32"], "latency_int8_plain_ms": lat.get("plain"),
+                         "plain_status": int8_row.status, "plain_reason": int8_row.reason,
                          "latency_int8_best_ms": lat.get("best"), "latency": "median of 7 interleaved rounds x 20 "
                          "inferences, 1 thread, this host", "load_average_1min": round(__import__("os").getloadavg()[0], 1),
                          "images": int8_row.map["images"]})
