@@ -120,3 +120,12 @@ def tiny_onnx_tflite(tiny_detector, tmp_path_factory, sample_yaml) -> dict:
     failed = {r.target: r.reason for r in rep.results if not r.ok}
     assert not failed, failed
     return {r.target: out / r.file for r in rep.results}
+
+
+def restore_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C: a shell's background job (``cmd &``, as CI may
+    start ``make test``) ignores SIGINT, its children inherit that, and Python then installs no
+    KeyboardInterrupt handler; reset it so the child handles SIGINT as at a terminal."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import restore_sigint
 from tests.hardening.corpus_inputs import NAMES, leftovers, tree_hash, yolo_dataset
 
 CHILD = Path(__file__).with_name("interrupt_child.py")
@@ -28,7 +29,7 @@ EXPECT = {"SIGINT": (130, "edgekit: interrupted"), "SIGTERM": (143, "edgekit: te
 def _run(sig: str, hook: str, argv: list[str], cwd: Path, timeout: int = 300):
     res = subprocess.run([sys.executable, str(CHILD), sig, hook, "--", *argv], capture_output=True, text=True,
                          timeout=timeout, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1",
-                                                        "PYTHONPATH": str(ROOT)})
+                                                        "PYTHONPATH": str(ROOT)}, preexec_fn=restore_sigint)
     rc, last = EXPECT[sig]
     assert res.returncode == rc, (res.returncode, res.stderr[-3000:])
     assert "Traceback" not in res.stderr, res.stderr[-3000:]

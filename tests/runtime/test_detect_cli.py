@@ -13,6 +13,7 @@ import pytest
 
 from edgekit.runtime.pipeline import Stream
 from edgekit.runtime.video import open_source
+from tests.conftest import restore_sigint
 from tests.runtime.video_helpers import FRAMES, H, LINE, W, ColorDetector, make_video
 
 SCHEMA = {"frames", "dropped", "fps_mean", "fps_p90", "counts", "tracks"}
@@ -126,7 +127,7 @@ def test_signal_stops_cleanly_and_flushes(tiny_onnx, video, tmp_path, sig):
     p = subprocess.Popen([sys.executable, "-m", "edgekit", "detect", "--model", str(tiny_onnx), "--source", str(video),
                           "--max-fps", "8", "--conf", "0.02", "--track", "--save", str(out), "--jsonl", str(events),
                           "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=restore_sigint)
     deadline = time.monotonic() + 60
     while not (events.exists() and events.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.05)  # the loop is running once the first event is written
