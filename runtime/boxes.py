@@ -123,15 +123,9 @@ def nms(
         >>> nms(b, np.array([0.9, 0.8, 0.7]), np.array([0, 0, 1])).tolist()
         [0, 2]
     """
-    if (type(boxes) is np.ndarray and type(scores) is np.ndarray and boxes.ndim == 2 and boxes.shape[1] == 4
-            and scores.shape == (len(boxes),) and 0 < len(boxes) <= min(_PYTHON_NMS, max_candidates)
-            and boxes.dtype in _FLOATS and scores.dtype in _FLOATS):
-        # a detector's few float32 boxes: tolist() gives the float64 values the conversion below would (no copies)
-        keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
-        if keep is not None:
-            return keep
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    # a detector's float32 boxes are not converted before the Python path: its tolist() gives the same
+    # float64 values the conversion would; the numpy paths below compute in float64
+    boxes, scores = _floats(boxes).reshape(-1, 4), _floats(scores).reshape(-1)
     if boxes.shape[0] != scores.shape[0]:
         raise ValueError(f"nms: {boxes.shape[0]} boxes but {scores.shape[0]} scores")
     if boxes.shape[0] == 0:
@@ -140,6 +134,7 @@ def nms(
         keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
         if keep is not None:
             return keep
+    boxes, scores = boxes.astype(np.float64, copy=False), scores.astype(np.float64, copy=False)
     order = np.argsort(-scores, kind="stable")[:max_candidates]
     b = boxes[order]
     if classes is not None:
@@ -162,6 +157,11 @@ def nms(
 # some forty calls is most of their time there, the more so right after inference has evicted numpy from the caches)
 _PYTHON_NMS = 16
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # exactly float64 in Python, as nms() converts them
+
+
+def _floats(values) -> np.ndarray:
+    """A float32/float64 array as it is, anything else as float64."""
+    return values if type(values) is np.ndarray and values.dtype in _FLOATS else np.asarray(values, np.float64)
 
 
 def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int) -> np.ndarray | None:

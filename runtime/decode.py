@@ -271,7 +271,8 @@ class CandidateDecoder:
 
     def __call__(self, outputs: Sequence[np.ndarray], conf: float, quant: Sequence | None = None) -> np.ndarray:
         """Decoded rows (cx, cy, w, h, obj, class probs) of the cells of one image that may pass ``conf``."""
-        p, t, plan = self._candidates(outputs, conf, quant)
+        outputs, plan = self._plan_of(outputs, conf, quant)
+        p, t = self._candidates(outputs, plan)
         sure = p[:, 4] > plan.cut  # the float path's own test, on the few rows the integer test kept
         if not sure.all():
             p, t = p[sure], t[sure]
@@ -288,9 +289,8 @@ class CandidateDecoder:
             plan = self._plan = self._build(outputs, conf, quant, key)
         return outputs, plan
 
-    def _candidates(self, outputs: Sequence[np.ndarray], conf: float, quant) -> tuple[np.ndarray, np.ndarray, _Plan]:
-        """(dequantized rows, their per-cell table rows, the plan) of the cells whose objectness may pass ``conf``."""
-        outputs, plan = self._plan_of(outputs, conf, quant)
+    def _candidates(self, outputs: list[np.ndarray], plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+        """(dequantized rows, their per-cell table rows) of the cells whose objectness may pass the plan's ``conf``."""
         width = 5 + self.nc
         # each map's objectness channel tested in the map's own units (integers for an INT8 map), and only the
         # cells that pass gathered, in the dense decode's row order (output, grid row, column, anchor): the
@@ -308,11 +308,11 @@ class CandidateDecoder:
                 raws.append(m[anchor, :, cell])
                 picks.append(hit + first if first else hit)
         if not picks:  # many video frames: nothing near the threshold
-            return np.zeros((0, width), np.float32), plan.table[:0], plan
+            return np.zeros((0, width), np.float32), plan.table[:0]
         pick, raw = (picks[0], raws[0]) if len(picks) == 1 else (np.concatenate(picks), np.concatenate(raws))
         t = plan.table[pick]
         # dequantized as dequantize() does: (q - zero point) * scale in float32
-        return (raw.astype(np.float32, copy=False) - t[:, self.ZERO, None]) * t[:, self.SCALE, None], t, plan
+        return (raw.astype(np.float32, copy=False) - t[:, self.ZERO, None]) * t[:, self.SCALE, None], t
 
     def _parts(self, p: np.ndarray, t: np.ndarray, plan: _Plan) -> tuple[np.ndarray, ...]:
         """(centres, sizes, objectness, class probabilities) of rows ``p``: (n, 2), (n, 2), (n, 1), (n, C)."""
@@ -353,22 +353,14 @@ class CandidateDecoder:
         outputs, plan = self._plan_of(outputs, conf, quant)
         if plan.int8 is not None:
             return self._detect_int8(outputs, plan, conf, iou, max_det)
-        p, t, plan = self._candidates(outputs, conf, quant)
+        p, t = self._candidates(outputs, plan)
         if not len(p):
             return _no_detections()
         cxy, wh, obj, probs = self._parts(p, t, plan)
-        scores_all = obj * probs  # as select(): objectness x class probability, best class only
-        cls = scores_all.argmax(1)
-        scores = scores_all.max(1)
-        keep = (p[:, 4] > plan.cut) & (scores > conf)
+        sure = p[:, 4] > plan.cut
         if self.new:  # class probabilities straight from the map may exceed 1; else score <= objectness already
-            keep &= obj[:, 0] > conf
-        keep = keep.nonzero()[0]
-        if not keep.size:
-            return _no_detections()
-        c, half = cxy[keep], wh[keep] / 2  # cxcywh_to_xyxy's operations
-        return _nms_order(np.concatenate([c - half, c + half], axis=1), scores[keep], cls[keep], iou, max_det)
-
+            sure &= obj[:, 0] > conf
+        return _select_nms(cxy, wh, obj, probs, sure, conf, iou, max_det)
 
     def _detect_int8(self, outputs, plan: _Plan, conf: float, iou, max_det: int):
         """:meth:`detect` on 8-bit YOLO maps: the cells that may be kept found by one integer test, their sigmoid and
@@ -384,16 +376,24 @@ class CandidateDecoder:
         sxy = sig[:, 0:2] * t[:, self.S:self.S_Y + 1] - t[:, self.S_OFF:self.S_OFF_Y + 1]
         wh = ex * t[:, self.AW:self.AH + 1]
         cxy = (t[:, self.GX:self.GY + 1] + sxy) / t[:, self.GW:self.GH + 1] * plan.in_wh
-        scores_all = sig[:, 4:5] * sig[:, 5:]  # objectness x class probability; the objectness test is in the table
-        cls = scores_all.argmax(1)
-        scores = scores_all.max(1)
-        keep = (scores > conf).nonzero()[0]
-        if not keep.size:
-            return _no_detections()
-        if keep.size < rows.size:
-            cxy, wh, scores, cls = cxy[keep], wh[keep], scores[keep], cls[keep]
-        half = wh / 2
-        return _nms_order(np.concatenate([cxy - half, cxy + half], axis=1), scores, cls, iou, max_det)
+        # the objectness tests are in the table's integer threshold
+        return _select_nms(cxy, wh, sig[:, 4:5], sig[:, 5:], None, conf, iou, max_det)
+
+
+def _select_nms(cxy, wh, obj, probs, sure, conf: float, iou, max_det: int):
+    """:meth:`CandidateDecoder.detect`'s end, as :func:`select`: objectness x class probability, best class;
+    the rows over ``conf`` (and ``sure``, the caller's own tests, when given) to corners and NMS."""
+    scores_all = obj * probs
+    cls = scores_all.argmax(1)
+    scores = scores_all.max(1)
+    keep = scores > conf if sure is None else sure & (scores > conf)
+    keep = keep.nonzero()[0]
+    if not keep.size:
+        return _no_detections()
+    if keep.size < len(scores):
+        cxy, wh, scores, cls = cxy[keep], wh[keep], scores[keep], cls[keep]
+    half = wh / 2  # cxcywh_to_xyxy's operations
+    return _nms_order(np.concatenate([cxy - half, cxy + half], axis=1), scores, cls, iou, max_det)
 
 
 def _no_detections() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

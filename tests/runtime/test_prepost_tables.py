@@ -20,6 +20,7 @@ from edgekit.runtime.decode import CandidateDecoder, _sigmoid, decode_dense, deq
 from edgekit.runtime.fastprep import FramePrep
 from edgekit.runtime.int8_decode import Int8Tables, spec_rows
 from edgekit.runtime.preprocess import boxes_from_letterbox, letterbox, to_tensor
+from tests.runtime.test_fast_paths import _int8_maps
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = {"type": "yolo", "num_classes": 3, "strides": [16, 32], "anchors": [[[10, 14], [23, 27], [5, 9]], [[37, 58], [81, 82], [30, 20]]],
@@ -27,19 +28,15 @@ SPEC = {"type": "yolo", "num_classes": 3, "strides": [16, 32], "anchors": [[[10,
 
 
 def _maps(rng, dtype="int8", imgsz=128, empty=False):
-    maps, quant = [], []
-    for k, (stride, anchors) in enumerate(zip(SPEC["strides"], SPEC["anchors"])):
-        g = imgsz // stride
-        m = rng.integers(-128, 128, (1, len(anchors), 5 + SPEC["num_classes"], g, g), dtype=np.int16)
-        m[:, :, 4] -= 60  # most cells empty, as in a real map
+    """test_fast_paths' random INT8 maps of SPEC; ``empty``: no objectness anywhere; uint8: the same values."""
+    maps, quant = _int8_maps(SPEC, rng, imgsz)
+    width = 5 + SPEC["num_classes"]
+    for m, anchors in zip(maps, SPEC["anchors"]):
         if empty:
-            m[:, :, 4] = -128
-        m = np.clip(m, -128, 127).astype(np.int8).reshape(1, -1, g, g)
-        q = (0.0657 + 0.01 * k, 12 - 20 * k)
-        if dtype == "uint8":
-            m, q = (m.astype(np.int16) + 128).astype(np.uint8), (q[0], q[1] + 128)
-        maps.append(m)
-        quant.append(q)
+            m.reshape(len(anchors), width, -1)[:, 4] = -128
+    if dtype == "uint8":
+        maps = [(m.astype(np.int16) + 128).astype(np.uint8) for m in maps]
+        quant = [(s, z + 128) for s, z in quant]
     return maps, quant
 
 
