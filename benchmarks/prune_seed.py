@@ -43,7 +43,7 @@ def remeasure(r: dict, args) -> dict:
     import os
 
     from edgekit.prune import PruneOptions
-    from edgekit.prune.measure import _images, artifact_latency, export_targets, gate_verdict
+    from edgekit.prune.measure import _images, artifact_latency, export_targets, gate_verdicts
 
     # artifact_latency reads only threads, bench frames and targets; the ratio just satisfies the options check
     opts = PruneOptions(args.weights, args.data, ratio=0.5, threads=args.threads)
@@ -51,9 +51,7 @@ def remeasure(r: dict, args) -> dict:
         gates = r[key].get("artifacts_gate") or {}
         folder = Path(r["out"]) / "export" / key
         if (folder / "export_report.json").is_file():  # the latest export's verdicts (with their intervals) win
-            rows = json.loads((folder / "export_report.json").read_text())["targets"]
-            gates = {**gates, **{t["target"]: gate_verdict(t["target"], t["map50_delta"], t.get("map50_delta_ci95"))
-                                 for t in rows if t["status"] == "ok" and t.get("map50_delta") is not None}}
+            gates = {**gates, **gate_verdicts(json.loads((folder / "export_report.json").read_text())["targets"])}
         redo = [t for t, p in r[key]["artifacts"].items() if not _is_file(p) or t not in gates]
         if redo:
             new = export_targets(Path(ckpt), redo, opts, folder, lambda s: print(s, file=sys.stderr),

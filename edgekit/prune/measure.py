@@ -39,10 +39,20 @@ def export_targets(weights: Path, targets, opts: PruneOptions, out: Path, log: C
     rep = export(str(weights), list(targets), data=data, out=str(out), max_map_drop=1.0 if data else None,
                  log=lambda s: log(f"  export: {s}"))
     if gates is not None:
-        gates.update({r.target: gate_verdict(r.target, r.map["map50"] - r.map["source_map50"],
-                                             [-r.map["delta_map50_ci95"][1], -r.map["delta_map50_ci95"][0]])
-                      for r in rep.results if r.map})
+        gates.update(gate_verdicts([r.to_dict() for r in rep.results]))
     return {r.target: (out / r.file if r.ok and r.file else f"{r.status}: {r.reason}") for r in rep.results}
+
+
+def gate_verdicts(rows: list[dict]) -> dict:
+    """``{target: gate_verdict}`` of an export report's rows (``ExportResult.to_dict``, or ``export_report.json``'s
+    ``targets``) that were scored on mAP and kept.
+
+    Example:
+        >>> gate_verdicts([{"target": "onnx", "status": "ok", "map50_delta": 0.0, "map50_delta_ci95": [0.0, 0.0]}])
+        {'onnx': {'map50_delta': 0.0, 'default_gate': -0.005, 'passes_default_gate': True, 'map50_delta_ci95': [0.0, 0.0]}}
+    """
+    return {t["target"]: gate_verdict(t["target"], t["map50_delta"], t.get("map50_delta_ci95"))
+            for t in rows if t["status"] == "ok" and t.get("map50_delta") is not None}
 
 
 def gate_verdict(target: str, delta: float, ci95: list | None = None) -> dict:
