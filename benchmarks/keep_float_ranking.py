@@ -48,11 +48,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     from edgekit.export.calibration import DETECTION_LOGIT_CLIP, CalibrationReader, calibration_paths, select_evenly
-    from edgekit.export.onnx import _output_overrides, torch2onnx
+    from edgekit.export.onnx import _output_overrides, ranges_cache, torch2onnx
     from edgekit.export.sensitivity import keep_float_nodes, onnx_sensitivity
     from edgekit.export.source import load_source
     from edgekit.export.verify import _ground_truth, detection_map, labelled_records, source_infer
@@ -77,12 +75,7 @@ def main(argv=None) -> int:
     def calibrate(offset: int):
         reader = CalibrationReader(select_evenly(pool[offset:] + pool[:offset], 100), src.imgsz, source=args.data,
                                    resize=src.resize)
-        cache = tmp / f"ranges-{offset}.json"
-        cal = create_calibrator(fp32, list(set(QLinearOpsRegistry) | set(QDQRegistry)),
-                                augmented_model_path=str(tmp / "augmented.onnx"), calibrate_method=CalibrationMethod.MinMax)
-        reader.rewind()
-        cal.collect_data(reader)
-        save_tensors_data(cal.compute_data(), cache)
+        cache = ranges_cache(fp32, reader, tmp / f"ranges-{offset}.json", "minmax")
         return cache, _output_overrides(fp32, reader, DETECTION_LOGIT_CLIP)
 
     def convert(cal, keep, out: Path) -> Path:

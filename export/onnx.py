@@ -156,7 +156,7 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
     calibrate_method = getattr(CalibrationMethod, CALIB_METHODS[method])
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-calib-") as tmp:
-            cache = _entropy_cache(onnx_path, calib, Path(tmp)) if method == "entropy" else None
+            cache = ranges_cache(onnx_path, calib, Path(tmp) / "ranges.json") if method == "entropy" else None
             quantize_static(str(onnx_path), str(out), calib, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=act, weight_type=QuantType.QInt8, calibrate_method=calibrate_method,
                             nodes_to_exclude=keep, extra_options=extra,
@@ -173,11 +173,17 @@ def onnx2onnx_int8(onnx_path: Path, out: Path, calib, activation: str = "uint8",
             **({"output_clip": output_clip} if output_clip is not None else {})}
 
 
-def _entropy_cache(onnx_path: Path, calib, tmp: Path) -> Path:
-    """onnxruntime's entropy ranges with :data:`ENTROPY_BINS` bins, saved as a ``quantize_static`` calibration cache.
+def ranges_cache(onnx_path: Path, calib, path: Path, method: str = "entropy") -> Path:
+    """onnxruntime's activation ranges by ``method`` (a :data:`CALIB_METHODS` key), saved at ``path`` as a
+    ``quantize_static`` calibration cache; entropy on :data:`ENTROPY_BINS`-bin histograms.
 
-    The calibrator, tensors and op types are the ones ``quantize_static`` would use itself; only
-    the bin count differs (why: the comment on :data:`ENTROPY_BINS`).
+    The calibrator, tensors and op types are the ones ``quantize_static`` would use itself; for entropy
+    only the bin count differs (why: the comment on :data:`ENTROPY_BINS`). A cache also lets several
+    conversions share one calibration (``benchmarks/keep_float_ranking.py``).
+
+    Example:
+        >>> ranges_cache(Path("m.onnx"), reader, Path("ranges.json"), "minmax")  # doctest: +SKIP
+        PosixPath('ranges.json')
     """
     import inspect
 
@@ -188,17 +194,18 @@ def _entropy_cache(onnx_path: Path, calib, tmp: Path) -> Path:
     if "calibration_cache_path" not in inspect.signature(quantize_static).parameters:
         import onnxruntime
 
-        raise EdgekitError(f"--calib-method entropy: onnxruntime {onnxruntime.__version__} cannot take calibrated "
+        raise EdgekitError(f"--calib-method {method}: onnxruntime {onnxruntime.__version__} cannot take calibrated "
                            "ranges (no calibration_cache_path): install the version in constraints.txt")
+    entropy = {"num_bins": ENTROPY_BINS, "num_quantized_bins": 128} if method == "entropy" else {}
     calibrator = create_calibrator(Path(onnx_path), list(set(QLinearOpsRegistry) | set(QDQRegistry)),
-                                   augmented_model_path=str(tmp / "augmented.onnx"),
-                                   calibrate_method=CalibrationMethod.Entropy,
-                                   extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": 128})
+                                   augmented_model_path=str(path.with_suffix(".augmented.onnx")),
+                                   calibrate_method=getattr(CalibrationMethod, CALIB_METHODS[method]),
+                                   extra_options=entropy)
     calib.rewind()
     calibrator.collect_data(calib)
     calib.rewind()
-    save_tensors_data(calibrator.compute_data(), tmp / "ranges.json")
-    return tmp / "ranges.json"
+    save_tensors_data(calibrator.compute_data(), path)
+    return path
 
 
 def _check_node_names(onnx_path: Path, names: list[str]) -> None:
