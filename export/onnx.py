@@ -111,7 +111,8 @@ CALIB_METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Ent
 # settings). With bins == quantized bins the KL search (calibrate.py get_entropy_threshold) has
 # one candidate window, the whole histogram (a few more when merging grew it, each merging one bin
 # per quantized bin, so only clipping costs KL), and the threshold is clamped to min/max: entropy
-# IS minmax, bit for bit (all 121 activation ranges of the pruned p3 detector; the same mAP to every digit
+# IS minmax, bit for bit (tests/export/test_calib_entropy.py pins it; by one-off checks, not committed
+# benchmarks: all 121 activation ranges of the pruned p3 detector; the same mAP to every digit
 # in benchmarks/results/quant-mobilenetv2_050-yolo-p3-calib-auto.json; onnxruntime 1.31.1). So the
 # entropy ranges are computed here with onnxruntime's own calibrator and more bins, and handed to
 # quantize_static through its calibration cache. 512: 193 candidate thresholds, ~10 s of KL search for the
