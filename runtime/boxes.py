@@ -8,7 +8,6 @@ All functions take ``(..., 4)`` arrays and return new arrays of the same leading
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -103,9 +102,12 @@ def nms(
     """Greedy non-maximum suppression, per class when ``classes`` is given.
 
     Boxes of different classes never suppress each other: each class's boxes are shifted by
-    an offset larger than any coordinate, so one pass over all boxes is class-aware. The
-    pass loops over the boxes it *keeps* (at most ``max_det``) with the IoU of each kept box
-    against all remaining ones computed at once, never over pairs of boxes.
+    an offset larger than any coordinate, so one pass over all boxes is class-aware. A handful
+    of boxes (a video frame's usual case) goes through plain Python floats; more go through
+    OpenCV DNN's ``NMSBoxes`` (C++, the NMS of OpenCV's own detectors), checked to be exact
+    (:func:`_greedy_in_opencv`); non-finite or empty boxes, IoUs within 1e-5 of the threshold
+    and a missing OpenCV take a numpy loop over the kept boxes. Every path keeps the boxes that
+    float64 IoUs compared with the threshold keep, in the same order.
 
     Args:
         boxes: (N, 4) xyxy.
@@ -128,7 +130,7 @@ def nms(
     boxes, scores = _floats(boxes).reshape(-1, 4), _floats(scores).reshape(-1)
     if boxes.shape[0] != scores.shape[0]:
         raise ValueError(f"nms: {boxes.shape[0]} boxes but {scores.shape[0]} scores")
-    if boxes.shape[0] == 0:
+    if boxes.shape[0] == 0 or max_det < 1:
         return np.zeros(0, dtype=np.int64)
     if boxes.shape[0] <= _PYTHON_NMS and max_candidates >= boxes.shape[0]:
         keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
@@ -141,15 +143,11 @@ def nms(
         cls = np.asarray(classes).reshape(-1)[order].astype(np.float64)
         offset = (np.abs(b).max() + 1.0) * 2.0
         b = b + (cls * offset)[:, None]
-    # one contiguous array per coordinate: numpy's inner loops then run along the boxes, not along 2 values
-    x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b.T)
-    areas = box_area(b)
-    if _PAIRS_NMS <= len(b) <= _MATRIX_NMS and iou_threshold >= 0:
-        keep = _greedy_on_pairs(x1, y1, x2, y2, areas, iou_threshold, max_det)
-    elif len(b) <= _MATRIX_NMS:
-        keep = _greedy_on_matrix(x1, y1, x2, y2, areas, iou_threshold, max_det)
-    else:
-        keep = _greedy_per_kept_box(x1, y1, x2, y2, areas, iou_threshold, max_det)
+    keep = _greedy_in_opencv(b, iou_threshold, max_det)
+    if keep is None:
+        # one contiguous array per coordinate: numpy's inner loops then run along the boxes, not along 2 values
+        x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b.T)
+        keep = _greedy_per_kept_box(x1, y1, x2, y2, box_area(b), iou_threshold, max_det)
     return order[np.asarray(keep, dtype=np.int64)]
 
 
@@ -214,11 +212,40 @@ def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int
     return np.array(keep, dtype=np.int64)
 
 
-# up to this many candidates the IoUs of all pairs are computed at once (a dozen numpy calls on n x n values, 2 MB
-# at 512) and the greedy pass runs on bit masks; above, the IoUs of each kept box with the boxes still alive (a
-# dozen numpy calls per kept box): a crowded video frame has a few hundred candidates and dozens of kept boxes,
-# where the calls per kept box cost more than the whole matrix; validation at conf 0.001 has thousands
-_MATRIX_NMS = 512
+def _greedy_in_opencv(b: np.ndarray, iou_threshold: float, max_det: int) -> np.ndarray | None:
+    """:func:`nms`'s greedy pass on boxes ``b`` (best first, class-shifted) through OpenCV DNN's ``NMSBoxes``, or
+    None where OpenCV cannot give :func:`nms`'s float64 answer: OpenCV missing, a non-finite box, an empty one
+    (OpenCV calls two empty boxes identical) or one too thin for the coordinates' rounding, or an IoU too near
+    the threshold.
+
+    OpenCV rounds each IoU to float32 before comparing it. So it runs twice, at the threshold minus and plus
+    ``_NEAR`` (far more than that rounding): a box suppressed at the higher threshold is suppressed by the exact
+    test too, a box kept at the lower one is kept by it, so when both passes keep the same boxes, that is the
+    exact answer (by induction over the boxes, best first). They differ only when some IoU lies within
+    ``_NEAR`` of the threshold; the numpy loop then decides. The scores handed to OpenCV are the ranks n, ..., 1:
+    its stable sort by them is :func:`nms`'s order by the float64 scores, whatever float32 would round together.
+    """
+    try:
+        import cv2
+    except ImportError:  # opencv-python-headless is a dependency; a hand-pruned board install may lack it
+        return None
+    wh = b[:, 2:] - b[:, :2]
+    # NaN and inf fail both tests; a side over 1e-9 of the largest coordinate keeps OpenCV's intersection (from x
+    # and width, not from the corners) within 1e-6 of ours, and over 1e-6 keeps areas clear of OpenCV's "two
+    # empty boxes" epsilon and of our union's 1e-12 floor
+    floor = max(float(np.abs(b).max()) * 1e-9, 1e-6)
+    if len(b) >= 1 << 24 or not iou_threshold >= _NEAR or not ((wh > floor) & (wh < np.inf)).all():
+        return None  # (OpenCV refuses a negative threshold)
+    # as Python lists: OpenCV's binding reads those faster than an array's rows (13 vs 22 us for 45 boxes)
+    xywh, ranks = np.concatenate([b[:, :2], wh], axis=1).tolist(), list(range(len(b), 0, -1))
+    low = cv2.dnn.NMSBoxes(xywh, ranks, 0.0, float(iou_threshold) - _NEAR)
+    high = cv2.dnn.NMSBoxes(xywh, ranks, 0.0, float(iou_threshold) + _NEAR)
+    if low.tobytes() != high.tobytes():
+        return None
+    return low.astype(np.int64)[:max_det]
+
+
+_NEAR = 1e-5  # see _greedy_in_opencv: an IoU this close to the threshold is decided in float64 by numpy
 
 
 def _pair_iou(x1, y1, x2, y2, areas, i, rest) -> np.ndarray:
@@ -228,86 +255,6 @@ def _pair_iou(x1, y1, x2, y2, areas, i, rest) -> np.ndarray:
     h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
     inter = np.maximum(w, 0.0) * np.maximum(h, 0.0)
     return inter / np.maximum(areas[i] + areas[rest] - inter, 1e-12)
-
-
-_WORK = threading.local()  # per thread: the n x n scratch of the matrix path, reused frame after frame
-_WORK_KEEP = _MATRIX_NMS  # scratch kept between calls: up to 3 x 2 MB, touched only as far as the largest frame needs
-
-
-def _scratch(n: int) -> list[np.ndarray]:
-    """Three n x n float64 arrays; fresh pages cost a page fault each, so a video loop reuses them."""
-    if n > _WORK_KEEP:
-        return [np.empty((n, n)) for _ in range(3)]
-    flat = getattr(_WORK, "flat", None)
-    if flat is None:
-        flat = _WORK.flat = np.empty(3 * _WORK_KEEP * _WORK_KEEP)
-    return [flat[k * n * n:(k + 1) * n * n].reshape(n, n) for k in range(3)]
-
-
-def _matrix_over(x1, y1, x2, y2, areas, iou_threshold: float) -> np.ndarray:
-    """(n, n) bool: IoU of box i with box j above the threshold; :func:`_pair_iou`'s operations, in place."""
-    w, h, t = _scratch(len(x1))
-    col = (slice(None), None)
-    np.minimum(x2[col], x2, out=w)
-    np.subtract(w, np.maximum(x1[col], x1, out=t), out=w)
-    np.minimum(y2[col], y2, out=h)
-    np.subtract(h, np.maximum(y1[col], y1, out=t), out=h)
-    inter = np.multiply(np.maximum(w, 0.0, out=w), np.maximum(h, 0.0, out=h), out=w)
-    union = np.maximum(np.subtract(np.add(areas[col], areas, out=t), inter, out=t), 1e-12, out=t)
-    return np.divide(inter, union, out=w) > iou_threshold
-
-
-def _greedy_on_matrix(x1, y1, x2, y2, areas, iou_threshold: float, max_det: int) -> list[int]:
-    n = len(x1)
-    over = _matrix_over(x1, y1, x2, y2, areas, iou_threshold)
-    # row i as a Python int whose bit j says "i suppresses j": the greedy pass is then a few integer
-    # operations per kept box (lowest alive bit, clear what it suppresses), no numpy call per box
-    rows = np.packbits(over, axis=1, bitorder="little").tobytes()
-    width = (n + 7) // 8
-    alive = (1 << n) - 1
-    keep = []
-    while alive and len(keep) < max_det:
-        i = (alive & -alive).bit_length() - 1  # the best box not yet kept or suppressed
-        keep.append(i)
-        alive &= ~(int.from_bytes(rows[i * width:(i + 1) * width], "little") | (1 << i))
-    return keep
-
-
-# from this many candidates (a crowded frame) only the pairs whose boxes overlap at all get an IoU: the n x n work is
-# two comparisons into bytes instead of a dozen float64 operations (2x faster at 300 boxes); below, the matrix
-# path's fewer numpy calls cost less
-_PAIRS_NMS = 100
-
-
-def _greedy_on_pairs(x1, y1, x2, y2, areas, iou_threshold: float, max_det: int) -> list[int]:
-    """:func:`_greedy_on_matrix`'s result from the overlapping pairs only (``iou_threshold >= 0``).
-
-    Boxes i and j can have an IoU above 0 only if ``x2_i > x1_j``, ``x2_j > x1_i`` and the same in y (else
-    ``min(x2) - max(x1)`` is not positive: no intersection, IoU 0, never over a threshold >= 0). Those
-    comparisons are exact, so no pair that the matrix path finds over the threshold is missed, and the
-    pairs that are kept get :func:`_pair_iou`'s floats. The greedy pass then visits only the boxes that
-    suppress something, best first: one still alive when its turn comes is kept and clears its row.
-    """
-    n = len(x1)
-    col = (slice(None), None)
-    touch = (x2[col] > x1) & (y2[col] > y1)  # [i, j]: box i reaches past box j's top-left corner
-    i, j = np.divmod(np.flatnonzero(touch & touch.T), n)  # 1-D nonzero: a third of the 2-D one's time
-    better = i < j
-    i, j = i[better], j[better]
-    over = _pair_iou(x1, y1, x2, y2, areas, i, j) > iou_threshold
-    i, j = i[over], j[over]
-    if not len(i):
-        return list(range(min(n, max_det)))
-    rows = np.zeros((n, n), bool)
-    rows[i, j] = True
-    width = (n + 7) // 8
-    rows = np.packbits(rows, axis=1, bitorder="little").tobytes()
-    alive = (1 << n) - 1
-    for a in i[np.flatnonzero(np.diff(i, prepend=-1))].tolist():  # each suppressing box once, best first
-        if alive >> a & 1:
-            alive &= ~int.from_bytes(rows[a * width:(a + 1) * width], "little")
-    bits = np.unpackbits(np.frombuffer(alive.to_bytes(width, "little"), np.uint8), bitorder="little")
-    return np.flatnonzero(bits[:n])[:max_det].tolist()
 
 
 def _greedy_per_kept_box(x1, y1, x2, y2, areas, iou_threshold: float, max_det: int) -> list[int]:

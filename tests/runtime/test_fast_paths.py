@@ -150,9 +150,11 @@ def test_nms_in_python_equals_the_numpy_paths(seed, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_nms_matrix_path_equals_the_per_box_path(seed, monkeypatch):
+def test_nms_opencv_path_equals_the_numpy_path(seed, monkeypatch):
+    """Above a handful of boxes NMS runs in OpenCV DNN: the same indices as the float64 numpy loop, duplicates,
+    score ties, touching edges, degenerate boxes (the numpy loop's) and far negative coordinates included."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 300))
+    n = int(rng.integers(20, 600))
     xy = rng.uniform(0, 200, (n, 2)).round(1)
     b = np.concatenate([xy, xy + rng.uniform(5, 60, (n, 2)).round(1)], 1)
     b[n // 2:] = b[: n - n // 2]  # duplicates: IoU exactly 1, and ties at the threshold
@@ -163,17 +165,28 @@ def test_nms_matrix_path_equals_the_per_box_path(seed, monkeypatch):
         b[1::7, 2] = b[1::7, 0] - 1
         b[2::5] -= 500
     for thr in (0.0, 0.3, 0.45, 1.0):
-        default = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
-        monkeypatch.setattr(boxes_mod, "_PYTHON_NMS", 0)
-        monkeypatch.setattr(boxes_mod, "_PAIRS_NMS", 0)  # only the overlapping pairs get an IoU
-        pairs = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
-        monkeypatch.setattr(boxes_mod, "_PAIRS_NMS", 10**9)  # the IoU matrix of every pair
-        matrix = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
-        monkeypatch.setattr(boxes_mod, "_MATRIX_NMS", 0)
-        loop = boxes_mod.nms(b, scores, classes, thr, max_det=1000)
-        monkeypatch.undo()
-        assert default.tolist() == pairs.tolist() == matrix.tolist() == loop.tolist()
-        assert boxes_mod.nms(b, scores, classes, thr, max_det=5).tolist() == loop[:5].tolist()
+        for cls in (classes, None):
+            default = boxes_mod.nms(b, scores, cls, thr, max_det=1000)
+            healthy = ~(b[:, 2:] <= b[:, :2]).any(1)  # what OpenCV takes (a degenerate box sends all to numpy)
+            in_cv = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
+            monkeypatch.setattr(boxes_mod, "_greedy_in_opencv", lambda *a: None)
+            loop = boxes_mod.nms(b, scores, cls, thr, max_det=1000)
+            loop_healthy = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
+            monkeypatch.undo()
+            assert default.tolist() == loop.tolist()
+            assert in_cv.tolist() == loop_healthy.tolist()
+            assert boxes_mod.nms(b, scores, cls, thr, max_det=5).tolist() == loop[:5].tolist()
+
+
+def test_nms_opencv_path_is_taken_and_refuses_what_it_would_get_wrong():
+    """The OpenCV pass runs for ordinary boxes; for NaN, infinite or empty boxes it declines (OpenCV calls two
+    empty boxes identical), and nms() then gives the numpy loop's answer."""
+    b = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float64)
+    assert boxes_mod._greedy_in_opencv(b, 0.45, 300).tolist() == [0, 2]
+    for bad in ([5, 5, 5, 9], [np.nan, 0, 1, 1], [0, 0, np.inf, 1]):
+        assert boxes_mod._greedy_in_opencv(np.vstack([b, bad]), 0.45, 300) is None
+    empties = np.tile([[3.0, 3.0, 3.0, 3.0]], (20, 1))  # twenty empty boxes: IoU 0, none suppresses another
+    assert boxes_mod.nms(empties, np.linspace(1, 0.1, 20)).tolist() == list(range(20))
 
 
 def test_kalman_predict_by_blocks_equals_the_matrix_products():
