@@ -9,7 +9,7 @@ part only (grey pads read the same in RGB and BGR), and the usual INT8 input (sc
 point -128) is the pixel with its top bit flipped, viewed as int8, instead of a table lookup; in NHWC it
 is written straight into the new tensor (resize into a kept buffer, colour swap into the tensor's
 image part, flip in place, pads set), one pass less over the tensor. The returned tensor is a new
-array each call (a caller may keep it), unless ``reuse=True``: then (usual INT8 NHWC input) it is the
+array each call (a caller may keep it), unless ``reuse=True``: then (usual INT8 or plain uint8 NHWC input) it is the
 calling thread's kept tensor, whose pads were written when it was made, overwritten by that thread's
 next call (for a caller that hands it to the interpreter at once: no allocation, no pad writes per
 frame). OpenCV is imported on first use.
@@ -74,7 +74,7 @@ class FramePrep:
         self.new_wh = (new_w, new_h)
         self.lb = lb
         self._key = tuple(src_hw)
-        # the INT8 NHWC path writes each tensor in place: the image part from a kept resize buffer, then the pads
+        # the INT8 (and plain uint8) NHWC path writes each tensor in place: the image part from a kept resize buffer, then the pads
         self.scratch = np.empty((new_h, new_w, 3), np.uint8)
         self.part = (slice(top, top + new_h), slice(left, left + new_w))
         bottom, right = top + new_h, left + new_w
@@ -105,8 +105,8 @@ class FramePrep:
 
         if self._key != image.shape[:2]:
             self._buffers(image.shape[:2])
-        if self._flip and self.layout == "NHWC":
-            return self._int8_nhwc(image, cv2, reuse)
+        if (self._flip or self._plain) and self.layout == "NHWC":
+            return self._direct_nhwc(image, cv2, reuse)
         # the canvas holds RGB where the image is; the pads are grey (the same value in every channel), so only
         # the image's part is swapped, in place: one pass over 56 % of a 16:9 frame's canvas instead of all of it
         if self.new_wh == (image.shape[1], image.shape[0]):
@@ -130,15 +130,15 @@ class FramePrep:
             raise ValueError(f"layout must be NCHW or NHWC, got {self.layout}")
         return np.ascontiguousarray(x[None]), self.lb
 
-    def _int8_nhwc(self, image: np.ndarray, cv2, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
-        """The usual INT8 input, written straight into a new tensor: the resize into the kept buffer, the colour
-        swap from there into the tensor's image part, the top-bit flip in place there, the pads set to the flipped
-        pad value. One pass less over the tensor than flipping a whole canvas into a new array, and the pads are
-        written, not read (the same values, bit for bit). ``reuse``: into this thread's kept tensor, whose pads
-        are already there (written once per frame size)."""
+    def _direct_nhwc(self, image: np.ndarray, cv2, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
+        """The usual INT8 input (or a plain uint8 one), written straight into a new tensor: the resize into the kept
+        buffer, the colour swap from there into the tensor's image part, the top-bit flip in place there (INT8
+        only), the pads set to the (flipped) pad value. One pass less over the tensor than flipping a whole canvas
+        into a new array, and the pads are written, not read (the same values, bit for bit). ``reuse``: into this
+        thread's kept tensor, whose pads are already there (written once per frame size)."""
         kept = getattr(self._kept, "tensor", None) if reuse else None
         fresh = kept is None or kept[0] != self._key
-        out = np.empty((1, *self.canvas.shape), np.int8) if fresh else kept[1]
+        out = np.empty((1, *self.canvas.shape), np.int8 if self._flip else np.uint8) if fresh else kept[1]
         if reuse and fresh:
             self._kept.tensor = (self._key, out)
         u = out.view(np.uint8)[0]
@@ -152,7 +152,8 @@ class FramePrep:
                 part[...] = res
         else:
             part[...] = src
-        np.bitwise_xor(part, np.uint8(0x80), out=part)
+        if self._flip:
+            np.bitwise_xor(part, np.uint8(0x80), out=part)
         for rows, cols in self.pads if fresh else ():
-            u[rows, cols] = self.pad ^ 0x80
+            u[rows, cols] = self.pad ^ 0x80 if self._flip else self.pad
         return out, self.lb

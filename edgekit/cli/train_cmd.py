@@ -39,6 +39,8 @@ def add_parser(sub):
     p.add_argument("--anchors", choices=["kmeans", "default"],
                    help="k-means on the training boxes (default for a new model) or the family's defaults; with "
                         "--weights of the same model its anchors are kept unless this is given (detect only)")
+    p.add_argument("--mosaic", type=number(0.0, 1.0), help="probability of a mosaic (a window of four training images "
+                   "tiled 2 x 2, at the training scale; detect only; default 0: off)")
     p.add_argument("--balanced", action="store_true", help="sample every class equally often (classify only)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -59,6 +61,7 @@ def run(args) -> int:
     from edgekit.errors import EdgekitError
     from edgekit.models import list_models, model_task
     from edgekit.train import ClassifyOptions, TrainOptions, train
+    from edgekit.train.augment import AugmentOptions
     from edgekit.train.freeze import parse_freeze
 
     cfg_kwargs = {}
@@ -93,9 +96,12 @@ def run(args) -> int:
     if args.task == "classify":
         if args.weights:  # said to be detect-only in --help; refusing beats silently ignoring it
             raise EdgekitError("--weights initialises detectors only: drop it, or train with --task detect")
+        if args.mosaic:
+            raise EdgekitError("--mosaic mixes detection images and their boxes: drop it, or train with --task detect")
         opts = ClassifyOptions(**common, balanced=args.balanced)
     else:
-        opts = TrainOptions(**common, anchors=args.anchors, weights=args.weights)
+        extra = {"augment": AugmentOptions(mosaic=args.mosaic)} if args.mosaic else {}
+        opts = TrainOptions(**common, anchors=args.anchors, weights=args.weights, **extra)
     summary = train(opts)  # one engine for both tasks; the options' type picks the task
     if not summary:  # a non-zero rank under torchrun: rank 0 reports
         return 0

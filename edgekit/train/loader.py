@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from edgekit.data.dataset import ImageRecord
 from edgekit.runtime.preprocess import boxes_to_letterbox, check_resize, fit_image, to_tensor
-from edgekit.train.augment import AugmentOptions, augment
+from edgekit.train.augment import AugmentOptions, augment, mosaic
 
 
 class DetectionTrainSet(Dataset):
@@ -56,15 +56,22 @@ class DetectionTrainSet(Dataset):
                 self._images[i] = img
         return img
 
-    def __getitem__(self, i: int):
+    def fitted(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image ``i`` at the input size (the model's resize) with its boxes in input pixels and its classes."""
         rec = self.records[i]
         img, lb = fit_image(self.load(i), self.imgsz, self.resize)
         keep = rec.valid_mask()
-        boxes = boxes_to_letterbox(rec.boxes[keep], lb)
-        classes = rec.classes[keep]
+        return img, boxes_to_letterbox(rec.boxes[keep], lb), rec.classes[keep]
+
+    def __getitem__(self, i: int):
+        img, boxes, classes = self.fitted(i)
         if self.augment is not None:
             # a distinct, reproducible stream per (seed, epoch, image)
             rng = np.random.default_rng((self.seed, self.epoch, i))
+            if self.augment.mosaic and len(self) > 1 and rng.random() < self.augment.mosaic:
+                others = rng.integers(0, len(self), 3)
+                img, boxes, classes = mosaic([(img, boxes, classes), *(self.fitted(int(j)) for j in others)], rng,
+                                             self.augment)
             img, boxes, classes = augment(img, boxes, classes, rng, self.augment)
         x = torch.from_numpy(to_tensor(img)[0])
         t = np.zeros((len(classes), 6), np.float32)

@@ -42,20 +42,21 @@ def test_unusual_inputs_take_the_reference_path():
     assert np.array_equal(got, to_tensor(ref_img, "NCHW", "float32")) and lb == ref_lb
 
 
+@pytest.mark.parametrize("dtype,quant", [("int8", (1 / 255, -128)), ("uint8", (1 / 255, 0)), ("uint8", None)])
 @pytest.mark.parametrize("pad_value", [0, 114, 255])
-def test_int8_tensor_written_in_place_equals_the_reference(pad_value):
-    """The usual INT8 NHWC input is written straight into each new tensor (image part, then pad bands): top/bottom
-    pads, left/right pads, odd pads, no resize; every pad value; BGR and RGB."""
+def test_tensor_written_in_place_equals_the_reference(pad_value, dtype, quant):
+    """The usual INT8 NHWC input (and a plain uint8 one) is written straight into each new tensor (image part, then
+    pad bands): top/bottom pads, left/right pads, odd pads, no resize; every pad value; BGR and RGB."""
     rng = np.random.default_rng(pad_value)
     frames = [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for hw in [(202, 360), (360, 202), (63, 64), (64, 64),
                                                                            (31, 97), (64, 64)]]
     for rgb in (True, False):
-        prep = FramePrep((64, 64), "NHWC", "int8", (1 / 255, -128), rgb=rgb, pad_value=pad_value)
+        prep = FramePrep((64, 64), "NHWC", dtype, quant, rgb=rgb, pad_value=pad_value)
         kept = []
         for img in frames:
             got, lb = prep(img)
             ref_img, ref_lb = letterbox(img, (64, 64), color=pad_value)
-            want = to_tensor(ref_img, "NHWC", "int8", rgb, quant=(1 / 255, -128))
+            want = to_tensor(ref_img, "NHWC", dtype, rgb, quant=quant)
             assert lb == ref_lb and got.dtype == want.dtype and np.array_equal(got, want), (img.shape, rgb)
             kept.append((got, want))
         assert all(np.array_equal(g, w) for g, w in kept)  # no tensor was written again by a later frame

@@ -120,15 +120,17 @@ def test_python_nms_equals_the_numpy_paths_at_any_threshold(seed, monkeypatch):
                 assert small.tolist() == ref.tolist(), (n, thr)
 
 
-def test_reused_int8_tensor_equals_a_new_one_frame_after_frame():
+@pytest.mark.parametrize("dtype,quant", [("int8", (1 / 255, -128)), ("uint8", (1 / 255, 0))])
+def test_reused_tensor_equals_a_new_one_frame_after_frame(dtype, quant):
     rng = np.random.default_rng(4)
-    prep = FramePrep((64, 64), "NHWC", "int8", (1 / 255, -128), pad_value=114)
+    prep = FramePrep((64, 64), "NHWC", dtype, quant, pad_value=114)
     frames = [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for hw in [(36, 64), (36, 64), (64, 30), (36, 64), (64, 64)]]
     kept = None
     for img in frames:
         got, lb = prep(img, reuse=True)
         ref_img, ref_lb = letterbox(img, (64, 64), color=114)
-        assert lb == ref_lb and np.array_equal(got, to_tensor(ref_img, "NHWC", "int8", quant=(1 / 255, -128)))
+        want = to_tensor(ref_img, "NHWC", dtype, quant=quant)
+        assert lb == ref_lb and got.dtype == want.dtype and np.array_equal(got, want)
         if kept is not None and img.shape == kept[0]:
             assert got is kept[1]  # the same tensor: pads written once, not per frame
         kept = (img.shape, got)
