@@ -43,6 +43,9 @@ def lineage(init: str | None, model: str) -> list[dict]:
     if init and not str(init).endswith(".pt"):  # Darknet .weights / .conv.N: no checkpoint chain to follow
         return [{"path": str(init), "model": "darknet-weights", "same_model": False}]
     while init and Path(init).is_file() and init not in seen:
+        if not str(init).endswith(".pt"):  # the chain began at Darknet weights
+            rows.append({"path": str(init), "model": "darknet-weights", "same_model": False})
+            break
         seen.add(init)
         ck = torch.load(init, map_location="cpu", weights_only=True)
         opts = ck.get("train_options", {})
@@ -113,6 +116,9 @@ def main(argv=None) -> int:
         "params": count_params(model), "gflops": round(2 * count_macs(model, a.imgsz) / 1e9, 4),
         "map50": round(test["map50"], 4), "map50_95": round(test["map50_95"], 4),
         "wall_s": round(wall, 1), "host": host_string(), "device": a.device,
+        # the training epochs' own seconds from the run's results.json (validation excluded), whole run: also right
+        # when --resume finished an interrupted run, where wall_s covers only this invocation
+        "train_epochs_s": round(sum(r.get("epoch_s", 0.0) for r in json.loads((out / "results.json").read_text())), 1),
         "per_class": test["per_class"], "test_images": test["images"], "ms_per_image": test["ms_per_image"],
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
         "init_lineage": lineage(a.init, a.model),

@@ -2,7 +2,7 @@
 
 * :class:`CandidateDecoder` on an INT8 artifact's integer maps vs dequantizing every map and decoding
   it densely (``decode_output``, the formulas the torch validator runs);
-* the NMS matrix path vs the per-kept-box path;
+* the NMS OpenCV path vs the float64 per-kept-box path;
 * the tracker's stacked Kalman predict (written by blocks) vs the matrix products;
 * ``Detector.predict_one`` (FramePrep, raw outputs, sparse decode) vs letterbox + to_tensor +
   dequantize + dense decode + inverse letterbox, on the sample's real images;
@@ -130,7 +130,7 @@ def test_fused_detect_equals_select_of_the_decoded_rows(kind, conf):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_nms_in_python_equals_the_numpy_paths(seed, monkeypatch):
-    """A handful of boxes go through NMS in plain Python: the same indices as the matrix path, ties and duplicates
+    """A handful of boxes go through NMS in plain Python: the same indices as the numpy paths, ties and duplicates
     included; non-finite input falls back to numpy."""
     rng = np.random.default_rng(seed)
     for n in range(1, boxes_mod._PYTHON_NMS + 1):

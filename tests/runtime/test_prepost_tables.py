@@ -103,7 +103,7 @@ def test_tables_only_for_8_bit_quantized_maps():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_python_nms_equals_the_numpy_paths_at_any_threshold(seed, monkeypatch):
-    """Per-class kept lists and the no-overlap early outs keep the same boxes as the matrix path: thresholds of 0 and
+    """Per-class kept lists and the no-overlap early outs keep the same boxes as the numpy paths: thresholds of 0 and
     below (every pair tested, as numpy does), touching and duplicate boxes, ties, one class and several."""
     rng = np.random.default_rng(100 + seed)
     for n in range(2, boxes_mod._PYTHON_NMS + 1):
