@@ -116,7 +116,7 @@ def main(argv=None) -> int:
         "params": count_params(model), "gflops": round(2 * count_macs(model, a.imgsz) / 1e9, 4),
         "map50": round(test["map50"], 4), "map50_95": round(test["map50_95"], 4),
         "wall_s": round(wall, 1), "host": host_string(), "device": a.device,
-        # the training epochs' own seconds from the run's results.json (validation excluded), whole run: also right
+        # the epochs' own seconds (training + per-epoch validation) from the run's results.json, whole run: also right
         # when --resume finished an interrupted run, where wall_s covers only this invocation
         "train_epochs_s": round(sum(r.get("epoch_s", 0.0) for r in json.loads((out / "results.json").read_text())), 1),
         "per_class": test["per_class"], "test_images": test["images"], "ms_per_image": test["ms_per_image"],
