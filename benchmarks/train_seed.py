@@ -76,6 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="runs/bench", help="where the training runs go")
     p.add_argument("--keep-weights", action="store_true", help="copy best.pt (< 5 MB) to edgekit/assets/weights/")
     p.add_argument("--resume", action="store_true", help="continue this tag's interrupted run instead of restarting it")
+    p.add_argument("--qat", action="store_true", help="conv inputs rounded to 256 levels in training (as `edgekit train --qat`)")
     p.add_argument("--mosaic", type=float, default=0.0, help="mosaic probability (as `edgekit train --mosaic`)")
     p.add_argument("--suffix", default="", help="appended to the tag <model>-<data>-<imgsz> (run folder, result file, "
                                                 "kept weights): a second recipe for one model keeps the first's files")
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
                                  weights=a.init, warmup_epochs=a.warmup, threads=a.threads, bf16=a.bf16,
                                  freeze=parse_freeze(a.freeze) if a.freeze else None,
-                                 augment=AugmentOptions(mosaic=a.mosaic),
+                                 augment=AugmentOptions(mosaic=a.mosaic), qat=a.qat,
                                  resume=a.resume and (out / "weights" / "last.pt").is_file()))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
         "init_lineage": lineage(a.init, a.model),
         "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "bf16": a.bf16, "freeze": a.freeze, "mosaic": a.mosaic, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+                     "threads": torch.get_num_threads(), "bf16": a.bf16, "freeze": a.freeze, "mosaic": a.mosaic, "qat": a.qat, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
     from edgekit import __version__
     from edgekit.io import atomic_write_text

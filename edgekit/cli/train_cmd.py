@@ -41,6 +41,9 @@ def add_parser(sub):
                         "--weights of the same model its anchors are kept unless this is given (detect only)")
     p.add_argument("--mosaic", type=number(0.0, 1.0), help="probability of a mosaic (a window of four training images "
                    "tiled 2 x 2, at the training scale; detect only; default 0: off)")
+    p.add_argument("--qat", action="store_true", help="quantization-aware fine-tuning: every conv's input rounded to 256 "
+                   "levels in training steps, as an INT8 export rounds it; for a few epochs from a trained --weights "
+                   "whose INT8 export the gate rejects (detect only; checkpoints and validation stay float)")
     p.add_argument("--balanced", action="store_true", help="sample every class equally often (classify only)")
     p.add_argument("--seed", type=whole(0), default=0)
     p.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -96,11 +99,15 @@ def run(args) -> int:
     if args.task == "classify":
         if args.weights:  # said to be detect-only in --help; refusing beats silently ignoring it
             raise EdgekitError("--weights initialises detectors only: drop it, or train with --task detect")
+        if args.qat:
+            raise EdgekitError("--qat is built for detectors: drop it, or train with --task detect")
         if args.mosaic:
             raise EdgekitError("--mosaic mixes detection images and their boxes: drop it, or train with --task detect")
         opts = ClassifyOptions(**common, balanced=args.balanced)
     else:
         extra = {"augment": AugmentOptions(mosaic=args.mosaic)} if args.mosaic else {}
+        if args.qat:
+            extra["qat"] = True
         opts = TrainOptions(**common, anchors=args.anchors, weights=args.weights, **extra)
     summary = train(opts)  # one engine for both tasks; the options' type picks the task
     if not summary:  # a non-zero rank under torchrun: rank 0 reports

@@ -37,6 +37,7 @@ class TrainOptions:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     bf16: bool = False  # forward + loss under bf16 autocast (a CPU with AVX-512 BF16 or AMX steps faster)
     freeze: int | str | None = None  # first N Darknet cfg layers or 'backbone' not trained (edgekit.train.freeze)
+    qat: bool = False  # conv inputs rounded to 256 levels in training steps, as INT8 will (edgekit.train.qat)
     lr: float = 0.002
     weight_decay: float = 0.0005
     warmup_epochs: float = 2.0

@@ -215,6 +215,10 @@ def run(task: TrainTask) -> dict:
     model = model.to(device, memory_format=torch.channels_last) if task.channels_last else model.to(device)
     loss_fn = task.get_loss(model)
     frozen = freeze(model, getattr(opts, "freeze", None))  # before the optimizer: it takes the trainable ones only
+    if getattr(opts, "qat", False):  # before the EMA copy; the hooks act in training steps only (edgekit.train.qat)
+        from edgekit.train.qat import attach
+
+        attach(model)
     ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
     if resume is not None and "train_state_dict" in resume:
         # the checkpoint's state_dict is the EMA; training goes on from the raw weights it averaged
