@@ -218,7 +218,7 @@ def run(task: TrainTask) -> dict:
     if getattr(opts, "qat", False):  # before the EMA copy; the hooks act in training steps only (edgekit.train.qat)
         from edgekit.train.qat import attach
 
-        attach(model)
+        frozen = frozen + attach(model)  # its batch norms keep their statistics, like frozen layers'
     ema = ModelEMA(model, updates=resume["ema_updates"] if resume else 0)
     if resume is not None and "train_state_dict" in resume:
         # the checkpoint's state_dict is the EMA; training goes on from the raw weights it averaged

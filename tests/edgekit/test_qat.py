@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekit.train.qat import InputRounding, attach
+from edgekit.train.qat import Rounding, attach
 
 
 def test_training_input_is_rounded_to_256_levels_with_a_straight_through_gradient():
     conv = nn.Conv2d(1, 1, 1, bias=False).train()
     nn.init.ones_(conv.weight)
     x = torch.linspace(-1.0, 3.0, 5000).view(1, 1, 1, 5000).requires_grad_(True)
-    (rounded,) = InputRounding()(conv, (x,))
+    (rounded,) = Rounding().pre(conv, (x,))
     step = 4.0 / 255
     assert rounded.unique().numel() <= 256
     assert (rounded - x).abs().max() <= step / 2 + 1e-6
@@ -23,28 +23,31 @@ def test_training_input_is_rounded_to_256_levels_with_a_straight_through_gradien
 
 def test_eval_mode_is_untouched_and_ranges_follow_the_batches():
     conv = nn.Conv2d(1, 1, 1)
-    hook = InputRounding(momentum=0.5)
-    assert hook(conv.eval(), (torch.ones(1, 1, 2, 2),)) is None and hook.lo is None
+    hook = Rounding(momentum=0.5)
+    assert hook.pre(conv.eval(), (torch.ones(1, 1, 2, 2),)) is None and hook.lo is None
+    assert hook.post(conv, (), torch.ones(1, 1, 2, 2)) is None and hook.lo is None
     conv.train()
-    hook(conv, (torch.tensor([0.0, 2.0]).view(1, 1, 1, 2),))
-    hook(conv, (torch.tensor([0.0, 4.0]).view(1, 1, 1, 2),))
+    hook.pre(conv, (torch.tensor([0.0, 2.0]).view(1, 1, 1, 2),))
+    hook.pre(conv, (torch.tensor([0.0, 4.0]).view(1, 1, 1, 2),))
     assert (hook.lo, hook.hi) == (0.0, 3.0)
 
 
-def test_attach_rounds_every_conv_of_a_detector_in_training_only():
+def test_attach_rounds_every_conv_input_and_output_in_training_only():
     from edgekit.models import create_model
 
-    model = create_model("yolo-lite", num_classes=2)
-    n = attach(model)
+    model = create_model("mobilenetv2_050-yolo", num_classes=2)
+    norms = attach(model)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    assert n == len(convs) > 3
-    seen = []
-    convs[2].register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+    assert len(norms) == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) > 3
+    seen_in, seen_out = [], []
+    convs[2].register_forward_pre_hook(lambda m, a: seen_in.append(a[0].detach().clone()))
+    norms[2].register_forward_hook(lambda m, a, o: seen_out.append(o.detach().clone()))
     x = torch.rand(2, 3, 64, 64)
     model.train()(x)
     model.eval()(x)
-    assert seen[0].unique().numel() <= 256 < seen[1].unique().numel()
-    assert set(model.state_dict()) == set(create_model("yolo-lite", num_classes=2).state_dict())  # checkpoints unchanged
+    assert seen_in[0].unique().numel() <= 256 < seen_in[1].unique().numel()
+    assert seen_out[0].unique().numel() <= 256 < seen_out[1].unique().numel()
+    assert set(model.state_dict()) == set(create_model("mobilenetv2_050-yolo", num_classes=2).state_dict())
 
 
 def test_train_cli_qat_runs_and_is_recorded(tmp_path, sample_yaml):
