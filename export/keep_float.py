@@ -31,8 +31,14 @@ TARGETS = ("onnx-int8", "tflite-int8", "openvino-int8")
 AUTO_STEPS = (1, 2, 4, 8, 16)
 
 
+MAX_NAMES_FILE = 1 << 20  # a names file is a list of layer names: a megabyte is thousands of them
+
+
 def parse_keep_float(spec: str | None):
-    """None, ``"auto"``, a count, or a list of node names.
+    """None, ``"auto"``, a count, or a list of node names (``@FILE``: read from a file, one or more per line).
+
+    A names file may hold comments (``#`` to the end of the line); names are separated by commas or new lines.
+    A model's mixed-precision recipe can then ship beside its weights and be reused as it is.
 
     Example:
         >>> parse_keep_float("auto"), parse_keep_float("3"), parse_keep_float("/a/Conv,/b/Conv")
@@ -41,6 +47,8 @@ def parse_keep_float(spec: str | None):
     if spec is None or spec == "":
         return None
     spec = str(spec).strip()
+    if spec.startswith("@"):
+        return _names_file(spec[1:])
     if spec == "auto":
         return spec
     if spec.isdigit():
@@ -136,3 +144,24 @@ def _tagged(result, nodes: list[str], tries: int, layers: int | None = None, pla
                                                                    "map50": (plain.map or {}).get("map50"),
                                                                    "top1": (plain.top1 or {}).get("top1")}}
     return result
+
+
+def _names_file(path: str) -> list[str]:
+    """The layer names of a ``--keep-float @FILE``: one clear error when it is missing, too large or empty."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise EdgekitError(f"--keep-float @{path}: no such file; give a text file of layer names (one per line, "
+                           "as `edgekit quant-report` names them)")
+    if p.stat().st_size > MAX_NAMES_FILE:
+        raise EdgekitError(f"--keep-float @{path}: {p.stat().st_size} bytes is not a list of layer names "
+                           f"(at most {MAX_NAMES_FILE} bytes)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise EdgekitError(f"--keep-float @{path}: not a UTF-8 text file; give a text file of layer names") from None
+    names = [n.strip() for line in text.splitlines() for n in line.split("#", 1)[0].split(",") if n.strip()]
+    if not names:
+        raise EdgekitError(f"--keep-float @{path}: the file names no layers (one name per line, # for comments)")
+    return names

@@ -30,9 +30,10 @@ def add_parser(sub):
                                                       "(default 0.02 for int8, 0.005 for float targets)")
     p.add_argument("--max-top1-drop", type=fraction(), help="a classifier's gate: fail a target whose top-1 drops "
                                                        "more than this (default 0.01)")
-    p.add_argument("--keep-float", metavar="auto|N|NAMES", help="onnx-int8, tflite-int8, openvino-int8: leave layers in "
-                   "float: 'auto' (the fewest worst layers that pass the gate), N worst layers, or names from "
-                   "`edgekit quant-report --target T`")
+    p.add_argument("--keep-float", metavar="auto|N|NAMES|@FILE", help="onnx-int8, tflite-int8, openvino-int8: leave layers in "
+                   "float: 'auto' (the fewest worst layers that pass the gate), N worst layers, names from "
+                   "`edgekit quant-report --target T` separated by commas, or @FILE: those names from a file (one per "
+                   "line, # comments)")
     p.add_argument("--keep-float-budget", type=number(1.0, 100.0), metavar="X",
                    help="with --keep-float auto: a try may take at most X times the plain INT8 artifact's host latency; "
                         "auto stops at the first try over it (default: no limit)")

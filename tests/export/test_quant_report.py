@@ -62,8 +62,10 @@ def test_keep_float_names_leave_those_nodes_unquantized(tiny_detector, sample_ya
     from edgekit.runtime.runner import read_manifest
 
     keep = report["layers"][0]["nodes"]
+    names = tmp_path / "keep-float.txt"  # the @FILE form: a recipe shipped beside the weights
+    names.write_text("# from edgekit quant-report\n" + "\n".join(keep) + "\n")
     rep = export(tiny_detector, ["onnx-int8"], data=sample_yaml, calib_images=16, out=tmp_path, max_map_drop=1.0,
-                 keep_float=",".join(keep))
+                 keep_float=f"@{names}")
     (row,) = rep.results
     assert row.ok and row.kept_float["nodes"] == keep
     path = tmp_path / row.file
@@ -100,6 +102,22 @@ def test_bad_keep_float_is_one_line(tiny_detector, sample_yaml, tmp_path, spec, 
     with pytest.raises(EdgekitError, match=msg):
         rep = export(tiny_detector, ["onnx-int8"], data=sample_yaml, calib_images=8, out=tmp_path, keep_float=spec)
         raise EdgekitError(rep.results[0].reason)  # a converter error lands in the row, not as an exception
+
+
+def test_keep_float_names_file_is_read_and_checked(tmp_path):
+    from edgekit.export.keep_float import parse_keep_float
+
+    f = tmp_path / "keep.txt"
+    f.write_text("# chosen by hand\n/a/Conv, /b/Conv\n\n/c/Conv  # the stem\n")
+    assert parse_keep_float(f"@{f}") == ["/a/Conv", "/b/Conv", "/c/Conv"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00")
+    for spec, msg in ((f"@{tmp_path / 'missing.txt'}", "no such file"), (f"@{empty}", "names no layers"),
+                      (f"@{binary}", "not a UTF-8 text file")):
+        with pytest.raises(EdgekitError, match=msg):
+            parse_keep_float(spec)
 
 
 def test_keep_float_for_an_unsupported_target_is_refused(tiny_detector, sample_yaml, tmp_path):
