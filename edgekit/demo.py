@@ -16,7 +16,8 @@ import numpy as np
 
 DEMO_MODEL, DEMO_IMGSZ, DEMO_EPOCHS = "mobilenetv2_050-yolo-p3", 320, 3
 # the detector the demo fine-tunes, prunes and exports to every target: mobilenetv2_050-yolo-p3 trained on
-# the full Fish4Knowledge train split (benchmarks/results/train-mobilenetv2_050-yolo-p3-fish4knowledge-320.json, test mAP50 0.424), then
+# the full Fish4Knowledge train split (test mAP50 0.424,
+# benchmarks/results/train-mobilenetv2_050-yolo-p3-fish4knowledge-320.json), then
 # pruned 34 % of its MACs and fine-tuned 24 epochs by benchmarks/prune_seed.py (test mAP50 0.501,
 # benchmarks/results/prune-mobilenetv2_050-yolo-p3.json); the demo fine-tunes it on the sample: CPU
 # training from scratch needs hours
@@ -138,7 +139,8 @@ def main() -> int:
             print(f"  summary: {json.dumps(s.summary())}")
             for e in events[:3]:
                 print(f"  event: {json.dumps(e)}")
-        step(9, total, "which layers INT8 hurts in the step-4 model (edgekit quant-report): per-layer SQNR on held-out test images")
+        step(9, total, "which layers INT8 hurts in the step-4 model (edgekit quant-report): per-layer SQNR on "
+                       "held-out test images")
         from edgekit.export.quant_report import quant_report, to_text
 
         qr = quant_report(summary["best"], "onnx-int8", data=str(data), images=4, calib_images=32,
