@@ -3,7 +3,9 @@
 ``--keep-float NAME,...`` keeps those nodes in float; ``--keep-float N`` the N worst layers of
 the sensitivity ranking (:mod:`edgekit.export.sensitivity`, measured on the held-out parity
 images of this export); ``--keep-float auto`` first tries plain INT8 and, if the gate rejects
-it, keeps the 1, 2, 4, 8, then 16 worst layers in float until the artifact passes (on onnx-int8
+it, keeps the 1, 2, 4, 8, then 16 worst layers in float until the artifact passes, then every layer from
+the input through the deepest of the 1, 2, 4, 8, 16 worst (a layer that amplifies its input's rounding
+needs its producers in float too: :func:`edgekit.export.sensitivity.prefix_nodes`) (on onnx-int8
 a layer comes with the layers reading its output, or its output would stay INT8:
 :func:`edgekit.export.sensitivity.keep_float_nodes`). Every try
 is a full conversion + verification: nothing passes that the gate did not see. With
@@ -92,6 +94,7 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None,
     rows = ranking(target, job, images, log)
     limit = budget * plain.latency_ms if budget and plain.latency_ms else None
     result = plain
+    tries = 1
     for tries, k in enumerate((k for k in AUTO_STEPS if k <= len(rows)), start=2):
         nodes = _nodes(rows, k)
         log(f"{target.name}: --keep-float auto: trying the {k} worst layer(s) in float ...")
@@ -103,7 +106,29 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None,
             result.reason = (f"{result.reason}; --keep-float auto: stopped at {k} float layer(s), over the latency "
                              f"budget ({budget}x plain INT8's {plain.latency_ms} ms)")
             return result
-    result.reason = f"{result.reason}; --keep-float auto: still rejected with the {result.kept_float['layers']} worst layers in float"
+    # then prefixes: every layer up to the deepest of the k worst, for layers that amplify their input's rounding
+    # (keeping such a layer alone in float leaves its input INT8; see sensitivity.prefix_nodes)
+    tried: list[list[str]] = []
+    for k in (k for k in AUTO_STEPS if k <= len(rows)):
+        nodes = prefix_nodes(rows, k)
+        last = max(r["position"] for r in rows[:k]) >= max(r["position"] for r in rows)
+        if nodes in tried or last:  # the same prefix again, or the whole graph: not INT8 any more
+            continue
+        tried.append(nodes)
+        tries += 1
+        log(f"{target.name}: --keep-float auto: trying every layer up to the deepest of the {k} worst in float "
+            f"({len(nodes)} nodes) ...")
+        result = _tagged(run_one(_keeping(job, nodes, plain, limit)), nodes, tries=tries, layers=len(nodes), plain=plain)
+        result.kept_float["prefix_of_worst"] = k
+        if result.ok:
+            return result
+        if limit is not None and result.latency_ms is not None and result.latency_ms > limit:
+            result.kept_float["latency_budget_ms"] = round(limit, 6)
+            result.reason = (f"{result.reason}; --keep-float auto: stopped at a {len(nodes)}-node float prefix, over "
+                             f"the latency budget ({budget}x plain INT8's {plain.latency_ms} ms)")
+            return result
+    result.reason = (f"{result.reason}; --keep-float auto: still rejected with the {max(AUTO_STEPS)} worst layers in "
+                     "float, and with every float prefix up to them")
     return result
 
 
@@ -115,6 +140,12 @@ def ranking(target, job, images, log) -> list[dict]:
     log(f"{target.name}: ranking layers by INT8 error on {len(images)} held-out images ...")
     with step(f"{target.name} layer ranking"):  # the quantizers' progress bars stay off the terminal
         return rank_layers(target, job, images)[0]
+
+
+def prefix_nodes(rows: list[dict], n: int) -> list[str]:
+    from edgekit.export.sensitivity import prefix_nodes as prefix
+
+    return prefix(rows, n)
 
 
 def _nodes(rows: list[dict], n: int) -> list[str]:

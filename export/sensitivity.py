@@ -223,13 +223,34 @@ def keep_float_nodes(rows: list[dict], n: int) -> list[str]:
     return names
 
 
+def prefix_nodes(rows: list[dict], n: int) -> list[str]:
+    """Every node from the graph's start through the deepest of the ``n`` worst rows, in graph order.
+
+    A layer that amplifies the rounding of its *input* (batch-norm-folded filters whose taps cancel) ranks
+    worst, yet keeping it alone in float changes nothing while its input stays INT8; keeping the whole
+    prefix up to it in float does (``benchmarks/int8_input_noise.py``; Yolo-Fastest's depthwise layers).
+
+    Example:
+        >>> rows = [{"nodes": ["c"], "position": 2}, {"nodes": ["a"], "position": 0}, {"nodes": ["b"], "position": 1},
+        ...         {"nodes": ["d"], "position": 3}]
+        >>> prefix_nodes(rows, 1), prefix_nodes(rows, 3)
+        (['a', 'b', 'c'], ['a', 'b', 'c'])
+    """
+    deepest = max(r["position"] for r in rows[:n])
+    return keep_float_nodes(sorted((r for r in rows if r["position"] <= deepest), key=lambda r: r["position"]),
+                            len(rows))
+
+
 def rank(rows: list[dict]) -> list[dict]:
-    """Most damaging first: by SQNR lost at the node, then by the lowest output SQNR.
+    """Most damaging first: by SQNR lost at the node, then by the lowest output SQNR. Each row keeps its
+    ``position`` in the graph order the rows came in (what :func:`prefix_nodes` needs).
 
     Example:
         >>> [r["name"] for r in rank([{"name": "a", "lost_db": 1.0, "sqnr_db": 30}, {"name": "b", "lost_db": 6.0, "sqnr_db": 20}])]
         ['b', 'a']
     """
+    for i, r in enumerate(rows):
+        r.setdefault("position", i)
     return sorted(rows, key=lambda r: (-(r["lost_db"] if r["lost_db"] is not None else -1e9),
                                        r["sqnr_db"] if r["sqnr_db"] is not None else 1e9))
 

@@ -39,6 +39,8 @@ def test_report_ranks_real_nodes_by_the_error_they_introduce(report):
         assert {"name", "op", "nodes", "sqnr_db", "lost_db", "weight_sqnr_db", "range", "abs_p999"} <= set(r)
         assert r["range"][0] <= r["range"][1]
     assert report["worst"][0] == rows[0]["name"]
+    # each row keeps its place in the graph (ONNX nodes are stored in topological order): what prefixes use
+    assert sorted(r["position"] for r in rows) == list(range(len(rows)))
 
 
 def test_quant_report_cli_prints_one_json_document(tiny_detector, sample_yaml, capsys):
@@ -90,7 +92,10 @@ def test_keep_float_auto_tries_more_layers_then_says_it_failed(tiny_detector, fe
                  max_map_drop=-1.0, keep_float="auto", parity_images=2)
     (row,) = rep.results
     assert row.status == "rejected" and "--keep-float auto: still rejected" in row.reason
+    assert "and with every float prefix up to them" in row.reason
     assert row.kept_float["tries"] >= 3 and row.kept_float["plain_int8"]["status"] == "rejected"
+    # after the worst layers alone, prefixes: every node up to the deepest of the k worst (the last try's)
+    assert row.kept_float.get("prefix_of_worst") in (1, 2, 4, 8, 16)
     assert not list((tmp_path / "out").glob("*.onnx"))
 
 
