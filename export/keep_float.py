@@ -94,42 +94,37 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None,
     rows = ranking(target, job, images, log)
     limit = budget * plain.latency_ms if budget and plain.latency_ms else None
     result = plain
-    tries = 1
-    for tries, k in enumerate((k for k in AUTO_STEPS if k <= len(rows)), start=2):
-        nodes = _nodes(rows, k)
-        log(f"{target.name}: --keep-float auto: trying the {k} worst layer(s) in float ...")
-        result = _tagged(run_one(_keeping(job, nodes, plain, limit)), nodes, tries=tries, layers=k, plain=plain)
+    for tries, (nodes, layers, what, extra) in enumerate(_auto_tries(rows), start=2):
+        log(f"{target.name}: --keep-float auto: trying {what} in float ...")
+        result = _tagged(run_one(_keeping(job, nodes, plain, limit)), nodes, tries=tries, layers=layers, plain=plain)
+        result.kept_float.update(extra)
         if result.ok:
             return result
         if limit is not None and result.latency_ms is not None and result.latency_ms > limit:
             result.kept_float["latency_budget_ms"] = round(limit, 6)
-            result.reason = (f"{result.reason}; --keep-float auto: stopped at {k} float layer(s), over the latency "
+            result.reason = (f"{result.reason}; --keep-float auto: stopped at {what}, over the latency "
                              f"budget ({budget}x plain INT8's {plain.latency_ms} ms)")
-            return result
-    # then prefixes: every layer up to the deepest of the k worst, for layers that amplify their input's rounding
-    # (keeping such a layer alone in float leaves its input INT8; see sensitivity.prefix_nodes)
-    tried: list[list[str]] = []
-    for k in (k for k in AUTO_STEPS if k <= len(rows)):
-        nodes = prefix_nodes(rows, k)
-        last = max(r["position"] for r in rows[:k]) >= max(r["position"] for r in rows)
-        if nodes in tried or last:  # the same prefix again, or the whole graph: not INT8 any more
-            continue
-        tried.append(nodes)
-        tries += 1
-        log(f"{target.name}: --keep-float auto: trying every layer up to the deepest of the {k} worst in float "
-            f"({len(nodes)} nodes) ...")
-        result = _tagged(run_one(_keeping(job, nodes, plain, limit)), nodes, tries=tries, layers=len(nodes), plain=plain)
-        result.kept_float["prefix_of_worst"] = k
-        if result.ok:
-            return result
-        if limit is not None and result.latency_ms is not None and result.latency_ms > limit:
-            result.kept_float["latency_budget_ms"] = round(limit, 6)
-            result.reason = (f"{result.reason}; --keep-float auto: stopped at a {len(nodes)}-node float prefix, over "
-                             f"the latency budget ({budget}x plain INT8's {plain.latency_ms} ms)")
             return result
     result.reason = (f"{result.reason}; --keep-float auto: still rejected with the {max(AUTO_STEPS)} worst layers in "
                      "float, and with every float prefix up to them")
     return result
+
+
+def _auto_tries(rows: list[dict]):
+    """auto's tries after plain INT8, as (nodes, layers, what, extra): the 1, 2, 4, 8, 16 worst layers alone, then
+    every layer up to the deepest of them (a layer that amplifies its input's rounding needs its producers float;
+    keeping it alone leaves its input INT8: see sensitivity.prefix_nodes), each distinct prefix short of the graph."""
+    steps = [k for k in AUTO_STEPS if k <= len(rows)]
+    for k in steps:
+        yield _nodes(rows, k), k, f"the {k} worst layer(s)", {}
+    tried, end = [], max((r["position"] for r in rows), default=0)
+    for k in steps:
+        nodes = prefix_nodes(rows, k)
+        if nodes in tried or max(r["position"] for r in rows[:k]) >= end:  # same prefix, or the whole graph
+            continue
+        tried.append(nodes)
+        yield nodes, len(nodes), f"every layer up to the deepest of the {k} worst ({len(nodes)} nodes)", \
+            {"prefix_of_worst": k}
 
 
 def ranking(target, job, images, log) -> list[dict]:
