@@ -132,18 +132,26 @@ def nms(
         raise ValueError(f"nms: {boxes.shape[0]} boxes but {scores.shape[0]} scores")
     if boxes.shape[0] == 0 or max_det < 1:
         return np.zeros(0, dtype=np.int64)
-    if boxes.shape[0] <= _PYTHON_NMS and max_candidates >= boxes.shape[0]:
+    n = boxes.shape[0]
+    if n <= _PYTHON_NMS and max_candidates >= n:
         keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
+        if keep is not None:
+            return keep
+    if boxes.dtype == np.float32 and scores.dtype == np.float32 and n <= min(max_candidates, _LIST_NMS):
+        # a detector's float32 boxes and scores as Python floats (exact): the checks, the class shift and the sizes
+        # computed on lists and the scores handed to OpenCV as they are (its stable sort by float32 score is the
+        # order below): three tolist() instead of some twenty numpy calls, each costly right after inference
+        # has evicted numpy from the caches
+        cls = None if classes is None else np.asarray(classes).reshape(-1).tolist()
+        keep = _greedy_in_opencv_lists(boxes.tolist(), scores.tolist(), cls, iou_threshold, max_det)
         if keep is not None:
             return keep
     boxes, scores = boxes.astype(np.float64, copy=False), scores.astype(np.float64, copy=False)
     order = np.argsort(-scores, kind="stable")[:max_candidates]
-    b = boxes[order]
-    if classes is not None:
-        cls = np.asarray(classes).reshape(-1)[order].astype(np.float64)
-        offset = (np.abs(b).max() + 1.0) * 2.0
-        b = b + (cls * offset)[:, None]
-    keep = _greedy_in_opencv(b, iou_threshold, max_det)
+    b = _class_shifted(boxes[order], None if classes is None else np.asarray(classes).reshape(-1)[order])
+    # the scores handed to OpenCV are the ranks n, ..., 1: its stable sort by them is the order by the float64
+    # scores, whatever float32 would round together
+    keep = _greedy_in_opencv(b, list(range(len(b), 0, -1)), iou_threshold, max_det)
     if keep is None:
         # one contiguous array per coordinate: numpy's inner loops then run along the boxes, not along 2 values
         x1, y1, x2, y2 = (np.ascontiguousarray(v) for v in b.T)
@@ -151,9 +159,45 @@ def nms(
     return order[np.asarray(keep, dtype=np.int64)]
 
 
+def _class_shifted(b: np.ndarray, classes) -> np.ndarray:
+    """float64 boxes ``b`` (a copy of the caller's, changed in place) with each class's boxes shifted by an offset
+    larger than any coordinate: boxes of two classes then never overlap, and one greedy pass is class-aware."""
+    if classes is not None:
+        b += (np.asarray(classes).reshape(-1) * ((np.abs(b).max() + 1.0) * 2.0))[:, None]
+    return b
+
+
+def _greedy_in_opencv_lists(rows: list, scores: list, classes: list | None, iou_threshold: float,
+                            max_det: int) -> np.ndarray | None:
+    """:func:`_greedy_in_opencv` on Python lists, in input order: xyxy ``rows``, ``scores`` (float32 values, so that
+    OpenCV's stable sort by them, best first, is :func:`nms`'s order) and integer ``classes``; None where OpenCV
+    cannot give the exact answer (see there) or a score is not above 0 (OpenCV's score test)."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    if not (min(scores) > 0.0 and math.isfinite(sum(scores)) and math.isfinite(sum(map(sum, rows)))):
+        return None
+    hi = max(max(map(max, rows)), -min(map(min, rows)))  # np.abs(b).max()
+    w = [x2 - x1 for x1, _, x2, _ in rows]  # float64 differences of float32 values: exact
+    h = [y2 - y1 for _, y1, _, y2 in rows]
+    if classes is None:
+        xywh = [[r[0], r[1], a, b] for r, a, b in zip(rows, w, h)]
+    else:
+        off = (hi + 1.0) * 2.0  # as nms() shifts classes
+        hi += max(map(abs, classes)) * off
+        xywh = [[r[0] + o, r[1] + o, a, b] for r, o, a, b in zip(rows, [c * off for c in classes], w, h)]
+    # the sides' floor of _greedy_in_opencv, from the largest shifted coordinate (or a bound above it)
+    if len(rows) >= 1 << 24 or not iou_threshold >= _NEAR or not min(min(w), min(h)) > max(hi * 1e-9, 1e-6):
+        return None
+    return _both_thresholds(cv2, xywh, scores, iou_threshold, max_det)
+
+
 # up to this many candidates NMS runs on Python floats (a video frame's usual handful: the numpy paths' fixed cost of
 # some forty calls is most of their time there, the more so right after inference has evicted numpy from the caches)
 _PYTHON_NMS = 16
+# up to this many float32 candidates (a detector's), OpenCV gets them from Python lists made without numpy calls
+_LIST_NMS = 64
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # exactly float64 in Python, as nms() converts them
 
 
@@ -212,8 +256,8 @@ def _greedy_in_python(boxes, scores, classes, iou_threshold: float, max_det: int
     return np.array(keep, dtype=np.int64)
 
 
-def _greedy_in_opencv(b: np.ndarray, iou_threshold: float, max_det: int) -> np.ndarray | None:
-    """:func:`nms`'s greedy pass on boxes ``b`` (best first, class-shifted) through OpenCV DNN's ``NMSBoxes``, or
+def _greedy_in_opencv(b: np.ndarray, scores: list, iou_threshold: float, max_det: int) -> np.ndarray | None:
+    """:func:`nms`'s greedy pass on boxes ``b`` (class-shifted) through OpenCV DNN's ``NMSBoxes``, or
     None where OpenCV cannot give :func:`nms`'s float64 answer: OpenCV missing, a non-finite box, an empty one
     (OpenCV calls two empty boxes identical) or one too thin for the coordinates' rounding, or an IoU too near
     the threshold.
@@ -222,8 +266,8 @@ def _greedy_in_opencv(b: np.ndarray, iou_threshold: float, max_det: int) -> np.n
     ``_NEAR`` (far more than that rounding): a box suppressed at the higher threshold is suppressed by the exact
     test too, a box kept at the lower one is kept by it, so when both passes keep the same boxes, that is the
     exact answer (by induction over the boxes, best first). They differ only when some IoU lies within
-    ``_NEAR`` of the threshold; the numpy loop then decides. The scores handed to OpenCV are the ranks n, ..., 1:
-    its stable sort by them is :func:`nms`'s order by the float64 scores, whatever float32 would round together.
+    ``_NEAR`` of the threshold; the numpy loop then decides. ``scores``: positive, finite, and such that OpenCV's
+    stable sort by their float32 values, best first, is :func:`nms`'s order (float32 scores, or ranks n, ..., 1).
     """
     try:
         import cv2
@@ -234,12 +278,46 @@ def _greedy_in_opencv(b: np.ndarray, iou_threshold: float, max_det: int) -> np.n
     # and width, not from the corners) within 1e-6 of ours, and over 1e-6 keeps areas clear of OpenCV's "two
     # empty boxes" epsilon and of our union's 1e-12 floor
     floor = max(float(np.abs(b).max()) * 1e-9, 1e-6)
-    if len(b) >= 1 << 24 or not iou_threshold >= _NEAR or not ((wh > floor) & (wh < np.inf)).all():
+    if len(b) >= 1 << 24 or not iou_threshold >= _NEAR or not (wh.min() > floor and wh.max() < np.inf):
         return None  # (OpenCV refuses a negative threshold)
     # as Python lists: OpenCV's binding reads those faster than an array's rows (13 vs 22 us for 45 boxes)
-    xywh, ranks = np.concatenate([b[:, :2], wh], axis=1).tolist(), list(range(len(b), 0, -1))
-    low = cv2.dnn.NMSBoxes(xywh, ranks, 0.0, float(iou_threshold) - _NEAR)
-    high = cv2.dnn.NMSBoxes(xywh, ranks, 0.0, float(iou_threshold) + _NEAR)
+    return _both_thresholds(cv2, np.concatenate([b[:, :2], wh], axis=1).tolist(), scores, iou_threshold, max_det)
+
+
+def nms_corners_in_opencv(x1y1: np.ndarray, x2y2: np.ndarray, scores: np.ndarray, classes: np.ndarray, bound: float,
+                          num_classes: int, iou_threshold: float, max_det: int) -> np.ndarray | None:
+    """:func:`nms` of a decoder's boxes, its float32 corners apart, whose every coordinate lies within
+    [-``bound``, ``bound``]: OpenCV's pass with a constant class shift (``2 * bound + 2``, so no per-frame maximum)
+    and float32 sizes (within 2**-24 of the float64 ones, far inside the ``_NEAR`` margin that checks OpenCV's
+    answer); None where :func:`_greedy_in_opencv` would decline (or ``bound`` is not finite): then call :func:`nms`.
+    Some ten numpy calls instead of twenty, for the video loop's frames.
+
+    Example:
+        >>> c1 = np.array([[0, 0], [1, 1], [50, 50]], np.float32)
+        >>> nms_corners_in_opencv(c1, c1 + 10, np.float32([0.9, 0.8, 0.7]), np.array([0, 0, 0]), 60.0, 1,
+        ...                       0.45, 300).tolist()
+        [0, 2]
+    """
+    try:
+        import cv2
+    except ImportError:
+        return None
+    s = scores.tolist()
+    shift = 2.0 * bound + 2.0
+    floor = max((bound + max(num_classes - 1, 0) * shift) * 1e-9, 1e-6)  # _greedy_in_opencv's, from a bound
+    if not (shift < math.inf and min(s) > 0.0 and math.isfinite(sum(s)) and iou_threshold >= _NEAR):
+        return None
+    wh = x2y2 - x1y1
+    if not wh.min() > floor:
+        return None
+    xywh = np.concatenate([x1y1 + (classes * shift)[:, None], wh], axis=1).tolist()
+    return _both_thresholds(cv2, xywh, s, iou_threshold, max_det)
+
+
+def _both_thresholds(cv2, xywh: list, scores: list, iou_threshold: float, max_det: int) -> np.ndarray | None:
+    """OpenCV's NMS at the threshold minus and plus ``_NEAR``: its kept indices where both agree, else None."""
+    low = cv2.dnn.NMSBoxes(xywh, scores, 0.0, float(iou_threshold) - _NEAR)
+    high = cv2.dnn.NMSBoxes(xywh, scores, 0.0, float(iou_threshold) + _NEAR)
     if low.tobytes() != high.tobytes():
         return None
     return low.astype(np.int64)[:max_det]

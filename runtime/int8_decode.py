@@ -9,11 +9,13 @@ same values). A frame is then:
    integer threshold per cell: the exact integer form of "dequantized objectness over the decoder's
    cut *and* sigmoid(objectness) over ``conf``" (a detection's score, objectness x class probability,
    is at most its objectness, so the cells that fail can never be kept: fewer rows, same detections);
-2. the passing cells' channels gathered in one call, their sigmoid and exp looked up in one call each;
-3. :class:`~edgekit.runtime.decode.CandidateDecoder`'s formulas on those rows (same operations, same order).
+2. the passing cells' channels gathered in one call; their box (cx, cy, w, h) read in one call from
+   :class:`BoxTables` (the decoder's centre and size formulas tabled per grid column, row and anchor),
+   their objectness and class sigmoids in one call from the sigmoid table;
+3. scores, the score test and the corners as :class:`~edgekit.runtime.decode.CandidateDecoder` does them.
 
-About twenty numpy calls a frame instead of fifty: right after inference has evicted numpy from the
-caches, the calls, not the arithmetic, are what post-processing costs.
+About a dozen numpy calls a frame before NMS instead of fifty: right after inference has evicted numpy from
+the caches, the calls, not the arithmetic, are what post-processing costs.
 
 Example:
     >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]]}
@@ -41,7 +43,7 @@ def spec_rows(head_spec: dict, outputs) -> list[tuple[int, int, int]]:
 
 
 class Int8Tables(NamedTuple):
-    """Per-model constants of the table decode; :meth:`build` once, then per frame :meth:`flat` ... :meth:`lookup`."""
+    """Per-model constants of the table decode: :meth:`build` once, then per frame :meth:`flat` and :meth:`rows_passing`."""
 
     index: np.ndarray  # (rows, 5+C) intp: where each dense row's channels sit in the maps laid end to end
     obj_index: np.ndarray  # (rows,) intp: index[:, 4], contiguous
@@ -50,6 +52,7 @@ class Int8Tables(NamedTuple):
     sig: np.ndarray  # (256 x outputs,) float32: sigmoid of the dequantized value, by unsigned byte
     exp: np.ndarray  # (256 x outputs,) float32: exp of the dequantized value, by unsigned byte
     unsigned: bool  # the maps are uint8 (else int8)
+    shared: bool = False  # every output has the same quantization, so the same tables: no per-row offset to add
 
     @classmethod
     def build(cls, outputs, quant, layout, cut: float, conf: float, sigmoid) -> Int8Tables | None:
@@ -90,21 +93,73 @@ class Int8Tables(NamedTuple):
         info = np.iinfo(outputs[0].dtype)
         if threshold.min() >= info.min:  # in the maps' own dtype: the comparison then casts nothing
             threshold = threshold.astype(outputs[0].dtype)
+        # one (scale, zero point) for all outputs (a converter's usual output quantization): each output's
+        # tables are the same, so a lookup in the first output's reads the same values and skips two numpy calls
+        shared = len({(float(qk[0]), float(qk[1])) for qk in quant}) == 1
         return cls(index, np.ascontiguousarray(index[:, 4]), threshold, np.concatenate(offset),
-                   np.concatenate(sig).astype(np.float32), np.concatenate(exp).astype(np.float32), unsigned)
+                   np.concatenate(sig).astype(np.float32), np.concatenate(exp).astype(np.float32), unsigned, shared)
 
     @staticmethod
     def flat(outputs) -> np.ndarray:
         """The maps laid end to end (one small copy: a few thousand bytes)."""
-        return outputs[0].reshape(-1) if len(outputs) == 1 else np.concatenate([o.reshape(-1) for o in outputs])
+        return outputs[0].reshape(-1) if len(outputs) == 1 else np.concatenate(outputs, axis=None)
 
     def rows_passing(self, flat: np.ndarray) -> np.ndarray:
         """Dense row numbers, ascending, of the cells whose objectness may make a detection."""
-        return np.flatnonzero(flat[self.obj_index] > self.threshold)
+        return (flat[self.obj_index] > self.threshold).nonzero()[0]
 
-    def lookup(self, flat: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sigmoid of every channel (n, 5+C), exp of the w/h channels (n, 2)) of ``rows``, float32."""
-        raw = flat[self.index[rows]]
-        u = raw if self.unsigned else raw.view(np.uint8)
-        at = u + self.offset[rows, None]
-        return self.sig[at], self.exp[at[:, 2:4]]
+
+class BoxTables(NamedTuple):
+    """A box's centre and size straight from its four 8-bit values: one lookup instead of a dozen numpy calls.
+
+    A row's ``cx`` is ``((gx + (sigmoid(v) * s - off)) / gw) * in_w`` of its raw x value ``v``, with ``gx``, ``s``,
+    ``off``, ``gw`` constant per grid column and output: so 256 values per (output, column) cover every
+    frame, computed once with the very float32 operations :class:`~edgekit.runtime.decode.CandidateDecoder` runs
+    per frame (bit for bit the same values); ``cy`` likewise per grid row, the half sizes ``w / 2`` and ``h / 2``
+    (``exp(v) * anchor / 2``, the corners' halves) per anchor. A frame then reads a row's (cx, cy, w/2, h/2) with
+    one gather at ``base[row] + byte``.
+
+    Example:
+        >>> spec = {"type": "yolo", "num_classes": 1, "strides": [32], "anchors": [[[10, 20]]]}
+        >>> maps = [np.zeros((1, 6, 1, 2), np.int8)]
+        >>> tab = Int8Tables.build(maps, [(0.05, 0)], spec_rows(spec, maps), cut=-1.1, conf=0.25,
+        ...                        sigmoid=lambda x: 1 / (1 + np.exp(-x)))
+        >>> one = np.ones((2, 2), np.float32)
+        >>> cells = np.array([[0, 0], [1, 0]], np.float32)  # grid (column, row) of the two rows
+        >>> box = BoxTables.build(tab, cells, one, 0 * one, np.array([[2, 1]] * 2, np.float32),
+        ...                       np.array([[10, 20]] * 2, np.float32), np.float32([64, 32]))
+        >>> box.values[box.base[1] + np.zeros(4, np.intp)].tolist()  # row 1, all four raw values 0
+        [48.0, 16.0, 5.0, 10.0]
+    """
+
+    values: np.ndarray  # float32: blocks of 256, by unsigned byte (cx per column, cy per row, w/2 and h/2 per anchor)
+    base: np.ndarray  # (rows, 4) intp: where each row's cx, cy, w/2 and h/2 blocks start in ``values``
+    bound: float  # every corner cx -/+ w/2 of these tables lies within [-bound, bound] (inf: not finite)
+
+    @classmethod
+    def build(cls, tables: Int8Tables, gxy, s, off, gwh, awh, in_wh) -> BoxTables:
+        """The blocks of these rows: each argument (rows, 2) float32 x/y (or w/h) columns, ``in_wh`` (2,) float32.
+
+        ``gxy``: grid column and row; ``s``, ``off``: scale_x_y and its offset ``(s - 1) / 2``; ``gwh``: grid size;
+        ``awh``: the anchor in input pixels; ``in_wh``: the input size."""
+        level = tables.offset // 256
+        sig = tables.sig.reshape(-1, 256)
+        ex = tables.exp.reshape(-1, 256)
+        blocks, base = [], np.empty((len(level), 4), np.intp)
+        for j in range(2):  # centres: one block per (output, grid column or row, scale, grid size)
+            keys, inverse = np.unique(np.column_stack([level, gxy[:, j], s[:, j], off[:, j], gwh[:, j]]), axis=0,
+                                      return_inverse=True)
+            base[:, j] = 256 * (len(blocks) + inverse.ravel())
+            for k, g, sk, ok, gk in keys:
+                sxy = sig[int(k)] * np.float32(sk) - np.float32(ok)
+                blocks.append((np.float32(g) + sxy) / np.float32(gk) * in_wh[j])
+        centres = np.concatenate(blocks)
+        for j in range(2):  # half sizes: one block per (output, anchor side)
+            keys, inverse = np.unique(np.column_stack([level, awh[:, j]]), axis=0, return_inverse=True)
+            base[:, 2 + j] = 256 * (len(blocks) + inverse.ravel())
+            for k, a in keys:
+                blocks.append(ex[int(k)] * np.float32(a) / np.float32(2))  # (w) / 2: the corners' float32 operations
+        values = np.concatenate(blocks).astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = float(np.abs(centres).max()) + float(values[len(centres):].max()) if values.size else 0.0
+        return cls(values, base, bound if np.isfinite(values).all() and np.isfinite(bound) else float("inf"))

@@ -150,15 +150,18 @@ def test_nms_in_python_equals_the_numpy_paths(seed, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_nms_opencv_path_equals_the_numpy_path(seed, monkeypatch):
+@pytest.mark.parametrize("score_dtype", [np.float64, np.float32])
+def test_nms_opencv_path_equals_the_numpy_path(seed, score_dtype, monkeypatch):
     """Above a handful of boxes NMS runs in OpenCV DNN: the same indices as the float64 numpy loop, duplicates,
-    score ties, touching edges, degenerate boxes (the numpy loop's) and far negative coordinates included."""
+    score ties, touching edges, degenerate boxes (the numpy loop's) and far negative coordinates included.
+    float32 scores (a detector's) go to OpenCV as they are, unsorted: its stable sort must give the same order."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(20, 600))
     xy = rng.uniform(0, 200, (n, 2)).round(1)
     b = np.concatenate([xy, xy + rng.uniform(5, 60, (n, 2)).round(1)], 1)
     b[n // 2:] = b[: n - n // 2]  # duplicates: IoU exactly 1, and ties at the threshold
-    scores = rng.uniform(0, 1, n).round(2)
+    scores = rng.uniform(0.01, 1, n).round(2).astype(score_dtype)
+    b = b.astype(score_dtype)  # float32 boxes and scores: a detector's, through the list path
     classes = rng.integers(0, 3, n)
     if seed % 2:  # touching edges (intersection exactly 0), degenerate boxes, negative and far coordinates
         b[::7, 0] = b[::7, 2]
@@ -170,6 +173,7 @@ def test_nms_opencv_path_equals_the_numpy_path(seed, monkeypatch):
             healthy = ~(b[:, 2:] <= b[:, :2]).any(1)  # what OpenCV takes (a degenerate box sends all to numpy)
             in_cv = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
             monkeypatch.setattr(boxes_mod, "_greedy_in_opencv", lambda *a: None)
+            monkeypatch.setattr(boxes_mod, "_greedy_in_opencv_lists", lambda *a: None)
             loop = boxes_mod.nms(b, scores, cls, thr, max_det=1000)
             loop_healthy = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
             monkeypatch.undo()
@@ -182,11 +186,37 @@ def test_nms_opencv_path_is_taken_and_refuses_what_it_would_get_wrong():
     """The OpenCV pass runs for ordinary boxes; for NaN, infinite or empty boxes it declines (OpenCV calls two
     empty boxes identical), and nms() then gives the numpy loop's answer."""
     b = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float64)
-    assert boxes_mod._greedy_in_opencv(b, 0.45, 300).tolist() == [0, 2]
+    assert boxes_mod._greedy_in_opencv(b, [3, 2, 1], 0.45, 300).tolist() == [0, 2]
     for bad in ([5, 5, 5, 9], [np.nan, 0, 1, 1], [0, 0, np.inf, 1]):
-        assert boxes_mod._greedy_in_opencv(np.vstack([b, bad]), 0.45, 300) is None
+        assert boxes_mod._greedy_in_opencv(np.vstack([b, bad]), [4, 3, 2, 1], 0.45, 300) is None
     empties = np.tile([[3.0, 3.0, 3.0, 3.0]], (20, 1))  # twenty empty boxes: IoU 0, none suppresses another
     assert boxes_mod.nms(empties, np.linspace(1, 0.1, 20)).tolist() == list(range(20))
+
+
+def test_nms_hands_float32_scores_to_opencv_unsorted(monkeypatch):
+    """A detector's float32 boxes and scores go to OpenCV as lists, unsorted (no ranks): one pass, the loop's answer;
+    scores OpenCV would drop (0, NaN) take the sorted path with ranks."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(-10, 100, (40, 2))
+    b = np.concatenate([xy, xy + 30], 1).astype(np.float32)
+    scores = rng.uniform(0.3, 1, 40).round(1).astype(np.float32)  # ties
+    cls = rng.integers(0, 2, 40)
+    seen = []
+    real = boxes_mod._both_thresholds
+    monkeypatch.setattr(boxes_mod, "_both_thresholds", lambda cv, xywh, s, *a: seen.append(s) or real(cv, xywh, s, *a))
+    got = boxes_mod.nms(b, scores, cls, 0.45)
+    assert seen == [scores.tolist()]
+    monkeypatch.setattr(boxes_mod, "_greedy_in_opencv", lambda *a: None)
+    monkeypatch.setattr(boxes_mod, "_greedy_in_opencv_lists", lambda *a: None)
+    assert got.tolist() == boxes_mod.nms(b, scores, cls, 0.45).tolist()
+    monkeypatch.undo()
+    for bad in (0.0, np.nan):
+        s2 = scores.copy()
+        s2[5] = bad
+        seen.clear()
+        monkeypatch.setattr(boxes_mod, "_both_thresholds", lambda cv, xywh, s, *a: seen.append(s) or real(cv, xywh, s, *a))
+        boxes_mod.nms(b, s2, cls, 0.45)
+        assert seen == [list(range(40, 0, -1))]
 
 
 def test_kalman_predict_by_blocks_equals_the_matrix_products():

@@ -48,21 +48,27 @@ def _without_tables(dec: CandidateDecoder, maps, conf, quant) -> None:
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
 @pytest.mark.parametrize("conf", [0.001, 0.05, 0.3, 0.7, 0.999])
-def test_table_decode_equals_the_float_path_bit_for_bit(dtype, conf):
+@pytest.mark.parametrize("plain", [False, True], ids=["scaled-xy", "unit-xy-one-quant"])
+def test_table_decode_equals_the_float_path_bit_for_bit(dtype, conf, plain):
+    """``plain``: scale_x_y 1 and one quantization for all outputs (most converted cfgs), the decoder's shortcuts."""
     rng = np.random.default_rng(3)
-    tables, floats = CandidateDecoder(SPEC), CandidateDecoder(SPEC)
+    spec = {**SPEC, "scale_x_y": [1.0, 1.0]} if plain else SPEC
+    tables, floats = CandidateDecoder(spec), CandidateDecoder(spec)
     found = 0
     for k in range(8):
         maps, quant = _maps(rng, dtype, empty=k == 7)
+        if plain:
+            quant = [quant[0]] * len(quant)
         _without_tables(floats, maps, conf, quant)
         for iou, max_det in ((0.45, 300), (0.3, 2), (None, 300)):
             got = tables.detect(maps, conf, iou, max_det, quant)
             want = floats.detect(maps, conf, iou, max_det, quant)
             assert tables._plan.int8 is not None and floats._plan.int8 is None
+            assert tables._plan.boxes is not None and tables._plan.int8.shared == plain
             assert [a.dtype for a in got] == [np.float32, np.float32, np.int64]
             assert all(np.array_equal(a, b) for a, b in zip(got, want)), (k, iou, max_det)
             # and both are the dense decode of every dequantized map, then select()
-            dense = decode_dense([dequantize(m, q) for m, q in zip(maps, quant)], SPEC)[0]
+            dense = decode_dense([dequantize(m, q) for m, q in zip(maps, quant)], spec)[0]
             ref = select(dense, conf, iou, max_det)
             assert all(np.array_equal(a, b) for a, b in zip(got, ref))
             found += len(got[0])
@@ -180,3 +186,26 @@ def test_shipped_detector_on_f4k_same_detections_as_the_float_path(conf):
         assert np.array_equal(got.classes, c)
         found += len(got)
     assert det._decoder._plan.int8 is not None and found > len(images)
+
+
+def test_table_decode_takes_the_constant_shift_opencv_nms(monkeypatch):
+    """The table decode's NMS (constant class shift from the tables' bound, float32 sizes) runs and answers for
+    ordinary frames, and gives the general nms()'s boxes, bit for bit."""
+    import edgekit.runtime.decode as decode_mod
+
+    answers = []
+    real = decode_mod.nms_corners_in_opencv
+    monkeypatch.setattr(decode_mod, "nms_corners_in_opencv", lambda *a: answers.append(real(*a)) or answers[-1])
+    rng = np.random.default_rng(11)
+    maps, quant = _maps(rng)
+    width = 5 + SPEC["num_classes"]
+    for m, anchors in zip(maps, SPEC["anchors"]):  # sizes a real frame has (random bytes make boxes of 1e-3 px)
+        wh = m.reshape(len(anchors), width, -1)[:, 2:4]
+        wh[...] = np.clip(wh, -40, 40)
+    dec, ref = CandidateDecoder(SPEC), CandidateDecoder(SPEC)
+    got = dec.detect(maps, 0.05, 0.45, 300, quant)
+    assert answers and all(a is not None for a in answers) and len(got[0]) > 1
+    monkeypatch.setattr(decode_mod, "nms_corners_in_opencv", lambda *a: None)  # the general nms() instead
+    want = ref.detect(maps, 0.05, 0.45, 300, quant)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert np.isfinite(dec._plan.boxes.bound)  # a finite bound: the shift path is open
