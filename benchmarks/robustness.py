@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     model, ck = load_checkpoint(args.weights)
     ds = load_dataset(args.data)
     records = ds.split(args.split)[: args.limit or None]
-    names, imgsz, agnostic = list(ck["names"]), int(ck["imgsz"]), ClassMap(single=True)
+    names, imgsz, agnostic = list(ck["names"]), ck["imgsz"], ClassMap(single=True)  # an int or [h, w]
 
     def score(recs) -> float:
         return round(validate(model, recs, names, imgsz, class_map=agnostic, data_names=ds.names)["map50"], 4)

@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from edgekit.cli.ranges import image_shape
+from edgekit.input_size import size_text, stored_size
+
 HERE = Path(__file__).resolve().parent
 # trained weights ship inside the package, so `make demo` and the tests use them without ../shared
 WEIGHTS = HERE.parent / "edgekit" / "assets" / "weights"
@@ -61,7 +64,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--imgsz", type=image_shape, default=320, help="320, or WIDTHxHEIGHT (e.g. 320x192) for wide frames")
+    p.add_argument("--anchors", choices=["kmeans", "default"], help="as `edgekit train --anchors` (default: k-means for "
+                   "a new model, the --init checkpoint's own when it is the same model)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.002)
@@ -81,6 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--suffix", default="", help="appended to the tag <model>-<data>-<imgsz> (run folder, result file, "
                                                 "kept weights): a second recipe for one model keeps the first's files")
     a = p.parse_args(argv)
+    a.imgsz = stored_size(a.imgsz)  # 320, or [h, w]
 
     import torch
 
@@ -98,7 +104,7 @@ def main(argv=None) -> int:
     if a.model.lower().endswith(".cfg"):  # a Darknet cfg: the registry's darknet family with its text (as `edgekit train`)
         kwargs.update(cfg=Path(a.model).read_text(encoding="utf-8"), cfg_name=Path(a.model).name)
         family, a.model = "darknet", Path(a.model).stem
-    tag = f"{a.model}-{data_name}-{a.imgsz}{a.suffix}"
+    tag = f"{a.model}-{data_name}-{size_text(a.imgsz)}{a.suffix}"
     out = Path(a.runs) / tag
     if out.exists() and not a.resume:
         shutil.rmtree(out)
@@ -107,7 +113,7 @@ def main(argv=None) -> int:
                                  out=str(out), device=a.device, workers=a.workers, model_kwargs=kwargs,
                                  weights=a.init, warmup_epochs=a.warmup, threads=a.threads, bf16=a.bf16,
                                  freeze=parse_freeze(a.freeze) if a.freeze else None,
-                                 augment=AugmentOptions(mosaic=a.mosaic), qat=a.qat,
+                                 augment=AugmentOptions(mosaic=a.mosaic), qat=a.qat, anchors=a.anchors,
                                  resume=a.resume and (out / "weights" / "last.pt").is_file()))
     wall = time.time() - t0
     model, ckpt = load_checkpoint(summary["best"])
@@ -124,7 +130,7 @@ def main(argv=None) -> int:
         "best_epoch": ckpt["epoch"] + 1, "val_curve": json.loads((out / "results.json").read_text()),
         "init_lineage": lineage(a.init, a.model),
         "settings": {"batch": a.batch, "lr": a.lr, "init": a.init, "warmup_epochs": a.warmup, "width": a.width, "anchors": ckpt["anchors"], "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), "bf16": a.bf16, "freeze": a.freeze, "mosaic": a.mosaic, "qat": a.qat, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
+                     "threads": torch.get_num_threads(), "bf16": a.bf16, "freeze": a.freeze, "mosaic": a.mosaic, "qat": a.qat, "anchors_option": a.anchors, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])},
     }
     from edgekit import __version__
     from edgekit.io import atomic_write_text

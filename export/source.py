@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.input_size import input_hw
 
 
 @dataclass
@@ -88,8 +89,9 @@ def newest_best(runs: Path = Path("runs/train")) -> Path:
     return found[-1]
 
 
-def load_source(model: str | Path | None, imgsz: int | None = None, weights: str | Path | None = None) -> Source:
-    """Load an export source from a path (suffix decides: ``.pt``, ``.cfg``, ``.onnx``).
+def load_source(model: str | Path | None, imgsz=None, weights: str | Path | None = None) -> Source:
+    """Load an export source from a path (suffix decides: ``.pt``, ``.cfg``, ``.onnx``); ``imgsz`` (an int or
+    (h, w)) overrides the source's own input size.
 
     Example:
         >>> src = load_source("runs/train/yolo-lite/weights/best.pt")  # doctest: +SKIP
@@ -108,12 +110,13 @@ def load_source(model: str | Path | None, imgsz: int | None = None, weights: str
         src = _from_onnx(path)
     else:
         raise EdgekitError(f"{path}: cannot export '{suffix}' files: give an edgekit checkpoint (.pt), a Darknet .cfg or an .onnx")
-    if imgsz and src.kind == "onnx" and tuple(src.imgsz) != (imgsz, imgsz):
+    hw = input_hw(imgsz) if imgsz else None
+    if hw and src.kind == "onnx" and tuple(src.imgsz) != hw:
         raise EdgekitError(f"{path} has a fixed input of {src.imgsz}: re-export it from its checkpoint to change --imgsz")
-    if imgsz:
-        src.imgsz = (int(imgsz), int(imgsz))
+    if hw:
+        src.imgsz = hw
         if src.head_spec is not None:
-            src.head_spec = {**src.head_spec, "imgsz": [int(imgsz), int(imgsz)]}
+            src.head_spec = {**src.head_spec, "imgsz": list(hw)}
     return src
 
 
@@ -122,12 +125,12 @@ def _from_checkpoint(path: Path) -> Source:
 
     module, ckpt = load_checkpoint(path)
     task = ckpt.get("task", "detect")
-    size = int(ckpt["imgsz"])
-    spec = {**ckpt["head_spec"], "imgsz": [size, size]} if task == "detect" else None
+    size = input_hw(ckpt["imgsz"])  # an int (square) or [h, w]
+    spec = {**ckpt["head_spec"], "imgsz": list(size)} if task == "detect" else None
     name = ckpt["model"]
     if name == "darknet":  # trained from a .cfg: artifacts are named after the file (yolov4-tiny-onnx.onnx)
         name = Path(str(ckpt.get("model_kwargs", {}).get("cfg_name") or "darknet")).stem or name
-    return Source("checkpoint", path, name, task, list(ckpt["names"]), (size, size), spec, file_hash(path),
+    return Source("checkpoint", path, name, task, list(ckpt["names"]), size, spec, file_hash(path),
                   module=module, resize=getattr(module, "resize", "letterbox"))
 
 

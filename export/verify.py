@@ -220,7 +220,7 @@ def verify_artifact(artifact, ref, data=None, split: str | None = None, max_map_
 
     manifest = read_manifest(artifact)
     with step(f"loading {ref}", verbose):
-        source = load_source(ref, manifest["preprocess"]["imgsz"][0])
+        source = load_source(ref, tuple(manifest["preprocess"]["imgsz"]))
     if source.task != manifest["task"] or list(source.names) != list(manifest["names"]):
         raise EdgekitError(f"{artifact} ({manifest['task']}, classes {manifest['names']}) was not exported from {ref}: "
                            "give the model it came from as --ref")

@@ -212,7 +212,7 @@ def _ref_parity(ref, manifest, boxes, arm, clip) -> dict:
     from edgekit.export.source import load_source
     from edgekit.runtime.preprocess import to_tensor
 
-    source = load_source(ref, manifest["preprocess"]["imgsz"][0])
+    source = load_source(ref, tuple(manifest["preprocess"]["imgsz"]))
     if list(source.names) != list(manifest["names"]):
         raise EdgekitError(f"{ref} has classes {list(source.names)}, the artifact {manifest['names']}: give the model "
                            "it was exported from as --ref")

@@ -88,6 +88,31 @@ def image_size(text: str) -> int:
     return value
 
 
+def image_shape(text: str) -> int | tuple[int, int]:
+    """An argparse type: a square input size (``320``) or ``WIDTHxHEIGHT`` (``384x224``, for wide frames),
+    each side a multiple of the detectors' largest stride; a rectangle comes back as (height, width).
+
+    Example:
+        >>> image_shape("320"), image_shape("384x224")
+        (320, (224, 384))
+        >>> image_shape("384x200")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: '384x200' is not an input size: give 320 or WIDTHxHEIGHT with each side a multiple of 32 from 32 to 4096, e.g. 384x224
+    """
+    parts = text.lower().split("x")
+    try:
+        if len(parts) == 1:
+            return image_size(text)
+        if len(parts) == 2:
+            w, h = image_size(parts[0]), image_size(parts[1])
+            return w if w == h else (h, w)
+    except argparse.ArgumentTypeError:
+        pass
+    raise argparse.ArgumentTypeError(f"'{text}' is not an input size: give 320 or WIDTHxHEIGHT with each side a "
+                                     f"multiple of {MAX_STRIDE} from {MAX_STRIDE} to 4096, e.g. 384x224")
+
+
 class UsageError(EdgekitError):
     """A command line argparse refused: :func:`edgekit.cli.main.main` prints it as one line and returns 1."""
 

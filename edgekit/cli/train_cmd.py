@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgekit.cli.ranges import image_size, number, whole
+from edgekit.cli.ranges import image_shape, number, whole
 
 DEFAULTS = {"detect": {"imgsz": 320, "batch": 16}, "classify": {"imgsz": 64, "batch": 64}}
 
@@ -16,7 +16,8 @@ def add_parser(sub):
                    "Darknet .cfg (its heads fitted to the data's classes; the cfg's text is kept in the checkpoint)")
     p.add_argument("--data", required=True, help="data.yaml (yolo/coco/voc), COCO .json or VOC folder; "
                                                  "with --task classify an image-folder root")
-    p.add_argument("--imgsz", type=image_size, help="square input size in pixels (default 320; 64 with --task classify)")
+    p.add_argument("--imgsz", type=image_shape, help="input size in pixels: 320 (square; the default, 64 with --task "
+                   "classify) or WIDTHxHEIGHT for wide frames, e.g. 384x224 for 16:9 (detect only)")
     p.add_argument("--epochs", type=whole(1), default=50)
     p.add_argument("--batch", type=whole(1), help="batch size (default 16; 64 with --task classify)")
     p.add_argument("--out", help="run folder (default runs/train/<model>[-N])")
@@ -88,6 +89,8 @@ def run(args) -> int:
                            f"{model_task(args.model)}, or pick a {args.task} model ({others})")
     kwargs = {**({"width": args.width} if args.width else {}), **cfg_kwargs}
     imgsz = args.imgsz or DEFAULTS[args.task]["imgsz"]
+    if args.task == "classify" and isinstance(imgsz, tuple):
+        raise EdgekitError(f"--imgsz {args.imgsz[1]}x{args.imgsz[0]}: classifiers take a square input: give one size, e.g. 64")
     batch = args.batch or DEFAULTS[args.task]["batch"]
     common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
                   device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, model_kwargs=kwargs,

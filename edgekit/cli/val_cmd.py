@@ -7,6 +7,7 @@ Detectors report mAP50, mAP50-95 and AP per class; classifiers (checkpoints with
 from __future__ import annotations
 
 from edgekit.cli.ranges import fraction, image_size, whole
+from edgekit.input_size import size_text
 
 
 def add_parser(sub):
@@ -46,7 +47,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(r, indent=2))
             return 0
-        print(f"{r['model']} on {r['data']} [{r['split']}], {r['images']} images at {r['imgsz']}: "
+        print(f"{r['model']} on {r['data']} [{r['split']}], {r['images']} images at {size_text(r['imgsz'])}: "
               f"top1 {r['top1']:.4f}  top{r['top5_k']} {r['top5']:.4f}  {r['ms_per_image']:.2f} ms/image")
         if "unsure" in r:
             u = r["unsure"]
@@ -65,7 +66,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{r['model']} on {r['data']} [{r['split']}], {r['images']} images at {r['imgsz']}: "
+    print(f"{r['model']} on {r['data']} [{r['split']}], {r['images']} images at {size_text(r['imgsz'])}: "
           f"mAP50 {r['map50']:.4f}  mAP50-95 {r['map50_95']:.4f}  {r['ms_per_image']:.1f} ms/image")
     for name, ap in r["per_class"].items():
         print(f"  {name:12s} AP50-95 {'-' if ap is None else f'{ap:.4f}'}")

@@ -93,7 +93,8 @@ SCHEMA = {
     "model": ("a model name", lambda v: isinstance(v, str) and v.strip() != ""),
     "names": ("a non-empty list of class names", lambda v: isinstance(v, (list, tuple)) and len(v) > 0
               and all(isinstance(n, str) for n in v)),
-    "imgsz": ("an input size from 1 to 8192", lambda v: _is_count(v, 1) and v <= 8192),
+    "imgsz": ("an input size from 1 to 8192 (or [h, w] of two)", lambda v: (_is_count(v, 1) and v <= 8192) or (
+        isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_count(s, 1) and s <= 8192 for s in v))),
     "state_dict": ("a non-empty dict of tensors", lambda v: isinstance(v, dict) and len(v) > 0
                    and all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())),
     "head_spec": ("a dict", lambda v: isinstance(v, dict)),

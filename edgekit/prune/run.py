@@ -162,7 +162,10 @@ def prune(opts: PruneOptions, log: Callable[[str], None] = _stderr) -> dict:
         return prune_darknet(opts, log)
     ck = _read_detector(opts.weights)
     _check_data(opts, ck)
-    imgsz = int(opts.imgsz or ck["imgsz"])
+    imgsz = opts.imgsz or ck["imgsz"]
+    if not isinstance(imgsz, int):  # a [h, w] checkpoint (trained with --imgsz WxH)
+        raise EdgekitError(f"{opts.weights} has a rectangular input {imgsz[1]}x{imgsz[0]}: pruning takes square "
+                           "inputs for now; prune a square checkpoint, then fine-tune it with --imgsz WxH")
     out = Path(opts.out or Path("runs") / "prune" / ck["model"])
     model = model_from_checkpoint(ck)
     reference = registry_model(ck)

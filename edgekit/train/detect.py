@@ -17,6 +17,7 @@ from torch import nn
 from edgekit.errors import EdgekitError
 from edgekit.runtime.decode import anchors_in_pixels
 from edgekit.train.augment import AugmentOptions
+from edgekit.input_size import input_hw, stored_size
 from edgekit.train.loader import DetectionTrainSet, collate
 from edgekit.train.task import LossFn, TrainTask
 
@@ -27,7 +28,7 @@ class TrainOptions:
 
     model: str
     data: str
-    imgsz: int = 320
+    imgsz: int | list[int] = 320  # square, or [h, w] for wide frames (edgekit.input_size)
     epochs: int = 50
     batch: int = 16
     out: str | None = None
@@ -51,6 +52,10 @@ class TrainOptions:
     max_train_images: int | None = None  # a quick subset, for smoke tests
     weights: str | None = None  # start from this checkpoint's weights and anchors (fine-tuning)
 
+    def __post_init__(self):
+        # one form everywhere (checkpoint, saved options, resume): an int when square, else [h, w]
+        self.imgsz = stored_size(self.imgsz)
+
 
 def data_hash(records) -> str:
     """A short hash of a split's image names and labels: which data a checkpoint saw.
@@ -68,8 +73,8 @@ def data_hash(records) -> str:
     return h.hexdigest()[:16]
 
 
-def fit_anchors(records, imgsz: int, n: int, seed: int = 0, resize: str = "letterbox") -> list[list[float]]:
-    """k-means anchors (input pixels at ``imgsz``) from the training boxes, resized as the model's input is
+def fit_anchors(records, imgsz, n: int, seed: int = 0, resize: str = "letterbox") -> list[list[float]]:
+    """k-means anchors (input pixels at ``imgsz``, an int or (h, w)) from the training boxes, resized as the model's input is
     (``stretch``: width and height scaled apart, as a Darknet cfg without ``letterbox=1`` sees them).
 
     Example:
@@ -80,10 +85,10 @@ def fit_anchors(records, imgsz: int, n: int, seed: int = 0, resize: str = "lette
     from edgekit.models.anchors import kmeans_anchors
 
     wh = []
+    h, w = input_hw(imgsz)
     for r in records:
         # letterbox: one scale for both sides; stretch: each side to the input on its own
-        scale = imgsz / max(r.width, r.height) if resize == "letterbox" else np.array([imgsz / r.width,
-                                                                                       imgsz / r.height])
+        scale = min(h / r.height, w / r.width) if resize == "letterbox" else np.array([w / r.width, h / r.height])
         b = r.boxes[r.valid_mask()]
         wh.append((b[:, 2:] - b[:, :2]) * scale)
     wh = np.concatenate(wh) if wh else np.zeros((0, 2))

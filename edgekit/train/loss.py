@@ -64,7 +64,7 @@ class YoloLoss:
         nl = len(self.strides)
         # objectness weight per output: fine maps have many more empty cells (YOLOv5's balance)
         self.balance = [{8: 4.0, 16: 1.0, 32: 0.4}.get(s, 1.0) if nl > 1 else 1.0 for s in self.strides]
-        imgsz = head_spec["imgsz"][0]
+        imgsz = (head_spec["imgsz"][0] * head_spec["imgsz"][-1]) ** 0.5  # the side of a square of the same area
         self.w_box = box * 3 / nl
         self.w_obj = obj * (imgsz / 640) ** 2 * 3 / nl
         self.w_cls = cls * self.nc / 80 * 3 / nl

@@ -18,8 +18,8 @@ PREDICT = ["predict", "m.onnx", "x.jpg"]
 DETECT = ["detect", "--model", "m.onnx", "--source", "v.mp4"]
 EXPORT = ["export", "m.pt", "--target", "onnx"]
 CASES = [
-    (TRAIN, "--imgsz", "0", "'0' is not an input size: use a multiple of 32"),
-    (TRAIN, "--imgsz", "33", "'33' is not an input size: use a multiple of 32"),
+    (TRAIN, "--imgsz", "0", "'0' is not an input size: give 320 or WIDTHxHEIGHT with each side a multiple of 32"),
+    (TRAIN, "--imgsz", "33", "'33' is not an input size: give 320 or WIDTHxHEIGHT"),
     (TRAIN, "--epochs", "0", "'0' is not a whole number of 1 or more"),
     (TRAIN, "--batch", "0", "'0' is not a whole number of 1 or more"),
     (TRAIN, "--workers", "-1", "'-1' is not a whole number of 0 or more"),
