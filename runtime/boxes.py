@@ -105,7 +105,8 @@ def nms(
     an offset larger than any coordinate, so one pass over all boxes is class-aware. A handful
     of boxes (a video frame's usual case) goes through plain Python floats; more go through
     OpenCV DNN's ``NMSBoxes`` (C++, the NMS of OpenCV's own detectors), checked to be exact
-    (:func:`_greedy_in_opencv`); non-finite or empty boxes, IoUs within 1e-5 of the threshold
+    (:func:`_greedy_in_opencv`; up to 64 float32 boxes and scores, a detector's, reach it from
+    Python lists, unsorted); non-finite or empty boxes, IoUs within 1e-5 of the threshold
     and a missing OpenCV take a numpy loop over the kept boxes. Every path keeps the boxes that
     float64 IoUs compared with the threshold keep, in the same order.
 
