@@ -154,32 +154,40 @@ def test_reused_tensors_are_per_thread():
     assert other["x"] is not mine and int(mine[0, 8:24].max()) == -128 and int(other["x"][0, 8:24].min()) == 127
 
 
-def _f4k():
-    art = ROOT / "runs" / "export" / "mobilenetv2_050-yolo" / "mobilenetv2_050-yolo-tflite-int8.tflite"
+SHIPPED = {  # the tflite-int8 exports of the detectors shipped in turn (make demo writes the Yolo-Fastest one)
+    "mobilenetv2_050-yolo": "runs/export/mobilenetv2_050-yolo/mobilenetv2_050-yolo-tflite-int8.tflite",
+    "yolo-fastest-1.1": "runs/export/yf-shipped/yolo-fastest-1.1-tflite-int8.tflite",
+}
+
+
+def _f4k(model: str = "mobilenetv2_050-yolo"):
+    art = ROOT / SHIPPED[model]
     images = ROOT.parent / "shared" / "data" / "fish4knowledge" / "test" / "images"
     if not art.is_file() or not images.is_dir():
-        pytest.skip("the shipped detector's tflite-int8 export or the F4K test images are not here")
+        pytest.skip(f"{model}'s tflite-int8 export or the F4K test images are not here")
     return art, sorted(images.glob("*.jpg"))
 
 
 @pytest.mark.slow  # the 320 px detector on 188 images, twice per threshold: seconds of CPU
 @pytest.mark.parametrize("conf", [0.05, 0.3])
-def test_shipped_detector_on_f4k_same_detections_as_the_float_path(conf):
-    """The shipped Fish4Knowledge detector on every F4K test image (crowded frames included): the table decode and
-    the reused input tensor give the detections of the reference path (letterbox + to_tensor + dequantize every
-    map + dense decode + select + inverse letterbox), bit for bit."""
+@pytest.mark.parametrize("model", list(SHIPPED))
+def test_shipped_detector_on_f4k_same_detections_as_the_float_path(conf, model):
+    """A shipped Fish4Knowledge detector on every F4K test image (crowded frames included): the table decode and
+    the reused input tensor give the detections of the reference path (letterbox or stretch + to_tensor +
+    dequantize every map + dense decode + select + inverse letterbox), bit for bit."""
     import cv2
 
     from edgekit.runtime import load
+    from edgekit.runtime.preprocess import fit_image
 
-    art, images = _f4k()
+    art, images = _f4k(model)
     det = load(art, threads=1)
     r = det.runner
     found = 0
     for path in images:
         img = cv2.imread(str(path))
         got = det.predict_one(img, conf=conf, iou=0.45)
-        lb_img, lb = letterbox(img, r.imgsz, color=r.pad_value)
+        lb_img, lb = fit_image(img, r.imgsz, r.resize, r.pad_value)
         maps = r.run_tensor(to_tensor(lb_img, r.layout, r.dtype, quant=r.quant))
         b, s, c = select(decode_dense(maps, det.manifest["decode"])[0], conf, 0.45)
         assert np.array_equal(got.boxes, boxes_from_letterbox(b, lb)) and np.array_equal(got.scores, s), path.name
