@@ -105,8 +105,8 @@ def nms(
     an offset larger than any coordinate, so one pass over all boxes is class-aware. A handful
     of boxes (a video frame's usual case) goes through plain Python floats; more go through
     OpenCV DNN's ``NMSBoxes`` (C++, the NMS of OpenCV's own detectors), checked to be exact
-    (:func:`_greedy_in_opencv`; up to 64 float32 boxes and scores, a detector's, reach it from
-    Python lists, unsorted); non-finite or empty boxes, IoUs within 1e-5 of the threshold
+    (:func:`_greedy_in_opencv`; float32 boxes and scores, a detector's, reach it unsorted through
+    :func:`nms_corners_in_opencv`); non-finite or empty boxes, IoUs within 1e-5 of the threshold
     and a missing OpenCV take a numpy loop over the kept boxes. Every path keeps the boxes that
     float64 IoUs compared with the threshold keep, in the same order.
 
@@ -138,13 +138,12 @@ def nms(
         keep = _greedy_in_python(boxes, scores, classes, iou_threshold, max_det)
         if keep is not None:
             return keep
-    if boxes.dtype == np.float32 and scores.dtype == np.float32 and n <= min(max_candidates, _LIST_NMS):
-        # a detector's float32 boxes and scores as Python floats (exact): the checks, the class shift and the sizes
-        # computed on lists and the scores handed to OpenCV as they are (its stable sort by float32 score is the
-        # order below): three tolist() instead of some twenty numpy calls, each costly right after inference
-        # has evicted numpy from the caches
-        cls = None if classes is None else np.asarray(classes).reshape(-1).tolist()
-        keep = _greedy_in_opencv_lists(boxes.tolist(), scores.tolist(), cls, iou_threshold, max_det)
+    if boxes.dtype == np.float32 and scores.dtype == np.float32 and max_candidates >= n:
+        # a detector's float32 boxes and scores, unsorted (OpenCV's stable sort by float32 score is the order
+        # below): the decoder's pass, with this call's largest coordinate as the bound
+        cls = np.zeros(n, np.int64) if classes is None else np.asarray(classes).reshape(-1)
+        keep = nms_corners_in_opencv(boxes[:, :2], boxes[:, 2:], scores, cls, float(np.abs(boxes).max()),
+                                     int(np.abs(cls).max()) + 1, iou_threshold, max_det)
         if keep is not None:
             return keep
     boxes, scores = boxes.astype(np.float64, copy=False), scores.astype(np.float64, copy=False)
@@ -168,37 +167,9 @@ def _class_shifted(b: np.ndarray, classes) -> np.ndarray:
     return b
 
 
-def _greedy_in_opencv_lists(rows: list, scores: list, classes: list | None, iou_threshold: float,
-                            max_det: int) -> np.ndarray | None:
-    """:func:`_greedy_in_opencv` on Python lists, in input order: xyxy ``rows``, ``scores`` (float32 values, so that
-    OpenCV's stable sort by them, best first, is :func:`nms`'s order) and integer ``classes``; None where OpenCV
-    cannot give the exact answer (see there) or a score is not above 0 (OpenCV's score test)."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    if not (min(scores) > 0.0 and math.isfinite(sum(scores)) and math.isfinite(sum(map(sum, rows)))):
-        return None
-    hi = max(max(map(max, rows)), -min(map(min, rows)))  # np.abs(b).max()
-    w = [x2 - x1 for x1, _, x2, _ in rows]  # float64 differences of float32 values: exact
-    h = [y2 - y1 for _, y1, _, y2 in rows]
-    if classes is None:
-        xywh = [[r[0], r[1], a, b] for r, a, b in zip(rows, w, h)]
-    else:
-        off = (hi + 1.0) * 2.0  # as nms() shifts classes
-        hi += max(map(abs, classes)) * off
-        xywh = [[r[0] + o, r[1] + o, a, b] for r, o, a, b in zip(rows, [c * off for c in classes], w, h)]
-    # the sides' floor of _greedy_in_opencv, from the largest shifted coordinate (or a bound above it)
-    if len(rows) >= 1 << 24 or not iou_threshold >= _NEAR or not min(min(w), min(h)) > max(hi * 1e-9, 1e-6):
-        return None
-    return _both_thresholds(cv2, xywh, scores, iou_threshold, max_det)
-
-
 # up to this many candidates NMS runs on Python floats (a video frame's usual handful: the numpy paths' fixed cost of
 # some forty calls is most of their time there, the more so right after inference has evicted numpy from the caches)
 _PYTHON_NMS = 16
-# up to this many float32 candidates (a detector's), OpenCV gets them from Python lists made without numpy calls
-_LIST_NMS = 64
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # exactly float64 in Python, as nms() converts them
 
 

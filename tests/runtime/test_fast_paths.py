@@ -173,7 +173,7 @@ def test_nms_opencv_path_equals_the_numpy_path(seed, score_dtype, monkeypatch):
             healthy = ~(b[:, 2:] <= b[:, :2]).any(1)  # what OpenCV takes (a degenerate box sends all to numpy)
             in_cv = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
             monkeypatch.setattr(boxes_mod, "_greedy_in_opencv", lambda *a: None)
-            monkeypatch.setattr(boxes_mod, "_greedy_in_opencv_lists", lambda *a: None)
+            monkeypatch.setattr(boxes_mod, "nms_corners_in_opencv", lambda *a: None)
             loop = boxes_mod.nms(b, scores, cls, thr, max_det=1000)
             loop_healthy = boxes_mod.nms(b[healthy], scores[healthy], None if cls is None else cls[healthy], thr, 1000)
             monkeypatch.undo()
@@ -194,7 +194,7 @@ def test_nms_opencv_path_is_taken_and_refuses_what_it_would_get_wrong():
 
 
 def test_nms_hands_float32_scores_to_opencv_unsorted(monkeypatch):
-    """A detector's float32 boxes and scores go to OpenCV as lists, unsorted (no ranks): one pass, the loop's answer;
+    """A detector's float32 boxes and scores go to OpenCV unsorted (no ranks): one pass, the loop's answer;
     scores OpenCV would drop (0, NaN) take the sorted path with ranks."""
     rng = np.random.default_rng(3)
     xy = rng.uniform(-10, 100, (40, 2))
@@ -207,7 +207,7 @@ def test_nms_hands_float32_scores_to_opencv_unsorted(monkeypatch):
     got = boxes_mod.nms(b, scores, cls, 0.45)
     assert seen == [scores.tolist()]
     monkeypatch.setattr(boxes_mod, "_greedy_in_opencv", lambda *a: None)
-    monkeypatch.setattr(boxes_mod, "_greedy_in_opencv_lists", lambda *a: None)
+    monkeypatch.setattr(boxes_mod, "nms_corners_in_opencv", lambda *a: None)
     assert got.tolist() == boxes_mod.nms(b, scores, cls, 0.45).tolist()
     monkeypatch.undo()
     for bad in (0.0, np.nan):
