@@ -90,7 +90,9 @@ def run(args) -> int:
     kwargs = {**({"width": args.width} if args.width else {}), **cfg_kwargs}
     imgsz = args.imgsz or DEFAULTS[args.task]["imgsz"]
     if args.task == "classify" and isinstance(imgsz, tuple):
-        raise EdgekitError(f"--imgsz {args.imgsz[1]}x{args.imgsz[0]}: classifiers take a square input: give one size, e.g. 64")
+        from edgekit.input_size import size_text
+
+        raise EdgekitError(f"--imgsz {size_text(imgsz)}: classifiers take a square input: give one size, e.g. 64")
     batch = args.batch or DEFAULTS[args.task]["batch"]
     common = dict(model=args.model, data=args.data, imgsz=imgsz, epochs=args.epochs, batch=batch, out=args.out,
                   device=args.device, resume=args.resume, workers=args.workers, lr=args.lr, model_kwargs=kwargs,

@@ -164,7 +164,9 @@ def prune(opts: PruneOptions, log: Callable[[str], None] = _stderr) -> dict:
     _check_data(opts, ck)
     imgsz = opts.imgsz or ck["imgsz"]
     if not isinstance(imgsz, int):  # a [h, w] checkpoint (trained with --imgsz WxH)
-        raise EdgekitError(f"{opts.weights} has a rectangular input {imgsz[1]}x{imgsz[0]}: pruning takes square "
+        from edgekit.input_size import size_text
+
+        raise EdgekitError(f"{opts.weights} has a rectangular input {size_text(imgsz)}: pruning takes square "
                            "inputs for now; prune a square checkpoint, then fine-tune it with --imgsz WxH")
     out = Path(opts.out or Path("runs") / "prune" / ck["model"])
     model = model_from_checkpoint(ck)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
+from edgekit.input_size import input_hw, stored_size
 from edgekit.runtime.decode import anchors_in_pixels
 from edgekit.train.augment import AugmentOptions
-from edgekit.input_size import input_hw, stored_size
 from edgekit.train.loader import DetectionTrainSet, collate
 from edgekit.train.task import LossFn, TrainTask
 
