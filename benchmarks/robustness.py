@@ -103,6 +103,17 @@ def render(records, out_dir: Path, fn=None, severity=0, scale=1.0, seed=0):
     return new
 
 
+def model_label(ck: dict) -> str:
+    """The checkpoint's family, or for a Darknet cfg the cfg's name: ``darknet`` alone names no model.
+
+    Example:
+        >>> model_label({"model": "darknet", "model_kwargs": {"cfg_name": "yolo-fastest-1.1.cfg"}})
+        'yolo-fastest-1.1'
+    """
+    name = (ck.get("model_kwargs") or {}).get("cfg_name")
+    return Path(name).stem if ck.get("model") == "darknet" and name else ck["model"]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", default="edgekit/assets/weights/mobilenetv2_050-yolo-p3-fish4knowledge-320.pt")
@@ -148,7 +159,7 @@ def main(argv=None) -> int:
     for c in conditions:
         per.setdefault(c["corruption"], []).append(c["map50"])
     result = {
-        "model": ck["model"], "weights": args.weights, "data": args.data, "split": args.split,
+        "model": model_label(ck), "weights": args.weights, "data": args.data, "split": args.split,
         "images": len(records), "imgsz": imgsz, "scoring": "class-agnostic mAP50 (edgekit val --single-cls)",
         "clean_map50": clean, "conditions": conditions,
         "per_corruption_mean": {k: round(float(np.mean(v)), 4) for k, v in per.items()},
@@ -157,7 +168,7 @@ def main(argv=None) -> int:
         "wall_s": round(time.time() - t0, 1),
         "command": "python benchmarks/robustness.py " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    out = Path(args.out or HERE / "results" / f"robustness-{ck['model']}.json")
+    out = Path(args.out or HERE / "results" / f"robustness-{model_label(ck)}.json")
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("model", "clean_map50", "mean_map50", "gap", "goal_met", "worst")}))
     return 0

@@ -28,6 +28,7 @@ import dataclasses
 from collections.abc import Callable
 
 from edgekit.errors import EdgekitError
+from edgekit.export.sensitivity import keep_float_nodes, prefix_nodes
 
 TARGETS = ("onnx-int8", "tflite-int8", "openvino-int8")
 AUTO_STEPS = (1, 2, 4, 8, 16)
@@ -87,7 +88,8 @@ def run_with_plan(plan, target, job, images, run_one: Callable, log, plain=None,
         return _tagged(run_one(_keeping(job, plan)), plan, tries=1)
     if isinstance(plan, int):
         rows = ranking(target, job, images, log)
-        return _tagged(run_one(_keeping(job, _nodes(rows, plan))), _nodes(rows, plan), tries=1, layers=plan)
+        nodes = keep_float_nodes(rows, plan)
+        return _tagged(run_one(_keeping(job, nodes)), nodes, tries=1, layers=plan)
     plain = plain if plain is not None else run_one(job)  # auto
     if plain.ok:
         return _tagged(plain, [], tries=1, layers=0)
@@ -116,11 +118,11 @@ def _auto_tries(rows: list[dict]):
     keeping it alone leaves its input INT8: see sensitivity.prefix_nodes), each distinct prefix short of the graph."""
     steps = [k for k in AUTO_STEPS if k <= len(rows)]
     for k in steps:
-        yield _nodes(rows, k), k, f"the {k} worst layer(s)", {}
-    tried, end = [], max((r["position"] for r in rows), default=0)
+        yield keep_float_nodes(rows, k), k, f"the {k} worst layer(s)", {}
+    tried, whole = [], prefix_nodes(rows, len(rows)) if rows else []
     for k in steps:
         nodes = prefix_nodes(rows, k)
-        if nodes in tried or max(r["position"] for r in rows[:k]) >= end:  # same prefix, or the whole graph
+        if nodes in tried or nodes == whole:  # the same prefix again, or every ranked layer: a float graph
             continue
         tried.append(nodes)
         yield nodes, len(nodes), f"every layer up to the deepest of the {k} worst ({len(nodes)} nodes)", \
@@ -135,18 +137,6 @@ def ranking(target, job, images, log) -> list[dict]:
     log(f"{target.name}: ranking layers by INT8 error on {len(images)} held-out images ...")
     with step(f"{target.name} layer ranking"):  # the quantizers' progress bars stay off the terminal
         return rank_layers(target, job, images)[0]
-
-
-def prefix_nodes(rows: list[dict], n: int) -> list[str]:
-    from edgekit.export.sensitivity import prefix_nodes as prefix
-
-    return prefix(rows, n)
-
-
-def _nodes(rows: list[dict], n: int) -> list[str]:
-    from edgekit.export.sensitivity import keep_float_nodes
-
-    return keep_float_nodes(rows, n)
 
 
 def _keeping(job, nodes: list[str], plain=None, latency_budget_ms: float | None = None):

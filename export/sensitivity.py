@@ -249,9 +249,8 @@ def rank(rows: list[dict]) -> list[dict]:
         >>> [r["name"] for r in rank([{"name": "a", "lost_db": 1.0, "sqnr_db": 30}, {"name": "b", "lost_db": 6.0, "sqnr_db": 20}])]
         ['b', 'a']
     """
-    for i, r in enumerate(rows):
-        r.setdefault("position", i)
-    return sorted(rows, key=lambda r: (-(r["lost_db"] if r["lost_db"] is not None else -1e9),
+    placed = [r if "position" in r else {**r, "position": i} for i, r in enumerate(rows)]  # the caller's rows unchanged
+    return sorted(placed, key=lambda r: (-(r["lost_db"] if r["lost_db"] is not None else -1e9),
                                        r["sqnr_db"] if r["sqnr_db"] is not None else 1e9))
 
 

@@ -202,12 +202,37 @@ class DetectionTask(TrainTask):
         else:
             opts = self.opts
             ck = read_weights(opts.weights, opts) if opts.weights else None
-            model = self._fine_tune(ck) if ck is not None and ck["model"] == opts.model else self._fresh(ck)
+            same = ck is not None and ck["model"] == opts.model and self._same_build(ck)
+            model = self._fine_tune(ck) if same else self._fresh(ck)
             self.anchors_px = [a.tolist() for a in anchors_in_pixels(model.head_spec)]
         # the model's own resize (a Darknet cfg's stretch or letterbox=1): the training set, validation and
         # the checkpoint all use it, so export and the board see the pixels the model was trained on
         self.resize = getattr(model, "resize", "letterbox")
         return model
+
+    def _same_build(self, ck: dict) -> bool:
+        """Whether the ``--weights`` checkpoint of this family is the model asked for: the same cfg layers (class
+        counts and anchors aside) for a Darknet cfg, the same ``--width`` where one is given. A cfg with layers
+        added (a third head, say) is another model: its checkpoint lends the layers that fit (:meth:`_fresh`)
+        instead of silently replacing the cfg given as ``--model``."""
+        asked, own = self.opts.model_kwargs, ck.get("model_kwargs", {})
+        if asked.get("cfg") is not None and own.get("cfg") is not None:
+            from edgekit.models.darknet_model import adapt_cfg
+
+            def layers(text: str, name: str) -> list:
+                return [(s.kind, {k: v for k, v in s.options.items() if k != "anchors"})
+                        for s in adapt_cfg(text, len(self.names), source=name)[1:]]
+
+            if layers(asked["cfg"], asked.get("cfg_name", "cfg")) != layers(own["cfg"], own.get("cfg_name", "cfg")):
+                print(f"--weights {self.opts.weights} is a model of another cfg ({own.get('cfg_name', 'cfg')}): "
+                      f"the tensors that fit {asked.get('cfg_name', '--model')} are transferred, the rest start fresh",
+                      file=sys.stderr)
+                return False
+        if asked.get("width") is not None and own.get("width", asked["width"]) != asked["width"]:
+            print(f"--weights {self.opts.weights} has width {own['width']}, not --width {asked['width']}: the tensors "
+                  "that fit are transferred, the rest start fresh", file=sys.stderr)
+            return False
+        return True
 
     def _fine_tune(self, ck: dict) -> nn.Module:
         """The model, options and anchors of the ``--weights`` checkpoint ``ck``; a head whose class
