@@ -331,3 +331,19 @@ def test_full_yolov2_builds_with_darknets_flops():
 def test_bad_reorg_is_one_clear_line(tmp_path):
     with pytest.raises(EdgekitError, match=r"line \d+ \[reorg\]: reorg stride=3 needs"):
         load_darknet(write(tmp_path, cfg("[convolutional]\nfilters=8\nsize=1\n[reorg]\nstride=3\n" + HEAD)))
+
+
+def test_yolo_fastest_with_a_stride_8_head_keeps_every_layer_of_yolo_fastest():
+    """edgekit/models/cfg/yolo-fastest-1.1-s8.cfg: Yolo-Fastest 1.1 unchanged, then a third head at stride 8; every
+    tensor of the original (COCO weights or a fine-tuned checkpoint) lends itself by name and shape."""
+    s8 = load_darknet(reference_cfg("yolo-fastest-1.1-s8.cfg")).eval()
+    base = load_darknet(FASTEST / "yolo-fastest-1.1.cfg", FASTEST / "yolo-fastest-1.1.weights").eval()
+    assert s8.head_spec["strides"] == [32, 16, 8] and [len(a) for a in s8.head_spec["anchors"]] == [3, 3, 3]
+    own, lent = s8.state_dict(), base.state_dict()
+    assert all(k in own and own[k].shape == v.shape for k, v in lent.items())
+    s8.load_state_dict(lent, strict=False)
+    x = torch.rand(1, 3, 320, 320)
+    with torch.no_grad():
+        new, old = s8(x), base(x)
+    assert [tuple(o.shape) for o in new] == [(1, 255, 10, 10), (1, 255, 20, 20), (1, 255, 40, 40)]
+    assert all(torch.equal(a, b) for a, b in zip(new[:2], old))  # the first two heads are Yolo-Fastest's own
