@@ -289,8 +289,8 @@ class DetectionTask(TrainTask):
             if n == 0:
                 raise EdgekitError(f"--weights {opts.weights} ('{ck['model']}') shares no layer with '{opts.model}': "
                                    f"start from scratch, or use a checkpoint of a model with the same backbone")
-            if opts.progress:
-                print(f"transferred {n} of {len(model.state_dict())} tensors from {opts.weights} ('{ck['model']}')")
+            print(f"transferred {n} of {len(model.state_dict())} tensors from {opts.weights} ('{ck['model']}')",
+                  file=sys.stderr)  # what the start did, beside the other --weights notes: stdout is results only
         return model
 
     def get_loss(self, model: nn.Module) -> LossFn:

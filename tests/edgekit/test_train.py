@@ -186,7 +186,7 @@ def test_weights_fine_tune_or_transfer_what_fits(tmp_path, sample_yaml, capsys):
     p3 = read_checkpoint(run("mobilenetv2_050-yolo-p3", "p3")["best"])
     assert torch.equal(p3["state_dict"][key], ck["state_dict"][key])
     assert len(p3["anchors"]) == 3 and p3["anchors"] != ck["anchors"]  # its own k-means anchors, 3 strides
-    assert "transferred" in capsys.readouterr().out
+    assert "transferred" in capsys.readouterr().err
     with pytest.raises(EdgekitError, match="shares no layer"):
         run("yolo-lite", "none")
 
