@@ -8,7 +8,8 @@ Scores both on the test split (``val`` when there is none) at their own input si
 
 - each model's mAP@0.5 with its 95 % bootstrap interval (how precisely this split measures one model);
 - the paired difference AFTER - BEFORE with its 95 % interval (the same resampled images for both: what
-  the image draw does to both cancels; :func:`edgekit.metrics.bootstrap.paired_bootstrap_map50`);
+  the image draw does to both cancels), both from one set of resamples
+  (:func:`edgekit.metrics.bootstrap.bootstrap_map50s`);
 - per class: ground-truth boxes on the split and each model's AP@0.5, so a class scored on six boxes
   is seen as such.
 
@@ -26,18 +27,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-
-def bootstrap_map50(gts, preds, names, resamples: int, seed: int = 0) -> list[float]:
-    """95 % percentile interval of one model's mAP@0.5 over image resamples."""
-    from edgekit.metrics.bootstrap import _map50, _matched
-
-    per_image = _matched(gts, preds, [str(n) for n in names], 100)
-    rng = np.random.default_rng(seed)
-    n = len(per_image)
-    values = [_map50(per_image, rng.integers(0, n, n), len(names)) for _ in range(resamples)]
-    return [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]
 
 
 def main(argv=None) -> int:
@@ -51,7 +40,7 @@ def main(argv=None) -> int:
 
     from edgekit.data import load_dataset
     from edgekit.metrics import evaluate_detections
-    from edgekit.metrics.bootstrap import paired_bootstrap_map50
+    from edgekit.metrics.bootstrap import bootstrap_map50s, interval95
     from edgekit.models.checkpoint import load_checkpoint
     from edgekit.prune.measure import test_split
     from edgekit.validate import predict_records
@@ -69,12 +58,15 @@ def main(argv=None) -> int:
         pr, _ = predict_records(model, recs, ck["imgsz"])
         m = evaluate_detections(gts, pr, ds.names).to_dict()
         models[key] = {"weights": path, "map50": round(m["map50"], 4), "map50_95": round(m["map50_95"], 4),
-                       "map50_ci95": bootstrap_map50(gts, pr, ds.names, a.resamples),
                        "ap50_per_class": {n: None if v is None else round(float(v), 4)
                                           for n, v in m["per_class_map50"].items()}}
         preds.append(pr)
-        print(f"{key}: mAP50 {m['map50']:.4f} (95% {models[key]['map50_ci95']})", file=sys.stderr)
-    boot = paired_bootstrap_map50(gts, preds[0], preds[1], ds.names, resamples=a.resamples)
+    full, draws = bootstrap_map50s(gts, preds, ds.names, a.resamples)
+    for k, key in enumerate(("before", "after")):
+        models[key]["map50_ci95"] = [round(v, 4) for v in interval95(draws[k], full[k])]
+        print(f"{key}: mAP50 {models[key]['map50']:.4f} (95% {models[key]['map50_ci95']})", file=sys.stderr)
+    delta = float(full[1] - full[0])
+    boot = {"delta": round(delta, 6), "ci95": interval95(draws[1] - draws[0], delta), "resamples": a.resamples}
     result = {
         "what": "two checkpoints on one split: each mAP50 with its image-bootstrap 95% interval, and the paired "
                 "difference after - before with its interval",

@@ -26,27 +26,24 @@ BUCKETS = (0, 8, 12, 16, 24, None)  # sqrt(w x h) in original-image pixels
 CONFS = (0.001, 0.25)
 
 
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every xyxy box of ``a`` with every one of ``b``: (len(a), len(b)).
+def best_ious(gt, gt_cls, boxes, scores, classes, confs) -> dict:
+    """Per ground-truth box and per threshold in ``confs``: the best IoU with a detection scoring >= the threshold,
+    of any class and of its own class; one IoU matrix per image serves every threshold.
 
     Example:
-        >>> pairwise_iou(np.array([[0, 0, 10, 10]]), np.array([[0, 0, 10, 10], [5, 0, 15, 10]])).round(3).tolist()
-        [[1.0, 0.333]]
+        >>> b = np.array([[0, 0, 10, 10]], float)
+        >>> best_ious(b, np.array([0]), b, np.array([0.1]), np.array([1]), (0.001, 0.25))[0.001][0].tolist()
+        [1.0]
     """
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+    from edgekit.runtime.boxes import box_iou
 
-
-def best_ious(gt, gt_cls, boxes, scores, classes, conf: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per ground-truth box: the best IoU with a detection scoring >= ``conf`` (any class, same class)."""
-    keep = scores >= conf
-    if not len(gt) or not keep.any():
-        return np.zeros(len(gt)), np.zeros(len(gt))
-    m = pairwise_iou(gt, boxes[keep])
-    return m.max(1), (m * (gt_cls[:, None] == classes[keep][None, :])).max(1)
+    m = box_iou(gt, boxes) if len(gt) and len(boxes) else np.zeros((len(gt), 0))
+    same = m * (gt_cls[:, None] == classes[None, :])
+    out = {}
+    for conf in confs:
+        keep = scores >= conf
+        out[conf] = (m[:, keep].max(1), same[:, keep].max(1)) if keep.any() else (np.zeros(len(gt)),) * 2
+    return out
 
 
 def summary(rows: np.ndarray) -> dict:
@@ -79,26 +76,27 @@ def main(argv=None) -> int:
     preds, _ = predict_records(model, recs, ck["imgsz"])
     gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in recs]
     ap50 = evaluate_detections(gts, preds, ds.names).to_dict()["per_class_map50"]
+    rows = {conf: [] for conf in CONFS}  # per threshold: (class, size, best IoU any class, best IoU same class)
+    for r, pr in zip(recs, preds):
+        gt = np.asarray(r.boxes, float).reshape(-1, 4)
+        gc = np.asarray(r.classes, int)
+        size = np.sqrt(np.clip(gt[:, 2] - gt[:, 0], 0, None) * np.clip(gt[:, 3] - gt[:, 1], 0, None))
+        found = best_ious(gt, gc, np.asarray(pr["boxes"], float).reshape(-1, 4), np.asarray(pr["scores"]),
+                          np.asarray(pr["classes"]), CONFS)
+        for conf, (anyc, same) in found.items():
+            rows[conf].extend(zip(gc, size, anyc, same))
     by_conf = {}
     for conf in CONFS:
-        rows = []  # (class, size, best IoU any class, best IoU same class)
-        for r, pr in zip(recs, preds):
-            gt = np.asarray(r.boxes, float).reshape(-1, 4)
-            gc = np.asarray(r.classes, int)
-            anyc, same = best_ious(gt, gc, np.asarray(pr["boxes"], float).reshape(-1, 4), np.asarray(pr["scores"]),
-                                   np.asarray(pr["classes"]), conf)
-            size = np.sqrt(np.clip(gt[:, 2] - gt[:, 0], 0, None) * np.clip(gt[:, 3] - gt[:, 1], 0, None))
-            rows.extend(zip(gc, size, anyc, same))
-        rows = np.asarray(rows, float).reshape(-1, 4)
+        table = np.asarray(rows[conf], float).reshape(-1, 4)
         per_class = {}
         for c, name in enumerate(ds.names):
-            mine = rows[rows[:, 0] == c][:, 1:]
+            mine = table[table[:, 0] == c][:, 1:]
             buckets = {}
             for lo, hi in zip(BUCKETS[:-1], BUCKETS[1:]):
                 sel = (mine[:, 0] >= lo) & (mine[:, 0] < (hi if hi is not None else np.inf))
                 buckets[f"{lo}-{hi}" if hi is not None else f"{lo}+"] = summary(mine[sel])
             per_class[str(name)] = {**summary(mine), "by_size": buckets}
-        by_conf[str(conf)] = {"all": summary(rows[:, 1:]), "per_class": per_class}
+        by_conf[str(conf)] = {"all": summary(table[:, 1:]), "per_class": per_class}
     result = {
         "what": "recall at IoU 0.5 per class and box size (sqrt(w x h), original pixels) at two score thresholds, "
                 "and AP50 per class",

@@ -46,6 +46,41 @@ def _map50(per_image: list[dict], idx: np.ndarray, num_classes: int) -> float:
     return float(np.mean(aps)) if aps else 0.0
 
 
+def bootstrap_map50s(gts: Sequence[Any], preds: Sequence[Sequence[Any]], class_names: Sequence[str],
+                     resamples: int = 200, seed: int = 0, max_dets: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """mAP@0.5 of several models' predictions on the same images: on the full set, and on each image resample.
+
+    Every model is scored on the *same* resampled images (that is what makes a difference paired); each image
+    is matched once per model, a resample only re-accumulates.
+
+    Returns:
+        ``(full, draws)``: (models,) and (models, resamples) float arrays.
+
+    Example:
+        >>> gts = [{"boxes": [[0, 0, 10, 10]], "classes": [0]}] * 4
+        >>> hit = [{"boxes": [[0, 0, 10, 10]], "scores": [0.9], "classes": [0]}] * 4
+        >>> full, draws = bootstrap_map50s(gts, [hit], ["fish"], resamples=10)
+        >>> full.tolist(), draws.shape
+        ([1.0], (1, 10))
+    """
+    names = [str(n) for n in class_names]
+    matched = [_matched(gts, p, names, max_dets) for p in preds]
+    n, C = len(gts), len(names)
+    full = np.array([_map50(m, np.arange(n), C) for m in matched])
+    rng = np.random.default_rng(seed)
+    draws = np.zeros((len(matched), int(resamples)))
+    for j in range(int(resamples)):
+        idx = rng.integers(0, n, n)
+        draws[:, j] = [_map50(m, idx, C) for m in matched]
+    return full, draws
+
+
+def interval95(values: np.ndarray, fallback: float) -> list[float]:
+    """The 2.5 and 97.5 percentiles of ``values`` (``fallback`` twice when there are none), rounded to 6 places."""
+    lo, hi = np.percentile(values, [2.5, 97.5]) if len(values) else (fallback, fallback)
+    return [round(float(lo), 6), round(float(hi), 6)]
+
+
 def paired_bootstrap_map50(gts: Sequence[Any], preds_ref: Sequence[Any], preds_new: Sequence[Any],
                            class_names: Sequence[str], resamples: int = 200, seed: int = 0,
                            max_dets: int = 100) -> dict:
@@ -63,16 +98,7 @@ def paired_bootstrap_map50(gts: Sequence[Any], preds_ref: Sequence[Any], preds_n
         ``{"delta", "ci95": [lo, hi], "resamples", "images"}``; ``delta`` is the full-set
         difference, negative when ``new`` lost mAP.
     """
-    names = [str(n) for n in class_names]
-    ref, new = _matched(gts, preds_ref, names, max_dets), _matched(gts, preds_new, names, max_dets)
-    n, C = len(ref), len(names)
-    everything = np.arange(n)
-    delta = _map50(new, everything, C) - _map50(ref, everything, C)
-    rng = np.random.default_rng(seed)
-    deltas = []
-    for _ in range(int(resamples)):
-        idx = rng.integers(0, n, n)
-        deltas.append(_map50(new, idx, C) - _map50(ref, idx, C))
-    lo, hi = np.percentile(deltas, [2.5, 97.5]) if deltas else (delta, delta)
-    return {"delta": round(float(delta), 6), "ci95": [round(float(lo), 6), round(float(hi), 6)],
-            "resamples": int(resamples), "images": n}
+    full, draws = bootstrap_map50s(gts, [preds_ref, preds_new], class_names, resamples, seed, max_dets)
+    delta = float(full[1] - full[0])
+    return {"delta": round(delta, 6), "ci95": interval95(draws[1] - draws[0], delta),
+            "resamples": int(resamples), "images": len(gts)}
