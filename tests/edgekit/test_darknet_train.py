@@ -120,10 +120,9 @@ def test_darknet_weights_need_their_cfg(tmp_path):
     assert r.returncode == 1 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
-def _task(tmp_path, cfg_text: str, name: str, weights=None):
+def _task(cfg_text: str, name: str, weights=None):
     from edgekit.train.detect import DetectionTask, TrainOptions
 
-    (tmp_path / name).write_text(cfg_text)
     opts = TrainOptions("darknet", str(sample_data_yaml()), imgsz=64, weights=weights, progress=False,
                         model_kwargs={"cfg": cfg_text, "cfg_name": name})
     task = DetectionTask(opts)
@@ -138,14 +137,14 @@ def test_weights_of_another_cfg_lend_their_layers_instead_of_replacing_the_cfg(t
     from edgekit.train.engine import make_checkpoint
     from edgekit.train.optim import ModelEMA
 
-    src_task = _task(tmp_path, CFG, "tiny.cfg")
+    src_task = _task(CFG, "tiny.cfg")
     src = src_task.build_model(None)
     save_checkpoint(tmp_path / "tiny.pt", make_checkpoint(src_task, src, ModelEMA(src), 1, {"map50": 0.0, "map50_95": 0.0}))
     # a stride-16 head from layer 1's 16 channels, after the cfg's own head
     wider = CFG + "[route]\nlayers = 1\n[convolutional]\nsize=1\nstride=1\npad=1\nfilters=255\nactivation=linear\n" \
                   "[yolo]\nmask = 0,1,2\nanchors = 10,14,  23,27,  37,58\nclasses=80\nnum=3\n"
     capsys.readouterr()
-    task = _task(tmp_path, wider, "wider.cfg", weights=str(tmp_path / "tiny.pt"))
+    task = _task(wider, "wider.cfg", weights=str(tmp_path / "tiny.pt"))
     model = task.build_model(None)
     err = capsys.readouterr().err
     assert "a model of another cfg (tiny.cfg)" in err and "transferred" in err
@@ -154,7 +153,7 @@ def test_weights_of_another_cfg_lend_their_layers_instead_of_replacing_the_cfg(t
     shared = [k for k in lent if k in own and own[k].shape == lent[k].shape]
     assert len(shared) == len(lent) and all(torch.equal(own[k], lent[k]) for k in shared)
     # the same layers, written another way: the same model, fine-tuned with the checkpoint's anchors
-    task = _task(tmp_path, "# my copy\n" + CFG.replace("filters=8", "filters = 8"), "copy.cfg",
+    task = _task("# my copy\n" + CFG.replace("filters=8", "filters = 8"), "copy.cfg",
                  weights=str(tmp_path / "tiny.pt"))
     task.build_model(None)
     err = capsys.readouterr().err
