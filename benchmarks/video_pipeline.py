@@ -167,6 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", default="tflite-int8")
     ap.add_argument("--calib-frames", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cv-threads", type=int, help="OpenCV's threads (the letterbox resize); default --threads, as "
+                    "`edgekit detect --threads` sets them; 0: OpenCV's own default (every core)")
     ap.add_argument("--conf", type=float, default=0.3)
     ap.add_argument("--classes", type=int, nargs="+")
     ap.add_argument("--line", help="x1,y1,x2,y2 counting line")
@@ -189,10 +191,15 @@ def main(argv=None) -> int:
     else:
         artifact = model
     options = {"conf": args.conf, "iou": 0.45, "classes": args.classes}
+    import cv2
+
+    cv_threads = args.threads if args.cv_threads is None else args.cv_threads
+    if cv_threads:
+        cv2.setNumThreads(cv_threads)
     det = load(artifact, threads=args.threads)
     res = {"command": "python benchmarks/video_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "artifact": str(artifact), "source": args.source, "threads": args.threads,
-           "host": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "edgekit": __version__,
+           "opencv_threads": cv2.getNumThreads(), "host": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "edgekit": __version__,
            "backend": det.describe(), "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                           capture_output=True, text=True).stdout.strip()}
     frames = frames_of(args.source, min(args.frames, 200))  # 200 vtest frames are 265 MB in memory

@@ -9,6 +9,9 @@ Each ``--tree NAME=DIR`` is an edgekit version: ``.`` is this checkout, any othe
 PYTHONPATH). A round runs ``benchmarks/video_pipeline.py ARTIFACT SOURCE --rounds 1
 --pipeline-frames 0 --soak-frames 0`` once per tree, one after the other, in a fresh process each, so
 load drifting on a shared host hits every version alike; the medians of the rounds are reported.
+``--artifact-of NAME=PATH`` and ``--args-of NAME="ARGS"`` make a variant of one tree: another artifact (an
+export option's effect) or other video_pipeline.py options (``--cv-threads 0``: OpenCV's default threads).
+
 Writes (or updates, model by model) ``benchmarks/results/video-prepost-before-after-t<threads>.json``.
 """
 
@@ -53,15 +56,25 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--setup", default="", help="one line describing the model and the frames")
+    ap.add_argument("--artifact-of", action="append", default=[], metavar="NAME=PATH",
+                    help="this variant runs another artifact (default: ARTIFACT)")
+    ap.add_argument("--args-of", action="append", default=[], metavar='NAME="ARGS"',
+                    help="more video_pipeline.py options for this variant (e.g. --cv-threads 0)")
     ap.add_argument("--out", help="default benchmarks/results/video-prepost-before-after-t<threads>.json")
     args, extra = ap.parse_known_args(argv)
     trees = [t.split("=", 1) for t in args.tree]
+    artifact_of = dict(a.split("=", 1) for a in args.artifact_of)
+    args_of = {k: v.split() for k, v in (a.split("=", 1) for a in args.args_of)}
+    unknown = (set(artifact_of) | set(args_of)) - {name for name, _ in trees}
+    if unknown:
+        sys.exit(f"--artifact-of/--args-of name no --tree: {', '.join(sorted(unknown))}")
     extra = ["--threads", str(args.threads), *extra]
     rows: dict[str, list] = {name: [] for name, _ in trees}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
             for name, tree in trees:
-                rows[name].append(one_run(tree, args.artifact, args.source, extra, Path(tmp) / f"{name}.json"))
+                rows[name].append(one_run(tree, artifact_of.get(name, args.artifact), args.source,
+                                          extra + args_of.get(name, []), Path(tmp) / f"{name}.json"))
                 print(f"round {k + 1}: {name} share {rows[name][-1]['pre_post_share']}", file=sys.stderr)
     out = Path(args.out) if args.out else HERE / "results" / f"video-prepost-before-after-t{args.threads}.json"
     doc = json.loads(out.read_text()) if out.is_file() else {}
@@ -71,6 +84,9 @@ def main(argv=None) -> int:
                                "thread's CPU time (less disturbed by other jobs on a shared host than the wall clock)")
     model = {"setup": args.setup, "command": "python benchmarks/video_prepost_compare.py " + " ".join(
         sys.argv[1:] if argv is None else argv), "trees": dict(trees)}
+    if artifact_of or args_of:
+        model["variants"] = {name: {"artifact": artifact_of.get(name, args.artifact), "args": args_of.get(name, [])}
+                             for name, _ in trees}
     for name, _ in trees:
         median = {k: round(statistics.median(r[k] for r in rows[name]), 4) for k in KEYS}
         cpu = [r["cpu"] for r in rows[name] if "cpu" in r]

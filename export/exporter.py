@@ -56,7 +56,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
            max_top1_drop: float | None = None, keep_float: str | None = None, keep_float_budget: float | None = None,
            calib_method: str | None = None,
            io: str = "int8", weights=None, parity_images: int = PARITY_IMAGES, output_clip: float | str | None = "auto",
-           rknn_platform: str = "rk3588", log: Callable[[str], None] = lambda s: None,
+           rknn_platform: str = "rk3588", input_color: str = "RGB", log: Callable[[str], None] = lambda s: None,
            verbose: bool = False) -> ExportReport:
     """Export ``model`` to ``targets``, verify each artifact and write the report.
 
@@ -76,6 +76,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         output_clip: INT8 detectors' output (logit) range clip: "auto" =
             :data:`edgekit.export.calibration.DETECTION_LOGIT_CLIP`, a number, or None for none.
         rknn_platform: the Rockchip SoC of the rknn targets (:data:`edgekit.export.rknn.PLATFORMS`).
+        input_color: ``"BGR"``: tflite artifacts take OpenCV's channel order, the swap folded into the first
+            convolution (:mod:`edgekit.export.input_color`); ``"RGB"``: the model's own.
         log: receives edgekit's own progress, one line per stage.
         verbose: also replay on stderr what the converters and runtimes printed (captured otherwise).
 
@@ -89,6 +91,7 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     """
     from edgekit.boards.cpu import cpu_info
     from edgekit.export.calibration import DEFAULT_IMAGES, FEW_IMAGES, CalibrationReader
+    from edgekit.export.input_color import check_color
     from edgekit.export.manifest import versions
     from edgekit.export.source import load_source
 
@@ -97,6 +100,11 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
     with step("loading the model", verbose):
         source = load_source(model, imgsz, weights)
     chosen = resolve_targets(list(targets), source.kind)
+    input_color = check_color(input_color)
+    unfolded = [t.name for t in chosen if t.family != "tflite"]
+    if input_color == "BGR" and unfolded:
+        raise EdgekitError(f"--input-color BGR is built for tflite targets (folded into the .tflite's first convolution), "
+                           f"not {', '.join(unfolded)}: export those in a run without it")
     from edgekit.export.keep_float import check_targets, parse_keep_float, run_with_plan
 
     from edgekit.export.calib_method import check_calib_method, run_with_method
@@ -140,7 +148,8 @@ def export(model=None, targets=("onnx",), data=None, calib=None, imgsz: int | No
         for target in chosen:
             job = ConvertJob(source, staging / f"{source.model}-{target.name}{target.suffix}", onnx_fp32,
                              reader if target.quantized else None, {"io": io, "onnx_info": onnx_info, "output_clip": output_clip,
-                                                                    "rknn_platform": rknn_platform})
+                                                                    "rknn_platform": rknn_platform,
+                                                                    "input_color": input_color})
             run_one = lambda j, t=target: _one_target(t, j, images, gate, out, log, verbose, parity_from)  # noqa: E731
             first, job = (run_with_method(calib_method, target, job, run_one, log, final=plan in (None, "auto"))
                           if calib_method else (None, job))

@@ -47,7 +47,8 @@ def rank_layers(target, job, images: list, log=lambda s: None) -> tuple[list[dic
     tensors = [to_tensor(fit_image(img, job.source.imgsz, job.source.resize)[0]) for img in images]
     with tempfile.TemporaryDirectory(prefix="edgekit-rank-") as tmp:
         plain = Path(tmp) / f"plain{target.suffix}"
-        options = {**job.options, "keep_float": None}
+        # the ranking feeds the same RGB tensors to the fp32 and the INT8 file: both in the model's own order
+        options = {**job.options, "keep_float": None, "input_color": "RGB"}
         if target.name == "tflite-int8":
             options["fp32_copy"] = Path(tmp) / "fp32.tflite"
         info = target.convert(dataclasses.replace(job, out=plain, options=options))

@@ -87,14 +87,15 @@ def build_manifest(source, target, backend, conversion: dict, calib_info: dict |
     order = match_outputs(artifact_shapes, source_shapes)
     outputs = [{**o.to_dict(), "shape": list(shape), "layout": conversion.get("output_layout", "NCHW"), "decode_index": k}
                for o, shape, k in zip(backend.outputs, artifact_shapes, order)]
+    color = conversion.get("input_color", "RGB")  # BGR: the swap folded into the graph (export/input_color.py)
     decode = source.head_spec if source.task == "detect" else {"type": "classify", "num_classes": len(source.names)}
     return {
         "format": MANIFEST_FORMAT, "task": source.task, "model": source.model, "target": target.name,
         "family": target.family, "precision": target.precision, "backend": target.backend, "files": files,
         "input": {**inp.to_dict(), "layout": layout},
         "outputs": outputs,
-        "preprocess": {"imgsz": [h, w], "resize": source.resize, "pad_value": 114, "color": "RGB", "scale": 255.0,
-                       "mean": [0.0, 0.0, 0.0], "note": "x = RGB / 255 (then quantized with input.quant when integer)"},
+        "preprocess": {"imgsz": [h, w], "resize": source.resize, "pad_value": 114, "color": color, "scale": 255.0,
+                       "mean": [0.0, 0.0, 0.0], "note": f"x = {color} / 255 (then quantized with input.quant when integer)"},
         "decode": decode, "names": list(source.names), "source": source.describe(),
         "calibration": calib_info, "conversion": conversion, "versions": versions(),
     }

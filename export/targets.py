@@ -225,12 +225,13 @@ def _tflite(precision: str) -> Callable[[ConvertJob], dict]:
     def convert(job: ConvertJob) -> dict:
         from edgekit.export.tflite import torch2tflite
 
+        color = job.options.get("input_color") or "RGB"
         if precision != "int8":
-            return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision)
+            return torch2tflite(job.source.module, job.source.imgsz, job.out, precision=precision, input_color=color)
         return _int8_record(job, torch2tflite(
             job.source.module, job.source.imgsz, job.out, precision=precision, calib=job.calib,
             io=job.options.get("io", "int8"), output_clip=_output_clip(job), keep_float=job.options.get("keep_float"),
-            calib_method=job.options.get("calib_method"), fp32_copy=job.options.get("fp32_copy")))
+            calib_method=job.options.get("calib_method"), fp32_copy=job.options.get("fp32_copy"), input_color=color))
     return convert
 
 

@@ -288,7 +288,7 @@ def _graph_io(data: bytes) -> tuple[list[str], list[tuple[int, ...]]]:
 
 def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp32", calib=None,
                  io: str = "int8", output_clip: float | None = None, keep_float: list[str] | None = None,
-                 calib_method: str | None = None, fp32_copy: Path | None = None) -> dict:
+                 calib_method: str | None = None, fp32_copy: Path | None = None, input_color: str = "RGB") -> dict:
     """Convert an eval-mode torch module to a ``.tflite`` file with NHWC input and NCHW outputs.
 
     Args:
@@ -305,10 +305,12 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         calib_method: for int8, ``minmax`` (the only one: global min/max over all images) or None.
         fp32_copy: also write the intermediate fp32 flatbuffer here (the sensitivity analysis
             compares the two).
+        input_color: ``"BGR"`` folds OpenCV's channel order into the first convolution
+            (:mod:`edgekit.export.input_color`); the fp32 copy stays RGB.
 
     Returns:
         ``{"input_layout", "output_layout", "converter", "precision", "io", "input_shape",
-        "output_shapes", "notes"}``.
+        "output_shapes", "notes", "input_color"}``.
 
     Example:
         >>> from edgekit.models import create_model
@@ -355,6 +357,10 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
                 converter += f" + ai-edge-quantizer {importlib.metadata.version('ai-edge-quantizer')}"
     finally:
         litert_torch.config.show_progress = show
+    if input_color == "BGR":
+        from edgekit.export.input_color import fold_bgr
+
+        data = fold_bgr(data)
     got = _graph_io(data)[1]
     if got != want:
         raise EdgekitError(f"the TFLite outputs {got} do not match torch's {want}: report this model")
@@ -364,7 +370,7 @@ def torch2tflite(module, imgsz: tuple[int, int], out: Path, precision: str = "fp
         clip.update({"kept_float": list(keep_float or []), "calib_method": "minmax"})
     return {"input_layout": "NHWC", "output_layout": "NCHW", "converter": converter, "precision": precision,
             "io": io if precision == "int8" else "float", "input_shape": [1, *imgsz, 3],
-            "output_shapes": [list(s) for s in want], "notes": notes, **clip}
+            "output_shapes": [list(s) for s in want], "notes": notes, "input_color": input_color, **clip}
 
 
 def embed_metadata(path: Path, manifest: dict) -> None:

@@ -77,6 +77,7 @@ class FramePrep:
         # the INT8 (and plain uint8) NHWC path writes each tensor in place: the image part from a kept resize buffer, then the pads
         self.scratch = np.empty((new_h, new_w, 3), np.uint8)
         self.part = (slice(top, top + new_h), slice(left, left + new_w))
+        self.part_rows = left == 0 and new_w == lb.dst_w  # the image part is whole rows: one contiguous block
         bottom, right = top + new_h, left + new_w
         self.pads = []  # (rows, columns) of each non-empty pad band
         if top > 0:
@@ -132,10 +133,11 @@ class FramePrep:
 
     def _direct_nhwc(self, image: np.ndarray, cv2, reuse: bool = False) -> tuple[np.ndarray, Letterbox]:
         """The usual INT8 input (or a plain uint8 one), written straight into a new tensor: the resize into the kept
-        buffer, the colour swap from there into the tensor's image part, the top-bit flip in place there (INT8
-        only), the pads set to the (flipped) pad value. One pass less over the tensor than flipping a whole canvas
-        into a new array, and the pads are written, not read (the same values, bit for bit). ``reuse``: into this
-        thread's kept tensor, whose pads are already there (written once per frame size)."""
+        buffer, the colour swap from there into the tensor's image part (a BGR model's resize writes that part
+        itself), the top-bit flip in place there (INT8 only), the pads set to the (flipped) pad value. One pass
+        less over the tensor than flipping a whole canvas into a new array, and the pads are written, not read (the
+        same values, bit for bit). ``reuse``: into this thread's kept tensor, whose pads are already there (written
+        once per frame size)."""
         kept = getattr(self._kept, "tensor", None) if reuse else None
         fresh = kept is None or kept[0] != self._key
         out = np.empty((1, *self.canvas.shape), np.int8 if self._flip else np.uint8) if fresh else kept[1]
@@ -145,8 +147,16 @@ class FramePrep:
         part = u[self.part]
         src = image
         if self.new_wh != (image.shape[1], image.shape[0]):
-            src = cv2.resize(image, self.new_wh, dst=self.scratch, interpolation=cv2.INTER_LINEAR)
-        if self.rgb:
+            if not self.rgb and self.part_rows:  # a BGR model: resized straight into the tensor, no copy after it
+                res = cv2.resize(image, self.new_wh, dst=part, interpolation=cv2.INTER_LINEAR)
+                if not np.shares_memory(res, part):  # a binding that reallocated
+                    part[...] = res
+                src = None
+            else:
+                src = cv2.resize(image, self.new_wh, dst=self.scratch, interpolation=cv2.INTER_LINEAR)
+        if src is None:
+            pass
+        elif self.rgb:
             res = cv2.cvtColor(src, cv2.COLOR_BGR2RGB, dst=part)
             if res is not part:  # a binding that reallocated
                 part[...] = res

@@ -97,6 +97,8 @@ class ArtifactRunner:
         self.pad_value = int(pre.get("pad_value", 114))
         # manifests written before the key existed were all letterboxed
         self.resize = pre.get("resize", "letterbox")
+        # BGR: the export folded OpenCV's order into the graph (--input-color BGR), frames go in unswapped
+        self.rgb = pre.get("color", "RGB") == "RGB"
         # artifact output k feeds decoder input decode_index; None keeps the artifact's order
         self.order = [o.get("decode_index", k) for k, o in enumerate(self.manifest["outputs"])]
         self._prep = None
@@ -107,7 +109,7 @@ class ArtifactRunner:
         may be this thread's kept one, overwritten by its next call (for a caller that runs it at once)."""
         if self._prep is None:
             self._prep = FramePrep(self.imgsz, self.layout, self.dtype, quant=self.quant, pad_value=self.pad_value,
-                                   resize=self.resize)
+                                   resize=self.resize, rgb=self.rgb)
         return self._prep(image, reuse)
 
     def fit(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
@@ -116,7 +118,7 @@ class ArtifactRunner:
 
     def tensor(self, letterboxed: np.ndarray) -> np.ndarray:
         """A letterboxed BGR image as this artifact's input (layout, dtype, quantization)."""
-        return to_tensor(letterboxed, self.layout, self.dtype, quant=self.quant)
+        return to_tensor(letterboxed, self.layout, self.dtype, rgb=self.rgb, quant=self.quant)
 
     def run_tensor(self, x: np.ndarray) -> list[np.ndarray]:
         """Run one prepared input; float32 outputs in decoder order (dequantized)."""

@@ -42,7 +42,8 @@ def add_parser(sub):
     p.add_argument("--reconnect", type=number(0.0), default=30.0, metavar="S",
                    help="live sources: reopen a dropped stream with back-off, giving up after S s without a frame")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn, mnn, executorch or torch (default: from the manifest)")
-    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads")
+    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads; OpenCV's resize then uses as many (right "
+                                                     "after inference its own pool's wake-up costs more than it saves)")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, or a .so path) / onnxruntime execution provider")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -77,6 +78,10 @@ def run(args) -> int:
     for flag, path in (("--save", args.save), ("--jsonl", args.jsonl)):
         if path:  # before the model is loaded: an output over the video or the model would destroy it
             check_output_not_input(path, inputs, flag)
+    if args.threads:
+        import cv2
+
+        cv2.setNumThreads(args.threads)  # process-wide: this command owns the process
     load_options = {k: v for k, v in (("backend", args.backend), ("threads", args.threads),
                                       ("delegate", args.delegate)) if v is not None}
     s = stream(args.model, args.source, conf=args.conf, iou=args.iou, classes=args.classes, track=args.track,

@@ -41,6 +41,9 @@ def add_parser(sub):
                    "minmax (tflite-int8), mean-minmax|minmax|percentile|histogram (openvino-int8), or auto (the best "
                    "on the held-out metric); default: each quantizer's first")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
+    p.add_argument("--input-color", default="RGB", type=str.upper, choices=["RGB", "BGR"],
+                   help="tflite targets: BGR takes OpenCV's frames as they come (the channel swap folded into the "
+                        "first convolution: one pass less per frame); default RGB")
     p.add_argument("--rknn-platform", default="rk3588", metavar="SOC",
                    help="rknn, rknn-int8: the Rockchip SoC (rk3588, rk3576, rk3568, rk3566, rk3562, rv1126b, rv1106, "
                         "rv1106b, rv1103, rv1103b, rk2118; default rk3588)")
@@ -84,6 +87,7 @@ def run(args) -> int:
                     max_map_drop=args.max_map_drop, max_top1_drop=args.max_top1_drop, keep_float=args.keep_float,
                     keep_float_budget=args.keep_float_budget, calib_method=args.calib_method,
                     calib_images=args.calib_images, split=args.split, io=args.io, rknn_platform=args.rknn_platform,
+                    input_color=args.input_color,
                     weights=args.weights, log=log, verbose=args.verbose)
     if args.json:
         print(report.to_json())

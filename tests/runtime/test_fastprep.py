@@ -60,3 +60,21 @@ def test_tensor_written_in_place_equals_the_reference(pad_value, dtype, quant):
             assert lb == ref_lb and got.dtype == want.dtype and np.array_equal(got, want), (img.shape, rgb)
             kept.append((got, want))
         assert all(np.array_equal(g, w) for g, w in kept)  # no tensor was written again by a later frame
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+@pytest.mark.parametrize("dtype,quant", [("int8", (1 / 255, -128)), ("uint8", (1 / 255, 0))])
+def test_a_bgr_model_is_resized_straight_into_its_tensor(resize, dtype, quant):
+    """A model exported with --input-color BGR: no swap, the resize writes the tensor's image rows itself
+    (stretch: the whole tensor; letterbox: the rows between top and bottom pads), reused tensor or fresh."""
+    from edgekit.runtime.preprocess import fit_image
+
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for hw in [(202, 360), (202, 360), (64, 64), (360, 202)]]
+    for reuse in (False, True):
+        prep = FramePrep((64, 96), "NHWC", dtype, quant, rgb=False, pad_value=114, resize=resize)
+        for img in frames:
+            got, lb = prep(img, reuse=reuse)
+            ref_img, ref_lb = fit_image(img, (64, 96), resize, 114)
+            want = to_tensor(ref_img, "NHWC", dtype, False, quant=quant)
+            assert lb == ref_lb and got.dtype == want.dtype and np.array_equal(got, want), (img.shape, reuse)
