@@ -120,9 +120,11 @@ def main() -> int:
             print(f"  refused (failed verification, not written): {', '.join(failed)}. This is the check edgekit "
                   "exists for; `edgekit export` exits 1 in this case.")
         step(7, total, "the best shipped fish detector (Yolo-Fastest 1.1, COCO start, test mAP50 0.609) to tflite-int8 "
-                       "with its mixed-precision recipe (--keep-float @FILE: the first 25 layers float), verified")
+                       "with its mixed-precision recipe (--keep-float @FILE: the first 25 layers float), uint8 input in "
+                       "OpenCV's BGR order (--io uint8 --input-color BGR: no swap or shift per frame), verified")
         best = export(str(BEST), ["tflite-int8"], data=str(data), out=Path(tmp) / "best",
-                      keep_float=f"@{BEST_KEEP_FLOAT}", log=lambda m: print(f"  {m}", flush=True))
+                      keep_float=f"@{BEST_KEEP_FLOAT}", io="uint8", input_color="BGR",
+                      log=lambda m: print(f"  {m}", flush=True))
         print(best.to_markdown())
         step(8, total, "run that tflite-int8 artifact over the sample's test frames as a stream: tracks, events, "
                        "FPS (the loop of `edgekit detect`, a camera or a video in real use)")
