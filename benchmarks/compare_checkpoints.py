@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from edgekit.data import load_dataset
     from edgekit.metrics import evaluate_detections
-    from edgekit.metrics.bootstrap import bootstrap_map50s, interval95
+    from edgekit.metrics.bootstrap import bootstrap_map50s, interval95, paired_difference
     from edgekit.models.checkpoint import load_checkpoint
     from edgekit.prune.measure import test_split
     from edgekit.validate import predict_records
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
     for k, key in enumerate(("before", "after")):
         models[key]["map50_ci95"] = [round(v, 4) for v in interval95(draws[k], full[k])]
         print(f"{key}: mAP50 {models[key]['map50']:.4f} (95% {models[key]['map50_ci95']})", file=sys.stderr)
-    delta = float(full[1] - full[0])
-    boot = {"delta": round(delta, 6), "ci95": interval95(draws[1] - draws[0], delta), "resamples": a.resamples}
+    boot = paired_difference(full, draws, len(gts))
     result = {
         "what": "two checkpoints on one split: each mAP50 with its image-bootstrap 95% interval, and the paired "
                 "difference after - before with its interval",

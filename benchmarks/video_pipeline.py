@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     det = load(artifact, threads=args.threads)
     res = {"command": "python benchmarks/video_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "artifact": str(artifact), "source": args.source, "threads": args.threads,
-           "opencv_threads": cv2.getNumThreads(), "host": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "edgekit": __version__,
+           "opencv_threads": cv2.getNumThreads(), "host": platform.processor() or platform.machine(),
+           "cpus": os.cpu_count(), "edgekit": __version__,
            "backend": det.describe(), "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                           capture_output=True, text=True).stdout.strip()}
     frames = frames_of(args.source, min(args.frames, 200))  # 200 vtest frames are 265 MB in memory

@@ -5,8 +5,9 @@ colour-swap pass before inference (on a Cortex-A53 as much as a tenth of the fra
 Reversing the first convolution's input channels makes the artifact take BGR as it comes: the
 same products, summed in another order, and no extra op in the graph. An INT8 first convolution sums
 integers, so the outputs are the RGB artifact's bit for bit; a float one (``--keep-float``) rounds its sums
-in another order, which can move an output by one quantization step (the shipped Yolo-Fastest artifact:
-8 of 50 test frames had such a change somewhere, test mAP50 0.5935 against 0.5950). The manifest then says
+in another order, which can move an output by one quantization step (the shipped Yolo-Fastest 320 artifact:
+test mAP50 0.5935 against 0.5950 RGB, benchmarks/results/
+export-yolo-fastest-1.1-f4k-320-tflite-int8-first25-float-u8-bgr.json). The manifest then says
 ``"color": "BGR"`` and the runtime skips the swap. Export verification (parity, mAP) runs through
 that manifest, so a fold that went wrong fails the export like any other conversion error.
 
@@ -19,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.errors import EdgekitError
-
-COLORS = ("RGB", "BGR")
+from edgekit.runtime.preprocess import COLORS
 _CHANNEL_BLIND = {"QUANTIZE", "DEQUANTIZE", "PAD", "PADV2"}
 _DTYPES = {0: np.float32, 1: np.float16, 9: np.int8, 3: np.uint8}  # TensorType: FLOAT32, FLOAT16, INT8, UINT8
 
@@ -95,11 +95,13 @@ def _blind(model, sg, op, kind: str) -> bool:
 
 
 def _const(model, tensor) -> np.ndarray | None:
-    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-    if data is None or not len(data):
-        return None
+    """A stored tensor's values, flat (None for an activation or a type this module does not read)."""
+    from edgekit.export.tflite_graph import is_const
+
     dtype = {2: np.int32, 4: np.int64}.get(tensor.type, _DTYPES.get(tensor.type))
-    return None if dtype is None else np.frombuffer(bytes(bytearray(data)), dtype)
+    if dtype is None or not is_const(model, tensor):
+        return None
+    return np.frombuffer(bytes(bytearray(model.buffers[tensor.buffer].data)), dtype)
 
 
 def _reverse_input_channels(model, sg, filter_index: int) -> None:

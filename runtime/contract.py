@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.preprocess import RESIZE_MODES
+from edgekit.runtime.preprocess import COLORS, RESIZE_MODES
 
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "float16", "uint8", "int8")
@@ -81,8 +81,8 @@ def check_manifest(manifest: dict, where: str | Path = "manifest") -> dict:
     pad = pre.get("pad_value", 114)
     if not isinstance(pad, (int, float)) or isinstance(pad, bool) or not 0 <= pad <= 255:
         c.fail(f"'preprocess.pad_value' is {pad!r}, not a number from 0 to 255")
-    if pre.get("color", "RGB") not in ("RGB", "BGR"):
-        c.fail(f"'preprocess.color' is {pre['color']!r}, not RGB or BGR")
+    if pre.get("color", "RGB") not in COLORS:
+        c.fail(f"'preprocess.color' is {pre['color']!r}, not {' or '.join(COLORS)}")
     if pre.get("resize", "letterbox") not in RESIZE_MODES:
         c.fail(f"'preprocess.resize' is {pre['resize']!r}, not one of {', '.join(RESIZE_MODES)}")
     outputs = c.get(manifest, "outputs", list)

@@ -145,23 +145,19 @@ class FramePrep:
             self._kept.tensor = (self._key, out)
         u = out.view(np.uint8)[0]
         part = u[self.part]
-        src = image
-        if self.new_wh != (image.shape[1], image.shape[0]):
-            if not self.rgb and self.part_rows:  # a BGR model: resized straight into the tensor, no copy after it
-                res = cv2.resize(image, self.new_wh, dst=part, interpolation=cv2.INTER_LINEAR)
-                if not np.shares_memory(res, part):  # a binding that reallocated
-                    part[...] = res
-                src = None
-            else:
-                src = cv2.resize(image, self.new_wh, dst=self.scratch, interpolation=cv2.INTER_LINEAR)
-        if src is None:
-            pass
-        elif self.rgb:
-            res = cv2.cvtColor(src, cv2.COLOR_BGR2RGB, dst=part)
-            if res is not part:  # a binding that reallocated
+        resize = self.new_wh != (image.shape[1], image.shape[0])
+        if resize and not self.rgb and self.part_rows:  # a BGR model: resized straight into the tensor, no copy after
+            res = cv2.resize(image, self.new_wh, dst=part, interpolation=cv2.INTER_LINEAR)
+            if not np.shares_memory(res, part):  # a binding that reallocated
                 part[...] = res
         else:
-            part[...] = src
+            src = cv2.resize(image, self.new_wh, dst=self.scratch, interpolation=cv2.INTER_LINEAR) if resize else image
+            if self.rgb:
+                res = cv2.cvtColor(src, cv2.COLOR_BGR2RGB, dst=part)
+                if res is not part:  # a binding that reallocated
+                    part[...] = res
+            else:
+                part[...] = src
         if self._flip:
             np.bitwise_xor(part, np.uint8(0x80), out=part)
         for rows, cols in self.pads if fresh else ():

@@ -37,7 +37,7 @@ from edgekit.io import parse_yaml
 from edgekit.runtime.boxes import cxcywh_to_xyxy, nms
 from edgekit.runtime.classify import postprocess_classification
 from edgekit.runtime.model import RuntimeModel
-from edgekit.runtime.preprocess import RESIZE_MODES, boxes_from_letterbox, fit_image
+from edgekit.runtime.preprocess import COLORS, RESIZE_MODES, boxes_from_letterbox, fit_image
 from edgekit.runtime.results import Classification, Detections
 
 TOP = {"model", "task", "names", "input", "output"}
@@ -45,7 +45,7 @@ INPUT = {"size", "layout", "color", "mean", "std", "resize"}
 DETECT_OUT = {"boxes", "scores", "box_format", "normalized", "score_activation", "background_class"}
 CLASSIFY_OUT = {"logits", "activation"}
 REF = (str, int)  # an output is named, or given by its index
-CHOICES = {"task": ("detect", "classify"), "input.layout": ("NCHW", "NHWC"), "input.color": ("RGB", "BGR"),
+CHOICES = {"task": ("detect", "classify"), "input.layout": ("NCHW", "NHWC"), "input.color": COLORS,
            "input.resize": RESIZE_MODES, "output.box_format": ("xyxy", "yxyx", "cxcywh"),
            "output.score_activation": ("none", "softmax", "sigmoid"), "output.activation": ("none", "softmax")}
 

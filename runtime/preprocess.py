@@ -56,6 +56,7 @@ class Letterbox:
 
 
 RESIZE_MODES = ("letterbox", "stretch")
+COLORS = ("RGB", "BGR")  # a model's channel order: RGB (edgekit's models) or BGR (OpenCV's, e.g. --input-color BGR)
 
 
 def check_resize(mode: str) -> str:

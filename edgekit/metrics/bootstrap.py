@@ -81,6 +81,18 @@ def interval95(values: np.ndarray, fallback: float) -> list[float]:
     return [round(float(lo), 6), round(float(hi), 6)]
 
 
+def paired_difference(full: np.ndarray, draws: np.ndarray, images: int) -> dict:
+    """Model 1 minus model 0 of :func:`bootstrap_map50s`' output: ``{"delta", "ci95", "resamples", "images"}``.
+
+    Example:
+        >>> paired_difference(np.array([0.5, 0.6]), np.array([[0.5, 0.4], [0.6, 0.6]]), 4)["delta"]
+        0.1
+    """
+    delta = float(full[1] - full[0])
+    return {"delta": round(delta, 6), "ci95": interval95(draws[1] - draws[0], delta),
+            "resamples": int(draws.shape[1]), "images": int(images)}
+
+
 def paired_bootstrap_map50(gts: Sequence[Any], preds_ref: Sequence[Any], preds_new: Sequence[Any],
                            class_names: Sequence[str], resamples: int = 200, seed: int = 0,
                            max_dets: int = 100) -> dict:
@@ -99,6 +111,4 @@ def paired_bootstrap_map50(gts: Sequence[Any], preds_ref: Sequence[Any], preds_n
         difference, negative when ``new`` lost mAP.
     """
     full, draws = bootstrap_map50s(gts, [preds_ref, preds_new], class_names, resamples, seed, max_dets)
-    delta = float(full[1] - full[0])
-    return {"delta": round(delta, 6), "ci95": interval95(draws[1] - draws[0], delta),
-            "resamples": int(resamples), "images": len(gts)}
+    return paired_difference(full, draws, len(gts))
