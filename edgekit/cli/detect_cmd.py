@@ -42,8 +42,8 @@ def add_parser(sub):
     p.add_argument("--reconnect", type=number(0.0), default=30.0, metavar="S",
                    help="live sources: reopen a dropped stream with back-off, giving up after S s without a frame")
     p.add_argument("--backend", help="onnxruntime, litert, openvino, ncnn, mnn, executorch or torch (default: from the manifest)")
-    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads; OpenCV's resize then uses as many (right "
-                                                     "after inference its own pool's wake-up costs more than it saves)")
+    p.add_argument("--threads", type=whole(1), help="interpreter CPU threads; OpenCV's resize then uses as many "
+                                                     "(at 1 thread, faster per frame than OpenCV's default here: README)")
     p.add_argument("--delegate", help="LiteRT delegate (edgetpu, vx, or a .so path) / onnxruntime execution provider")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
