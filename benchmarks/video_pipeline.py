@@ -26,8 +26,9 @@ The top-level ``predict``/``predict_cpu``/``pipeline``/``pipeline_sinks`` are th
 3. ``soak``: the pipeline over the source looped until ``--soak-frames`` frames, RSS sampled every
    1000 frames; growth from the first sample (after warm-up) to the last (goal: < 5 %).
 
-Writes ``benchmarks/results/video-<artifact>-<source>-t<threads>.json`` with the command, host, load
-average, versions and git commit, and ``goals``: each goal's figure and whether it is met.
+Writes ``benchmarks/results/video-<artifact>-<source>-t<threads>.json`` with the command, host (``cpu_model``),
+load average, the hypervisor's ``steal`` share during each round's predict passes, versions and git commit, and
+``goals``: each goal's figure and whether it is met.
 """
 
 from __future__ import annotations
@@ -52,6 +53,41 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the machine type where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_ticks() -> list[int] | None:
+    """The whole machine's CPU time counters (``/proc/stat``): user .. steal, or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other guests between two :func:`cpu_ticks`: a virtual
+    machine's time-sharing with other guests, which the split's milliseconds include.
+
+    Example:
+        >>> steal_share([10, 0, 0, 80, 0, 0, 0, 10], [20, 0, 0, 160, 0, 0, 0, 30])
+        0.1818
+    """
+    if before is None or after is None:
+        return None
+    d = [b - a for a, b in zip(before, after)]
+    return round(d[7] / sum(d), 4) if sum(d) > 0 else None
 
 
 def frames_of(source: str, n: int) -> list:
@@ -199,7 +235,7 @@ def main(argv=None) -> int:
     det = load(artifact, threads=args.threads)
     res = {"command": "python benchmarks/video_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "artifact": str(artifact), "source": args.source, "threads": args.threads,
-           "opencv_threads": cv2.getNumThreads(), "host": platform.processor() or platform.machine(),
+           "opencv_threads": cv2.getNumThreads(), "host": platform.machine(), "cpu_model": cpu_model(),
            "cpus": os.cpu_count(), "edgekit": __version__,
            "backend": det.describe(), "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                           capture_output=True, text=True).stdout.strip()}
@@ -209,9 +245,11 @@ def main(argv=None) -> int:
     rounds = []
     for k in range(args.rounds):
         print(f"round {k + 1}/{args.rounds}: predict, pipeline, pipeline + sinks ...", file=sys.stderr)
+        ticks = cpu_ticks()
         r = {"predict": predict_pass(det, frames, options, args.frames),
              "predict_cpu": predict_pass(det, frames, options, args.frames, clock=time.thread_time),
              "pipeline": None, "pipeline_sinks": None, "sinks_ms": None}
+        r["predict"]["steal"] = steal_share(ticks, cpu_ticks())  # over both predict passes
         if args.pipeline_frames:  # 0: the predict split only (a before/after comparison of older trees)
             r["pipeline"] = pipeline_pass(det, args.source, sopts, args.pipeline_frames)
             r["pipeline_sinks"] = pipeline_pass(det, args.source, sopts, args.pipeline_frames, sinks=work)

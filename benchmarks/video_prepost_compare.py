@@ -44,6 +44,7 @@ def one_run(tree: str, artifact: str, source: str, extra: list[str], out: Path) 
     if r.get("predict_cpu"):
         row["cpu"] = {k: r["predict_cpu"][k] for k in KEYS}
     row["load"] = r["load_before"][0]
+    row["cpu_model"] = r.get("cpu_model")
     return row
 
 
