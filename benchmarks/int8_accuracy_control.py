@@ -56,7 +56,7 @@ def predictions(compiled, items, head_spec):
 
 
 def ground_truth(items) -> list[dict]:
-    return [{"boxes": rec.boxes, "classes": rec.classes, "iscrowd": rec.iscrowd} for _, _, rec in items]
+    return [rec.truth() for _, _, rec in items]
 
 
 def mean_ap(preds, items, names) -> tuple[float, float]:

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from edgekit.export.onnx import _output_overrides, ranges_cache, torch2onnx
     from edgekit.export.sensitivity import keep_float_nodes, onnx_sensitivity
     from edgekit.export.source import load_source
-    from edgekit.export.verify import _ground_truth, detection_map, labelled_records, source_infer
+    from edgekit.export.verify import detection_map, labelled_records, source_infer
     from edgekit.metrics import evaluate_detections
     from edgekit.metrics.bootstrap import paired_bootstrap_map50
     from edgekit.runtime.model import read_image
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quant_pre_process advice
     src = load_source(args.model)
     records, split, _ = labelled_records(args.data, None)
-    gts = _ground_truth(records)
+    gts = [r.truth() for r in records]
     tmp = Path(tempfile.mkdtemp(prefix="edgekit-kf-rank-"))
     fp32 = tmp / "fp32.onnx"
     torch2onnx(src.module, src.imgsz, fp32)

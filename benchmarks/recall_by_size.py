@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     recs = ds.split(split)
     model, ck = load_checkpoint(a.weights)
     preds, _ = predict_records(model, recs, ck["imgsz"])
-    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in recs]
+    gts = [r.truth() for r in recs]
     ap50 = evaluate_detections(gts, preds, ds.names).to_dict()["per_class_map50"]
     rows = {conf: [] for conf in CONFS}  # per threshold: (class, size, best IoU any class, best IoU same class)
     for r, pr in zip(recs, preds):

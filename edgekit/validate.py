@@ -70,7 +70,7 @@ def validate(model, records: list[ImageRecord], names: list[str], imgsz: int, co
     from edgekit.metrics import evaluate_detections
 
     preds, per_image = predict_records(model, records, imgsz, conf, iou, max_det, batch, device, progress, resize)
-    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
+    gts = [r.truth() for r in records]
     evaluated = names
     if class_map is not None:
         from edgekit.metrics.class_map import remap_boxes

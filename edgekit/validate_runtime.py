@@ -47,7 +47,7 @@ def runtime_map(model, records, names: list[str], limit: int | None = None) -> d
                            "evaluate it on the data it was trained for")
     records = records[:limit] if limit else records
     preds = [model.predict(read_image(r.path), conf=MAP_CONF, iou=MAP_IOU) for r in records]
-    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
+    gts = [r.truth() for r in records]
     res = evaluate_detections(gts, preds, names)
     return {"map50": float(res.map50), "map50_95": float(res.map50_95), "images": len(records)}
 

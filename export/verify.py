@@ -136,10 +136,6 @@ def source_infer(source, imgsz: tuple[int, int]):
     return infer
 
 
-def _ground_truth(records) -> list[dict]:
-    return [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
-
-
 def detection_map(infer, records, names, head_spec, keep_preds: bool = False) -> dict:
     """mAP@0.5 and mAP@0.5:0.95 of ``infer`` on labelled records (the shared mAP code).
 
@@ -149,7 +145,7 @@ def detection_map(infer, records, names, head_spec, keep_preds: bool = False) ->
     from edgekit.metrics import evaluate_detections
 
     preds = predict_detections(infer, records, head_spec)
-    res = evaluate_detections(_ground_truth(records), preds, names)
+    res = evaluate_detections([r.truth() for r in records], preds, names)
     out = {"map50": float(res.map50), "map50_95": float(res.map50_95)}
     if keep_preds:
         out["preds"] = preds
@@ -173,7 +169,7 @@ def map_gate(runner, records, names, head_spec, source_map: dict, max_drop: floa
     if source_map.get("preds") is not None and resamples:
         from edgekit.metrics.bootstrap import paired_bootstrap_map50
 
-        boot = paired_bootstrap_map50(_ground_truth(records), source_map["preds"], got["preds"], names, resamples)
+        boot = paired_bootstrap_map50([r.truth() for r in records], source_map["preds"], got["preds"], names, resamples)
         lo, hi = boot["ci95"]  # of artifact - source: flip into the gate's sign (a drop is positive)
         gate["delta_map50_ci95"] = [-hi, -lo]
         gate["bootstrap_resamples"] = resamples

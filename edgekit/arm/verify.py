@@ -100,7 +100,7 @@ def _map50(maps_per_image, letterboxes, records, manifest) -> float:
     from edgekit.runtime.postprocess import postprocess_detections
 
     preds = [postprocess_detections(m, manifest["decode"], lb, 0.001, 0.6) for m, lb in zip(maps_per_image, letterboxes)]
-    truth = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in records]
+    truth = [r.truth() for r in records]
     return float(evaluate_detections(truth, preds, manifest["names"]).map50)
 
 

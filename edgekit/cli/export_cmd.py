@@ -14,6 +14,8 @@ from edgekit.cli.ranges import fraction, image_size, number, whole
 
 
 def add_parser(sub):
+    from edgekit.runtime.preprocess import COLORS
+
     p = sub.add_parser("export", help="export to onnx/tflite/openvino/ncnn (fp32/fp16/int8), verified")
     p.add_argument("model", nargs="?", help="checkpoint .pt, Darknet .cfg (+ .weights beside it) or .onnx "
                                             "(default: best.pt of the newest run under runs/train)")
@@ -41,7 +43,7 @@ def add_parser(sub):
                    "minmax (tflite-int8), mean-minmax|minmax|percentile|histogram (openvino-int8), or auto (the best "
                    "on the held-out metric); default: each quantizer's first")
     p.add_argument("--io", default="int8", choices=["int8", "uint8", "float"], help="tflite-int8 input/output type")
-    p.add_argument("--input-color", default="RGB", type=str.upper, choices=["RGB", "BGR"],
+    p.add_argument("--input-color", default="RGB", type=str.upper, choices=COLORS,
                    help="tflite targets: BGR takes OpenCV's frames as they come (the channel swap folded into the "
                         "first convolution: one pass less per frame); default RGB")
     p.add_argument("--rknn-platform", default="rk3588", metavar="SOC",

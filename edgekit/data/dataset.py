@@ -65,6 +65,15 @@ class ImageRecord:
             self.iscrowd = np.zeros(len(self.classes), bool)
         self.iscrowd = np.asarray(self.iscrowd, bool).reshape(-1)
 
+    def truth(self) -> dict:
+        """This image's ground truth as :func:`edgekit.metrics.evaluate_detections` takes it.
+
+        Example:
+            >>> sorted(ImageRecord("a.jpg", 8, 8, [[0, 0, 4, 4]], [0]).truth())
+            ['boxes', 'classes', 'iscrowd']
+        """
+        return {"boxes": self.boxes, "classes": self.classes, "iscrowd": self.iscrowd}
+
     def valid_mask(self) -> np.ndarray:
         """Boxes usable for training: positive width and height, not crowd."""
         wh = self.boxes[:, 2:] - self.boxes[:, :2]

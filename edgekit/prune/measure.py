@@ -151,7 +151,7 @@ def map_with_interval(before: Path, after: Path, data: str, imgsz: int) -> dict:
     ds = load_dataset(data)
     split = test_split(data)
     recs = ds.split(split)
-    gts = [{"boxes": r.boxes, "classes": r.classes, "iscrowd": r.iscrowd} for r in recs]
+    gts = [r.truth() for r in recs]
     preds, res = [], {}
     for key, path in (("before", before), ("after", after)):
         model, _ = load_checkpoint(path)
