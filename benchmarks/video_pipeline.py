@@ -55,18 +55,6 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the machine type where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_ticks() -> list[int] | None:
     """The whole machine's CPU time counters (``/proc/stat``): user .. steal, or None off Linux."""
     try:
@@ -217,6 +205,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from edgekit import __version__
+    from edgekit.boards.cpu import cpu_info
     from edgekit.runtime import load, stream
 
     work = Path(tempfile.mkdtemp(prefix="video-bench-"))
@@ -235,7 +224,8 @@ def main(argv=None) -> int:
     det = load(artifact, threads=args.threads)
     res = {"command": "python benchmarks/video_pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "artifact": str(artifact), "source": args.source, "threads": args.threads,
-           "opencv_threads": cv2.getNumThreads(), "host": platform.machine(), "cpu_model": cpu_model(),
+           "opencv_threads": cv2.getNumThreads(), "host": platform.machine(),
+           "cpu_model": cpu_info()["model"],
            "cpus": os.cpu_count(), "edgekit": __version__,
            "backend": det.describe(), "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                           capture_output=True, text=True).stdout.strip()}
