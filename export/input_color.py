@@ -20,7 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.export.tflite_graph import is_const, op_names
 from edgekit.runtime.preprocess import COLORS
+
 _CHANNEL_BLIND = {"QUANTIZE", "DEQUANTIZE", "PAD", "PADV2"}
 _DTYPES = {0: np.float32, 1: np.float16, 9: np.int8, 3: np.uint8}  # TensorType: FLOAT32, FLOAT16, INT8, UINT8
 
@@ -48,8 +50,6 @@ def fold_bgr(tflite: bytes) -> bytes:
         >>> bgr = fold_bgr(Path("m-tflite-int8.tflite").read_bytes())  # doctest: +SKIP
     """
     from ai_edge_litert.tools import flatbuffer_utils
-
-    from edgekit.export.tflite_graph import op_names
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite))
     sg, names = model.subgraphs[0], op_names(model)[0]
@@ -96,8 +96,6 @@ def _blind(model, sg, op, kind: str) -> bool:
 
 def _const(model, tensor) -> np.ndarray | None:
     """A stored tensor's values, flat (None for an activation or a type this module does not read)."""
-    from edgekit.export.tflite_graph import is_const
-
     dtype = {2: np.int32, 4: np.int64}.get(tensor.type, _DTYPES.get(tensor.type))
     if dtype is None or not is_const(model, tensor):
         return None
